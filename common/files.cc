@@ -1,0 +1,70 @@
+#include "common/files.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <system_error>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "absl/strings/ascii.h"
+
+namespace devscope {
+
+absl::StatusOr<std::string> ReadSmallFile(const std::string& path, size_t limit) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    const int err = errno;
+    if (err == ENOENT || err == ENOTDIR) return absl::NotFoundError(absl::StrCat(path, ": absent"));
+    return absl::UnavailableError(absl::StrCat(path, ": ", std::strerror(err)));
+  }
+  std::string content;
+  content.resize(limit + 1);
+  size_t used = 0;
+  while (used < content.size()) {
+    const ssize_t n = ::read(fd, content.data() + used, content.size() - used);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      const int err = errno;
+      ::close(fd);
+      return absl::UnavailableError(absl::StrCat(path, ": ", std::strerror(err)));
+    }
+    if (n == 0) break;
+    used += static_cast<size_t>(n);
+  }
+  ::close(fd);
+  if (used > limit) {
+    return absl::OutOfRangeError(absl::StrCat(path, ": larger than ", limit, " bytes"));
+  }
+  content.resize(used);
+  return content;
+}
+
+std::optional<std::string> ReadTrimmed(const std::string& path) {
+  auto content = ReadSmallFile(path);
+  if (!content.ok()) return std::nullopt;
+  return std::string(absl::StripAsciiWhitespace(*content));
+}
+
+std::vector<std::string> ListDirectory(const std::string& path) {
+  std::vector<std::string> names;
+  std::error_code ec;
+  for (std::filesystem::directory_iterator it(path, ec), end; !ec && it != end; it.increment(ec)) {
+    names.push_back(it->path().filename().string());
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+std::optional<std::string> SymlinkBasename(const std::string& path) {
+  std::error_code ec;
+  const std::filesystem::path target = std::filesystem::read_symlink(path, ec);
+  if (ec) return std::nullopt;
+  return target.filename().string();
+}
+
+}  // namespace devscope

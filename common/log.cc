@@ -1,0 +1,123 @@
+#include "common/log.h"
+
+#include <memory>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "spdlog/pattern_formatter.h"
+#include "spdlog/sinks/stdout_sinks.h"
+
+namespace devscope {
+namespace {
+
+std::string_view LevelName(spdlog::level::level_enum level) {
+  switch (level) {
+    case spdlog::level::trace:
+    case spdlog::level::debug:
+      return "debug";
+    case spdlog::level::info:
+      return "info";
+    case spdlog::level::warn:
+      return "warn";
+    default:
+      return "error";
+  }
+}
+
+// Escapes a message for a quoted logfmt or JSON value.
+void AppendQuoted(std::string_view text, spdlog::memory_buf_t& out) {
+  out.push_back('"');
+  for (char c : text) {
+    switch (c) {
+      case '"':
+        out.append(std::string_view("\\\""));
+        break;
+      case '\\':
+        out.append(std::string_view("\\\\"));
+        break;
+      case '\n':
+        out.append(std::string_view("\\n"));
+        break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          out.push_back(' ');
+        } else {
+          out.push_back(c);
+        }
+    }
+  }
+  out.push_back('"');
+}
+
+// ts=... level=... msg="..."; messages carry their own key=value pairs after the text, so the
+// whole message goes into msg, which keeps the line parseable whatever the message holds.
+class LogfmtFormatter : public spdlog::formatter {
+ public:
+  explicit LogfmtFormatter(bool json) : json_(json) {}
+
+  void format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) override {
+    const std::string ts = absl::FormatTime(absl::RFC3339_full, absl::FromChrono(msg.time),
+                                            absl::UTCTimeZone());
+    const std::string_view text(msg.payload.data(), msg.payload.size());
+    const std::string_view level = LevelName(msg.level);
+    if (json_) {
+      dest.append(absl::StrCat("{\"ts\":\"", ts, "\",\"level\":\"", level, "\",\"msg\":"));
+      AppendQuoted(text, dest);
+      dest.append(std::string_view("}\n"));
+    } else {
+      dest.append(absl::StrCat("ts=", ts, " level=", level, " msg="));
+      AppendQuoted(text, dest);
+      dest.push_back('\n');
+    }
+  }
+
+  std::unique_ptr<spdlog::formatter> clone() const override {
+    return std::make_unique<LogfmtFormatter>(json_);
+  }
+
+ private:
+  bool json_;
+};
+
+std::shared_ptr<spdlog::logger> MakeLogger() {
+  auto logger = std::make_shared<spdlog::logger>(
+      "devscope", std::make_shared<spdlog::sinks::stderr_sink_mt>());
+  logger->set_formatter(std::make_unique<LogfmtFormatter>(false));
+  logger->set_level(spdlog::level::info);
+  logger->flush_on(spdlog::level::trace);
+  return logger;
+}
+
+}  // namespace
+
+spdlog::logger& Log() {
+  static const std::shared_ptr<spdlog::logger> logger = MakeLogger();
+  return *logger;
+}
+
+absl::Status ConfigureLogging(std::string_view level, std::string_view format) {
+  spdlog::level::level_enum parsed;
+  if (level == "debug") {
+    parsed = spdlog::level::debug;
+  } else if (level == "info") {
+    parsed = spdlog::level::info;
+  } else if (level == "warn") {
+    parsed = spdlog::level::warn;
+  } else if (level == "error") {
+    parsed = spdlog::level::err;
+  } else {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--log.level: \"", level, "\" is not one of debug, info, warn, error"));
+  }
+  if (format != "logfmt" && format != "json") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--log.format: \"", format, "\" is not one of logfmt, json"));
+  }
+  Log().set_level(parsed);
+  Log().set_formatter(std::make_unique<LogfmtFormatter>(format == "json"));
+  return absl::OkStatus();
+}
+
+}  // namespace devscope

@@ -1,0 +1,22 @@
+// Logging: spdlog behind a logfmt or JSON formatter, chosen by --log.format.
+// Use the spdlog macros-free API: devscope::Log().info("msg key={}", v).
+#ifndef DEVSCOPE_COMMON_LOG_H_
+#define DEVSCOPE_COMMON_LOG_H_
+
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "spdlog/spdlog.h"
+
+namespace devscope {
+
+// Configures the process-wide logger (stderr). `level` is debug|info|warn|error, `format` is
+// logfmt|json. Returns InvalidArgument naming the bad value.
+absl::Status ConfigureLogging(std::string_view level, std::string_view format);
+
+// The process-wide logger; usable before ConfigureLogging (defaults: info, logfmt).
+spdlog::logger& Log();
+
+}  // namespace devscope
+
+#endif  // DEVSCOPE_COMMON_LOG_H_
