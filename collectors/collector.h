@@ -10,7 +10,7 @@
 #include <memory>
 #include <optional>
 #include <string>
-#include <string_view>
+#include "absl/strings/string_view.h"
 #include <utility>
 #include <vector>
 
@@ -85,7 +85,7 @@ class Collector {
   virtual ~Collector() = default;
 
   // The name used in --collector.NAME and the collector label, e.g. "devicedir".
-  virtual std::string_view name() const = 0;
+  virtual absl::string_view name() const = 0;
 
   // Discovers and samples every device. Called from the collector's own thread, one call at a
   // time. A failure of one device is that device's problem (skip it, log once); an error return

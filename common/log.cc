@@ -12,7 +12,7 @@
 namespace devscope {
 namespace {
 
-std::string_view LevelName(spdlog::level::level_enum level) {
+absl::string_view LevelName(spdlog::level::level_enum level) {
   switch (level) {
     case spdlog::level::trace:
     case spdlog::level::debug:
@@ -27,7 +27,7 @@ std::string_view LevelName(spdlog::level::level_enum level) {
 }
 
 // Escapes a message for a quoted logfmt or JSON value.
-void AppendQuoted(std::string_view text, spdlog::memory_buf_t& out) {
+void AppendQuoted(absl::string_view text, spdlog::memory_buf_t& out) {
   out.push_back('"');
   for (char c : text) {
     switch (c) {
@@ -60,8 +60,8 @@ class LogfmtFormatter : public spdlog::formatter {
   void format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) override {
     const std::string ts = absl::FormatTime(absl::RFC3339_full, absl::FromChrono(msg.time),
                                             absl::UTCTimeZone());
-    const std::string_view text(msg.payload.data(), msg.payload.size());
-    const std::string_view level = LevelName(msg.level);
+    const absl::string_view text(msg.payload.data(), msg.payload.size());
+    const absl::string_view level = LevelName(msg.level);
     if (json_) {
       dest.append(absl::StrCat("{\"ts\":\"", ts, "\",\"level\":\"", level, "\",\"msg\":"));
       AppendQuoted(text, dest);
@@ -97,7 +97,7 @@ spdlog::logger& Log() {
   return *logger;
 }
 
-absl::Status ConfigureLogging(std::string_view level, std::string_view format) {
+absl::Status ConfigureLogging(absl::string_view level, absl::string_view format) {
   spdlog::level::level_enum parsed;
   if (level == "debug") {
     parsed = spdlog::level::debug;

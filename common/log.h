@@ -3,7 +3,7 @@
 #ifndef DEVSCOPE_COMMON_LOG_H_
 #define DEVSCOPE_COMMON_LOG_H_
 
-#include <string_view>
+#include "absl/strings/string_view.h"
 
 #include "absl/status/status.h"
 #include "spdlog/spdlog.h"
@@ -12,7 +12,7 @@ namespace devscope {
 
 // Configures the process-wide logger (stderr). `level` is debug|info|warn|error, `format` is
 // logfmt|json. Returns InvalidArgument naming the bad value.
-absl::Status ConfigureLogging(std::string_view level, std::string_view format);
+absl::Status ConfigureLogging(absl::string_view level, absl::string_view format);
 
 // The process-wide logger; usable before ConfigureLogging (defaults: info, logfmt).
 spdlog::logger& Log();

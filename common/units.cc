@@ -10,7 +10,7 @@
 
 namespace devscope {
 
-absl::StatusOr<absl::Duration> ParsePositiveDuration(std::string_view text) {
+absl::StatusOr<absl::Duration> ParsePositiveDuration(absl::string_view text) {
   absl::Duration duration;
   // absl::ParseDuration takes Go's syntax; a bare number without a unit is refused there except 0.
   if (!absl::ParseDuration(std::string(text), &duration)) {
@@ -23,11 +23,11 @@ absl::StatusOr<absl::Duration> ParsePositiveDuration(std::string_view text) {
   return duration;
 }
 
-absl::StatusOr<uint64_t> ParseByteSize(std::string_view text) {
-  static constexpr std::pair<std::string_view, uint64_t> kUnits[] = {
+absl::StatusOr<uint64_t> ParseByteSize(absl::string_view text) {
+  static constexpr std::pair<absl::string_view, uint64_t> kUnits[] = {
       {"KiB", 1ULL << 10}, {"MiB", 1ULL << 20}, {"GiB", 1ULL << 30}, {"KB", 1000ULL},
       {"MB", 1000ULL * 1000}, {"GB", 1000ULL * 1000 * 1000}, {"B", 1ULL}};
-  std::string_view number = absl::StripAsciiWhitespace(text);
+  absl::string_view number = absl::StripAsciiWhitespace(text);
   uint64_t multiplier = 1;
   for (const auto& [suffix, factor] : kUnits) {
     if (number.size() > suffix.size() && number.substr(number.size() - suffix.size()) == suffix) {

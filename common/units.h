@@ -4,7 +4,7 @@
 #define DEVSCOPE_COMMON_UNITS_H_
 
 #include <cstdint>
-#include <string_view>
+#include "absl/strings/string_view.h"
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -12,11 +12,11 @@
 namespace devscope {
 
 // A positive Go-style duration (ns, us, ms, s, m, h, combinable).
-absl::StatusOr<absl::Duration> ParsePositiveDuration(std::string_view text);
+absl::StatusOr<absl::Duration> ParsePositiveDuration(absl::string_view text);
 
 // A positive byte size: a plain number of bytes, or a number with B, KB, MB, GB (powers of 1000)
 // or KiB, MiB, GiB (powers of 1024).
-absl::StatusOr<uint64_t> ParseByteSize(std::string_view text);
+absl::StatusOr<uint64_t> ParseByteSize(absl::string_view text);
 
 }  // namespace devscope
 
