@@ -97,6 +97,10 @@ class Collector {
   // -1 when the collector has nothing to watch. The runner drains it by calling DrainWatch().
   virtual int watch_fd() const { return -1; }
   virtual void DrainWatch() {}
+
+  // Bad lines (file:line problems) that the last Collect() skipped, e.g. in devicedir files.
+  // Read by the runner right after Collect(), on the same thread.
+  virtual uint64_t parse_errors() const { return 0; }
 };
 
 // The result of one collector's latest pass.
@@ -106,6 +110,7 @@ struct CollectorReport {
   std::string error;        // why the last pass failed; empty when up
   absl::Duration duration;  // how long the last pass took
   absl::Time time = absl::InfinitePast();  // when the devices below were collected
+  uint64_t parse_errors = 0;  // bad lines the last pass skipped (Collector::parse_errors())
   std::vector<DeviceReport> devices;       // the last good pass's devices (see staleness rule)
 };
 
