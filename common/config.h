@@ -57,6 +57,10 @@ struct Config {
   std::string nvml_library = "libnvidia-ml.so.1";  // YAML collectors.nvml.library
   // XIDs that do not make a GPU unhealthy (application errors). YAML collectors.nvml.ignored_xids.
   std::vector<uint64_t> nvml_ignored_xids = {13, 31, 43, 45, 68};
+  // A GPU made unhealthy by a critical XID becomes healthy again after this long without another
+  // critical XID (a reset or a recovered fault leaves it quiet; a broken GPU keeps reporting).
+  // Zero: never recover while devscope runs. YAML collectors.nvml.xid_recovery.
+  absl::Duration nvml_xid_recovery = absl::Minutes(10);
   absl::Duration collector_interval = absl::Seconds(5);  // YAML collectors.interval
   // A device whose last good sample is older than this is dropped (YAML collectors.stale_after).
   absl::Duration collector_stale_after = absl::Minutes(1);
