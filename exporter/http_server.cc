@@ -1,1 +1,193 @@
-// placeholder: filled in by its owner
+#include "exporter/http_server.h"
+
+#include <zlib.h>
+
+#include <cstring>
+#include <exception>
+#include <string>
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/strip.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "civetweb.h"
+#include "common/log.h"
+
+namespace devscope {
+namespace {
+
+constexpr char kTextFormat[] = "text/plain; version=0.0.4; charset=utf-8";
+
+void Send(mg_connection* conn, int status, absl::string_view content_type, absl::string_view body,
+          absl::string_view extra_headers = "") {
+  const std::string head = absl::StrCat(
+      "HTTP/1.1 ", status, " ", mg_get_response_code_text(conn, status), "\r\n",
+      "Content-Type: ", content_type, "\r\nContent-Length: ", body.size(), "\r\n",
+      "Cache-Control: no-store\r\n", extra_headers, "\r\n");
+  mg_write(conn, head.data(), head.size());
+  const mg_request_info* request = mg_get_request_info(conn);
+  if (request != nullptr && std::strcmp(request->request_method, "HEAD") == 0) return;
+  // mg_write returns early on a closed connection; nothing to do about a client that left.
+  mg_write(conn, body.data(), body.size());
+}
+
+bool AcceptsGzip(mg_connection* conn) {
+  const char* header = mg_get_header(conn, "Accept-Encoding");
+  if (header == nullptr) return false;
+  for (absl::string_view coding : absl::StrSplit(header, ',')) {
+    std::vector<absl::string_view> params = absl::StrSplit(coding, ';');
+    if (absl::StripAsciiWhitespace(params[0]) != "gzip") continue;
+    double q = 1;
+    for (size_t i = 1; i < params.size(); ++i) {
+      absl::string_view param = absl::StripAsciiWhitespace(params[i]);
+      if (absl::ConsumePrefix(&param, "q=") && !absl::SimpleAtod(param, &q)) q = 0;
+    }
+    return q > 0;
+  }
+  return false;
+}
+
+// gzip (not raw deflate) of `text`, at a level cheap enough to run per scrape.
+std::string Gzip(const std::string& text) {
+  z_stream stream{};
+  if (deflateInit2(&stream, 1, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) return "";
+  std::string out;
+  out.resize(deflateBound(&stream, text.size()) + 32);
+  stream.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(text.data()));
+  stream.avail_in = static_cast<uInt>(text.size());
+  stream.next_out = reinterpret_cast<Bytef*>(out.data());
+  stream.avail_out = static_cast<uInt>(out.size());
+  const int rc = deflate(&stream, Z_FINISH);
+  out.resize(stream.total_out);
+  deflateEnd(&stream);
+  return rc == Z_STREAM_END ? out : "";
+}
+
+std::string LandingPage(const std::string& telemetry_path) {
+  return absl::StrCat(
+      "<!DOCTYPE html>\n<html><head><title>devscope</title></head><body>\n"
+      "<h1>devscope</h1>\n<p>Which pod holds which device, and how that device is doing.</p>\n"
+      "<ul>\n<li><a href=\"", telemetry_path, "\">Metrics</a></li>\n",
+      "<li><a href=\"/healthz\">Health</a></li>\n<li><a href=\"/readyz\">Readiness</a></li>\n",
+      "</ul>\n</body></html>\n");
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> CivetListeningPort(const std::string& listen_address) {
+  const size_t colon = listen_address.rfind(':');
+  if (colon == std::string::npos) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--web.listen-address: \"", listen_address, "\" is not [HOST]:PORT"));
+  }
+  const std::string host = listen_address.substr(0, colon);
+  int port = 0;
+  if (!absl::SimpleAtoi(listen_address.substr(colon + 1), &port) || port < 0 || port > 65535) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--web.listen-address: \"", listen_address, "\" has no valid port"));
+  }
+  if (host.empty() || host == "0.0.0.0") return absl::StrCat(port);
+  if (host == "[::]") return absl::StrCat("[::]:", port);
+  if (host == "localhost") return absl::StrCat("127.0.0.1:", port);
+  return absl::StrCat(host, ":", port);
+}
+
+absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(HttpServerOptions options) {
+  auto port = CivetListeningPort(options.listen_address);
+  if (!port.ok()) return port.status();
+  std::unique_ptr<HttpServer> server(new HttpServer(std::move(options)));
+
+  mg_init_library(0);
+  // Few threads: a node agent is scraped by one or two Prometheus servers.
+  const char* civet_options[] = {"listening_ports", port->c_str(), "num_threads", "4",
+                                 "request_timeout_ms", "10000", nullptr};
+  mg_callbacks callbacks{};
+  // CivetWeb logs a bind failure itself; route it through our logger instead of stderr.
+  callbacks.log_message = [](const mg_connection*, const char* message) {
+    Log().warn("http server: {}", message);
+    return 1;
+  };
+  server->context_ = mg_start(&callbacks, nullptr, civet_options);
+  if (server->context_ == nullptr) {
+    return absl::UnavailableError(absl::StrCat("--web.listen-address: cannot listen on ",
+                                               server->options_.listen_address,
+                                               " (address in use or not local?)"));
+  }
+  mg_set_request_handler(server->context_, "/", &HttpServer::Handle, server.get());
+
+  mg_server_port ports[4];
+  const int n = mg_get_server_ports(server->context_, 4, ports);
+  const size_t colon = server->options_.listen_address.rfind(':');
+  std::string host = server->options_.listen_address.substr(0, colon);
+  if (host.empty()) host = "0.0.0.0";
+  server->bound_address_ = absl::StrCat(host, ":", n > 0 ? ports[0].port : 0);
+  return server;
+}
+
+HttpServer::~HttpServer() {
+  if (context_ != nullptr) mg_stop(context_);
+}
+
+int HttpServer::Handle(mg_connection* conn, void* self) {
+  // The C boundary: nothing may escape.
+  try {
+    static_cast<HttpServer*>(self)->Dispatch(conn);
+  } catch (const std::exception& e) {
+    Log().error("http handler failed: {}", e.what());
+    Send(conn, 500, "text/plain", "internal error\n");
+  } catch (...) {
+    Log().error("http handler failed with an unknown exception");
+    Send(conn, 500, "text/plain", "internal error\n");
+  }
+  return 1;
+}
+
+void HttpServer::Dispatch(mg_connection* conn) {
+  const mg_request_info* request = mg_get_request_info(conn);
+  const std::string path = request->local_uri != nullptr ? request->local_uri : "/";
+  const std::string method = request->request_method;
+  if (method != "GET" && method != "HEAD") {
+    Send(conn, 405, "text/plain", "only GET and HEAD\n", "Allow: GET, HEAD\r\n");
+    return;
+  }
+  // Probes stay open so a kubelet can check liveness without credentials.
+  if (path == "/healthz") {
+    Send(conn, 200, "text/plain", "ok\n");
+    return;
+  }
+  if (path == "/readyz") {
+    const bool ready = options_.ready == nullptr || options_.ready();
+    Send(conn, ready ? 200 : 503, "text/plain", ready ? "ready\n" : "not ready\n");
+    return;
+  }
+  if (options_.web_config.auth_required()) {
+    const char* auth = mg_get_header(conn, "Authorization");
+    if (auth == nullptr || !options_.web_config.Authorized(auth)) {
+      Send(conn, 401, "text/plain", "unauthorized\n",
+           "WWW-Authenticate: Basic realm=\"devscope\"\r\n");
+      return;
+    }
+  }
+  if (path == options_.telemetry_path) {
+    std::shared_ptr<const std::string> text = options_.render_metrics();
+    if (AcceptsGzip(conn)) {
+      const std::string zipped = Gzip(*text);
+      if (!zipped.empty()) {
+        Send(conn, 200, kTextFormat, zipped, "Content-Encoding: gzip\r\nVary: Accept-Encoding\r\n");
+        return;
+      }
+    }
+    Send(conn, 200, kTextFormat, *text);
+    return;
+  }
+  if (path == "/") {
+    Send(conn, 200, "text/html; charset=utf-8", LandingPage(options_.telemetry_path));
+    return;
+  }
+  Send(conn, 404, "text/plain", "not found\n");
+}
+
+}  // namespace devscope

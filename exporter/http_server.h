@@ -1,0 +1,53 @@
+// The HTTP endpoints of interface.md on CivetWeb's C API: the telemetry path, /healthz, /readyz
+// and a landing page. Every handler catches everything: an exception escaping into CivetWeb's C
+// callback would abort the process.
+#ifndef DEVSCOPE_EXPORTER_HTTP_SERVER_H_
+#define DEVSCOPE_EXPORTER_HTTP_SERVER_H_
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "exporter/web_config.h"
+
+struct mg_context;
+struct mg_connection;
+
+namespace devscope {
+
+struct HttpServerOptions {
+  std::string listen_address = ":9410";  // [HOST]:PORT; PORT 0 picks a free port
+  std::string telemetry_path = "/metrics";
+  WebConfig web_config;
+  // The exposition text; called on CivetWeb's worker threads, concurrently.
+  std::function<std::shared_ptr<const std::string>()> render_metrics;
+  // True once the first poll and first collector pass are done.
+  std::function<bool()> ready;
+};
+
+class HttpServer {
+ public:
+  // Binds and starts serving. An unusable or busy address is an error, not an abort.
+  static absl::StatusOr<std::unique_ptr<HttpServer>> Start(HttpServerOptions options);
+  ~HttpServer();
+
+  // "HOST:PORT" actually bound (the real port when 0 was asked for).
+  const std::string& bound_address() const { return bound_address_; }
+
+ private:
+  explicit HttpServer(HttpServerOptions options) : options_(std::move(options)) {}
+  static int Handle(mg_connection* conn, void* self);
+  void Dispatch(mg_connection* conn);
+
+  const HttpServerOptions options_;
+  mg_context* context_ = nullptr;
+  std::string bound_address_;
+};
+
+// CivetWeb's listening_ports value for a --web.listen-address, or InvalidArgument.
+absl::StatusOr<std::string> CivetListeningPort(const std::string& listen_address);
+
+}  // namespace devscope
+
+#endif  // DEVSCOPE_EXPORTER_HTTP_SERVER_H_
