@@ -79,7 +79,7 @@ absl::Status Load(const ConfigError& error, const YAML::Node& root, Config& conf
       return s;
     }
     const YAML::Node nvml = collectors["nvml"];
-    if (!(s = ReadHardware(error, nvml, "nvml", {"advertise", "library", "ignored_xids"},
+    if (!(s = ReadHardware(error, nvml, "nvml", {"advertise", "library", "ignored_xids", "xid_recovery"},
                            config.nvml)).ok()) {
       return s;
     }
@@ -89,6 +89,15 @@ absl::Status Load(const ConfigError& error, const YAML::Node& root, Config& conf
         return error.At(nvml["ignored_xids"], "collectors.nvml.ignored_xids must be a list");
       }
       config.nvml_ignored_xids = nvml["ignored_xids"].as<std::vector<uint64_t>>();
+    }
+    if (nvml && nvml["xid_recovery"]) {
+      // 0 is allowed here: never recover while devscope runs.
+      if (nvml["xid_recovery"].as<std::string>() == "0") {
+        config.nvml_xid_recovery = absl::ZeroDuration();
+      } else if (!(s = ReadDuration(error, nvml["xid_recovery"], "collectors.nvml.xid_recovery",
+                                    config.nvml_xid_recovery)).ok()) {
+        return s;
+      }
     }
     if (!(s = ReadHardware(error, collectors["drm"], "drm", {"advertise"}, config.drm)).ok()) {
       return s;
