@@ -1,1 +1,197 @@
-// placeholder: filled in by its owner
+#include "exporter/pod_command.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "exporter/poller.h"
+#include "grpcpp/grpcpp.h"
+#include "podresources/v1/api.grpc.pb.h"
+
+namespace devscope {
+namespace {
+
+// An interactive command waits a little longer than a poll would.
+constexpr absl::Duration kCallDeadline = absl::Seconds(10);
+
+std::string FormatNuma(const NumaNodes& nodes) {
+  if (nodes.empty()) return "-";
+  return absl::StrJoin(nodes, ",");
+}
+
+std::string FormatBytes(uint64_t bytes) {
+  constexpr const char* kUnits[] = {"KiB", "MiB", "GiB", "TiB"};
+  if (bytes < 1024) return absl::StrCat(bytes, " B");
+  double value = static_cast<double>(bytes);
+  int unit = -1;
+  while (value >= 1024 && unit < 3) {
+    value /= 1024;
+    ++unit;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.1f", value);
+  return absl::StrCat(bytes, " (", buf, kUnits[unit], ")");
+}
+
+using Row = std::vector<std::string>;
+
+void AddMemoryRows(absl::string_view container, const std::vector<MemoryAssignment>& memory,
+                   std::vector<Row>& rows) {
+  for (const MemoryAssignment& m : memory) {
+    rows.push_back({std::string(container), "memory", m.memory_type, FormatBytes(m.size_bytes),
+                    FormatNuma(m.numa_nodes), ""});
+  }
+}
+
+grpc::ClientContext* WithDeadline(grpc::ClientContext& context) {
+  context.set_deadline(absl::ToChronoTime(absl::Now() + kCallDeadline));
+  return &context;
+}
+
+// Whether a failed Get means "this kubelet does not serve Get" (so List should answer instead).
+bool GetNotServed(const grpc::Status& status) {
+  switch (status.error_code()) {
+    case grpc::StatusCode::UNIMPLEMENTED:
+      return true;
+    case grpc::StatusCode::UNAVAILABLE:
+    case grpc::StatusCode::DEADLINE_EXCEEDED:
+    case grpc::StatusCode::RESOURCE_EXHAUSTED:
+    case grpc::StatusCode::CANCELLED:
+      return false;
+    default:
+      // The gate-off error ("PodResources API Get method disabled") rather than "not found".
+      return !absl::StrContains(status.error_message(), "not found");
+  }
+}
+
+void PrintFailure(absl::string_view what, const grpc::Status& status, const Config& config) {
+  std::cerr << "devscope pod: " << what << " failed: " << GrpcCodeName(status.error_code()) << ": "
+            << status.error_message() << " (socket " << config.pod_resources_socket << ")\n";
+}
+
+}  // namespace
+
+std::string FormatCpuSet(std::vector<int64_t> cpus) {
+  std::sort(cpus.begin(), cpus.end());
+  cpus.erase(std::unique(cpus.begin(), cpus.end()), cpus.end());
+  std::string out;
+  for (size_t i = 0; i < cpus.size();) {
+    size_t j = i;
+    while (j + 1 < cpus.size() && cpus[j + 1] == cpus[j] + 1) ++j;
+    if (!out.empty()) out += ",";
+    absl::StrAppend(&out, cpus[i]);
+    if (j > i) absl::StrAppend(&out, "-", cpus[j]);
+    i = j + 1;
+  }
+  return out;
+}
+
+void PrintPodTable(const PodResources& pod, std::ostream& out) {
+  std::vector<Row> rows;
+  rows.push_back({"CONTAINER", "KIND", "RESOURCE", "ID", "NUMA", "DETAILS"});
+  for (const ContainerResources& c : pod.containers) {
+    const size_t before = rows.size();
+    for (const DeviceAssignment& d : c.devices) {
+      for (const std::string& id : d.device_ids) {
+        rows.push_back({c.name, "device", d.resource, id, FormatNuma(d.numa_nodes), ""});
+      }
+    }
+    if (!c.exclusive_cpus.empty()) {
+      rows.push_back({c.name, "cpus", "cpu", FormatCpuSet(c.exclusive_cpus), "-",
+                      absl::StrCat(c.exclusive_cpus.size(), " exclusive")});
+    }
+    AddMemoryRows(c.name, c.memory, rows);
+    for (const ClaimDevice& d : c.claim_devices) {
+      std::string details = absl::StrCat("claim=", d.claim_namespace, "/", d.claim_name);
+      if (d.share_id.has_value()) absl::StrAppend(&details, " share=", *d.share_id);
+      if (!d.cdi_devices.empty())
+        absl::StrAppend(&details, " cdi=", absl::StrJoin(d.cdi_devices, ","));
+      rows.push_back(
+          {c.name, "dra", absl::StrCat(d.driver, "/", d.pool), d.device, "-", std::move(details)});
+    }
+    if (rows.size() == before)
+      rows.push_back({c.name, "-", "-", "-", "-", "no devices, exclusive CPUs or pinned memory"});
+  }
+  if (!pod.pod_cpus.empty()) {
+    rows.push_back({"(pod)", "cpus", "cpu", FormatCpuSet(pod.pod_cpus), "-",
+                    absl::StrCat(pod.pod_cpus.size(), " exclusive")});
+  }
+  AddMemoryRows("(pod)", pod.pod_memory, rows);
+
+  std::vector<size_t> width(rows.front().size(), 0);
+  for (const Row& row : rows) {
+    for (size_t i = 0; i < row.size(); ++i) width[i] = std::max(width[i], row[i].size());
+  }
+  out << "pod " << pod.ns << "/" << pod.name << "\n";
+  for (const Row& row : rows) {
+    std::string line;
+    for (size_t i = 0; i < row.size(); ++i) {
+      line += row[i];
+      if (i + 1 < row.size()) line.append(width[i] - row[i].size() + 2, ' ');
+    }
+    while (!line.empty() && line.back() == ' ') line.pop_back();
+    out << line << "\n";
+  }
+}
+
+int RunPodCommand(const Config& config, absl::string_view ns_slash_name, std::ostream& out) {
+  const std::vector<absl::string_view> parts = absl::StrSplit(ns_slash_name, '/');
+  if (parts.size() != 2 || parts[0].empty() || parts[1].empty()) {
+    std::cerr << "devscope pod: expected NAMESPACE/NAME, got \"" << ns_slash_name << "\"\n";
+    return 2;
+  }
+  const std::string ns(parts[0]);
+  const std::string name(parts[1]);
+
+  auto channel =
+      MakePodResourcesChannel(config.pod_resources_socket, config.pod_resources_max_message_size);
+  auto stub = v1::PodResourcesLister::NewStub(channel);
+
+  v1::GetPodResourcesRequest request;
+  request.set_pod_namespace(ns);
+  request.set_pod_name(name);
+  v1::GetPodResourcesResponse response;
+  grpc::ClientContext get_context;
+  const grpc::Status get = stub->Get(WithDeadline(get_context), request, &response);
+  if (get.ok()) {
+    PrintPodTable(ConvertPod(response.pod_resources()), out);
+    return 0;
+  }
+  if (!GetNotServed(get)) {
+    if (absl::StrContains(get.error_message(), "not found")) {
+      std::cerr << "devscope pod: pod " << ns << "/" << name << " not found\n";
+    } else {
+      PrintFailure("Get", get, config);
+    }
+    return 1;
+  }
+
+  // A kubelet without Get (before 1.27, or with the KubeletPodResourcesGet gate off): List.
+  std::cerr << "devscope pod: the kubelet does not serve Get (" << GrpcCodeName(get.error_code())
+            << ": " << get.error_message() << "); using List\n";
+  v1::ListPodResourcesResponse list;
+  grpc::ClientContext list_context;
+  const grpc::Status listed =
+      stub->List(WithDeadline(list_context), v1::ListPodResourcesRequest(), &list);
+  if (!listed.ok()) {
+    PrintFailure("List", listed, config);
+    return 1;
+  }
+  for (const v1::PodResources& pod : list.pod_resources()) {
+    if (pod.namespace_() == ns && pod.name() == name) {
+      PrintPodTable(ConvertPod(pod), out);
+      return 0;
+    }
+  }
+  std::cerr << "devscope pod: pod " << ns << "/" << name << " not found\n";
+  return 1;
+}
+
+}  // namespace devscope

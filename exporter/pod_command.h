@@ -1,0 +1,31 @@
+// `devscope pod NS/NAME`: one pod's resources as the kubelet reports them, printed as a table.
+#ifndef DEVSCOPE_EXPORTER_POD_COMMAND_H_
+#define DEVSCOPE_EXPORTER_POD_COMMAND_H_
+
+#include <cstdint>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/string_view.h"
+#include "common/config.h"
+#include "exporter/pod_resources.h"
+
+namespace devscope {
+
+// Asks the kubelet (config.pod_resources_socket) for the pod with Get, or with List where Get is
+// not served (Unimplemented, or switched off by its feature gate), and prints its containers and
+// their devices, exclusive CPUs, pinned memory and DRA devices to `out`. Returns the exit status:
+// 0 found, 1 not found or the kubelet unreachable (message on stderr), 2 for an argument that is
+// not NS/NAME.
+int RunPodCommand(const Config& config, absl::string_view ns_slash_name, std::ostream& out);
+
+// The table RunPodCommand prints for `pod`.
+void PrintPodTable(const PodResources& pod, std::ostream& out);
+
+// A CPU list in cpuset notation, sorted and merged into ranges: {0,1,2,3,8} -> "0-3,8".
+std::string FormatCpuSet(std::vector<int64_t> cpus);
+
+}  // namespace devscope
+
+#endif  // DEVSCOPE_EXPORTER_POD_COMMAND_H_
