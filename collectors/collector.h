@@ -98,8 +98,8 @@ class Collector {
   virtual int watch_fd() const { return -1; }
   virtual void DrainWatch() {}
 
-  // Bad lines (file:line problems) that the last Collect() skipped, e.g. in devicedir files.
-  // Read by the runner right after Collect(), on the same thread.
+  // Problems that the last Collect() skipped and logged: bad lines (file:line) and unusable
+  // entries, e.g. in a devicedir. Read by the runner right after Collect(), on the same thread.
   virtual uint64_t parse_errors() const { return 0; }
 };
 
@@ -110,7 +110,7 @@ struct CollectorReport {
   std::string error;        // why the last pass failed; empty when up
   absl::Duration duration;  // how long the last pass took
   absl::Time time = absl::InfinitePast();  // when the devices below were collected
-  uint64_t parse_errors = 0;  // bad lines the last pass skipped (Collector::parse_errors())
+  uint64_t parse_errors = 0;  // problems the last pass skipped (Collector::parse_errors())
   std::vector<DeviceReport> devices;       // the last good pass's devices (see staleness rule)
 };
 

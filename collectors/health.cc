@@ -1,1 +1,65 @@
-// placeholder: filled in by its owner
+#include "collectors/health.h"
+
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cmath>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+
+namespace devscope {
+namespace {
+
+constexpr absl::string_view kTemperatureSample = "devscope_device_temperature_celsius";
+
+// Only "does not exist" counts as missing: a node we may not stat (EACCES) is still there.
+bool IsMissing(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) == 0) return false;
+  return errno == ENOENT || errno == ENOTDIR;
+}
+
+}  // namespace
+
+std::string DevfsPath(const std::string& host_path, const std::string& devfs) {
+  if (host_path == "/dev") return devfs;
+  if (absl::StartsWith(host_path, "/dev/")) return absl::StrCat(devfs, host_path.substr(4));
+  return host_path;
+}
+
+HealthVerdict DecideHealth(const DeviceReport& report, const Config& config) {
+  std::vector<std::string> reasons;
+  if (!report.health.healthy) {
+    reasons.push_back(report.health.reason.empty() ? "collector says unhealthy"
+                                                   : report.health.reason);
+  }
+  for (const AllocateSpec::DeviceNode& node : report.info.allocate.device_nodes) {
+    if (IsMissing(DevfsPath(node.host_path, config.devfs))) {
+      reasons.push_back(absl::StrCat("device node ", node.host_path, " missing"));
+    }
+  }
+  if (config.max_temperature_celsius.has_value()) {
+    const double limit = *config.max_temperature_celsius;
+    for (const Sample& sample : report.samples) {
+      // NaN compares false: an unknown temperature is not a hot one.
+      if (sample.name == kTemperatureSample && sample.value > limit) {
+        reasons.push_back(absl::StrFormat("temperature %g C over %g C", sample.value, limit));
+        break;
+      }
+    }
+  }
+  if (reasons.empty()) return {};
+  return {false, absl::StrJoin(reasons, "; ")};
+}
+
+void ApplyHealth(DeviceReport& report, const Config& config) {
+  HealthVerdict verdict = DecideHealth(report, config);
+  report.health.healthy = verdict.healthy;
+  report.health.reason = std::move(verdict.reason);
+}
+
+}  // namespace devscope

@@ -1,1 +1,256 @@
-// placeholder: filled in by its owner
+#include "collectors/runner.h"
+
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <exception>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "common/log.h"
+
+namespace devscope {
+namespace {
+
+// A burst of file writes (a whole devicedir rewritten) becomes one pass: wait this long after
+// the first event, and keep event-driven passes at least kMinEventGap apart.
+constexpr absl::Duration kDebounce = absl::Milliseconds(10);
+constexpr absl::Duration kMinEventGap = absl::Milliseconds(100);
+
+int ToPollTimeoutMs(absl::Duration d) {
+  if (d <= absl::ZeroDuration()) return 0;
+  const double ms = std::ceil(absl::ToDoubleMilliseconds(d));
+  return static_cast<int>(std::min(ms, 60'000.0));
+}
+
+}  // namespace
+
+CollectorRunner::CollectorRunner(std::vector<std::unique_ptr<Collector>> collectors,
+                                 const Config& config)
+    : config_(config), deadline_(config.collector_interval) {
+  stop_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  absl::MutexLock lock(&mu_);
+  for (auto& collector : collectors) {
+    auto slot = std::make_unique<Slot>();
+    slot->name = std::string(collector->name());
+    slot->collector = std::move(collector);
+    SlotState state;
+    state.report.collector = slot->name;
+    state.report.error = "no pass finished yet";
+    states_.push_back(std::move(state));
+    slots_.push_back(std::move(slot));
+  }
+  PublishLocked(absl::Now());
+}
+
+CollectorRunner::~CollectorRunner() {
+  Stop();
+  if (stop_fd_ >= 0) ::close(stop_fd_);
+}
+
+void CollectorRunner::Start() {
+  if (started_) return;
+  started_ = true;
+  for (size_t i = 0; i < slots_.size(); ++i) threads_.emplace_back([this, i] { Loop(i); });
+  watchdog_ = std::thread([this] { Watchdog(); });
+}
+
+void CollectorRunner::Stop() {
+  if (!started_ || stopped_) return;
+  stopped_ = true;
+  stop_.Notify();
+  if (stop_fd_ >= 0) {
+    const uint64_t one = 1;
+    // Left unread: the eventfd stays readable, so every thread's poll sees it.
+    [[maybe_unused]] ssize_t n = ::write(stop_fd_, &one, sizeof(one));
+  }
+  for (std::thread& t : threads_) t.join();
+  threads_.clear();
+  if (watchdog_.joinable()) watchdog_.join();
+}
+
+bool CollectorRunner::first_pass_done() const {
+  absl::MutexLock lock(&mu_);
+  return std::all_of(states_.begin(), states_.end(),
+                     [](const SlotState& s) { return s.done_once; });
+}
+
+void CollectorRunner::CollectOnceForTest() {
+  for (size_t i = 0; i < slots_.size(); ++i) RunPass(i);
+}
+
+bool CollectorRunner::SleepUntil(absl::Time until) {
+  while (!stop_.HasBeenNotified()) {
+    const absl::Duration left = until - absl::Now();
+    if (left <= absl::ZeroDuration()) return true;
+    struct pollfd fd = {stop_fd_, POLLIN, 0};
+    const int rc = ::poll(&fd, stop_fd_ >= 0 ? 1 : 0, ToPollTimeoutMs(left));
+    if (rc < 0 && errno != EINTR) return !stop_.HasBeenNotified();
+  }
+  return false;
+}
+
+void CollectorRunner::Loop(size_t index) {
+  Slot& slot = *slots_[index];
+  absl::Time next = absl::Now();
+  absl::Time last_start = absl::InfinitePast();
+  while (!stop_.HasBeenNotified()) {
+    const absl::Time now = absl::Now();
+    if (now >= next) {
+      last_start = now;
+      RunPass(index);
+      next = now + config_.collector_interval;
+      continue;
+    }
+    int watch_fd = -1;
+    try {
+      watch_fd = slot.collector->watch_fd();
+    } catch (...) {
+      watch_fd = -1;
+    }
+    struct pollfd fds[2] = {{stop_fd_, POLLIN, 0}, {watch_fd, POLLIN, 0}};
+    const int rc = ::poll(fds, watch_fd >= 0 ? 2 : 1, ToPollTimeoutMs(next - now));
+    if (rc < 0) {
+      if (errno == EINTR) continue;
+      // poll itself failing is not expected; fall back to the interval.
+      if (!SleepUntil(next)) break;
+      continue;
+    }
+    if (stop_.HasBeenNotified() || (fds[0].revents & POLLIN)) break;
+    if (watch_fd >= 0 && (fds[1].revents & (POLLIN | POLLERR | POLLHUP))) {
+      if (!SleepUntil(std::max(absl::Now() + kDebounce, last_start + kMinEventGap))) break;
+      try {
+        slot.collector->DrainWatch();
+      } catch (...) {
+        // A throwing DrainWatch is treated like a quiet watch; the next pass still runs.
+      }
+      next = absl::Now();
+    }
+  }
+}
+
+void CollectorRunner::RunPass(size_t index) {
+  Slot& slot = *slots_[index];
+  const absl::Time start = absl::Now();
+  {
+    absl::MutexLock lock(&mu_);
+    states_[index].pass_started = start;
+    states_[index].overrun_marked = false;
+  }
+  absl::StatusOr<std::vector<DeviceReport>> result = absl::UnknownError("collector did not run");
+  uint64_t parse_errors = 0;
+  try {
+    result = slot.collector->Collect();
+    parse_errors = slot.collector->parse_errors();
+    if (result.ok()) {
+      for (DeviceReport& device : *result) ApplyHealth(device, config_);
+    }
+  } catch (const std::exception& e) {
+    result = absl::InternalError(absl::StrCat("collector threw: ", e.what()));
+  } catch (...) {
+    result = absl::InternalError("collector threw a non-standard exception");
+  }
+  const absl::Time end = absl::Now();
+  const absl::Duration took = end - start;
+
+  std::string error;
+  if (!result.ok()) {
+    error = std::string(result.status().message());
+  } else if (took > deadline_) {
+    error = absl::StrCat("deadline exceeded: pass took ", absl::FormatDuration(took),
+                         " (deadline ", absl::FormatDuration(deadline_), ")");
+  }
+  // Logged once per change of error, not once per pass.
+  if (error != slot.last_error) {
+    if (error.empty()) {
+      Log().info("collector recovered collector={}", slot.name);
+    } else {
+      Log().warn("collector pass failed collector={} error=\"{}\"", slot.name, error);
+    }
+    slot.last_error = error;
+  }
+  if (result.ok()) {
+    std::map<std::string, HealthVerdict> seen;
+    for (const DeviceReport& device : *result) {
+      HealthVerdict verdict{device.health.healthy, device.health.reason};
+      const auto previous = slot.health_seen.find(device.info.id);
+      const bool changed = previous == slot.health_seen.end() ? !verdict.healthy
+                                                              : !(previous->second == verdict);
+      if (changed) {
+        if (verdict.healthy) {
+          Log().info("device healthy collector={} device={}", slot.name, device.info.id);
+        } else {
+          Log().warn("device unhealthy collector={} device={} reason=\"{}\"", slot.name,
+                     device.info.id, verdict.reason);
+        }
+      }
+      seen.emplace(device.info.id, std::move(verdict));
+    }
+    slot.health_seen = std::move(seen);
+  }
+
+  absl::MutexLock lock(&mu_);
+  SlotState& state = states_[index];
+  state.pass_started = absl::InfiniteFuture();
+  state.done_once = true;
+  state.report.duration = took;
+  state.report.parse_errors = parse_errors;
+  state.report.up = error.empty();
+  state.report.error = error;
+  if (result.ok()) {
+    state.report.devices = std::move(*result);
+    state.report.time = end;
+    state.last_good = end;
+  }
+  PublishLocked(end);
+}
+
+void CollectorRunner::PublishLocked(absl::Time now) {
+  auto snapshot = std::make_shared<DeviceSnapshot>();
+  snapshot->collectors.reserve(states_.size());
+  for (SlotState& state : states_) {
+    // Last good devices outlive failed passes only until they are stale.
+    if (!state.report.up && !state.report.devices.empty() &&
+        now - state.last_good > config_.collector_stale_after) {
+      state.report.devices.clear();
+    }
+    snapshot->collectors.push_back(state.report);
+  }
+  store_.Publish(std::move(snapshot));
+}
+
+void CollectorRunner::Watchdog() {
+  const absl::Duration tick =
+      std::clamp(deadline_ / 4, absl::Milliseconds(10), absl::Milliseconds(500));
+  while (!stop_.WaitForNotificationWithTimeout(tick)) {
+    const absl::Time now = absl::Now();
+    absl::MutexLock lock(&mu_);
+    bool changed = false;
+    for (size_t i = 0; i < states_.size(); ++i) {
+      SlotState& state = states_[i];
+      if (!state.overrun_marked && now - state.pass_started > deadline_) {
+        state.overrun_marked = true;
+        state.report.up = false;
+        state.report.error = absl::StrCat("deadline exceeded: pass running for over ",
+                                          absl::FormatDuration(deadline_));
+        // Its outcome is known (down), so readiness no longer waits for it.
+        state.done_once = true;
+        changed = true;
+        Log().warn("collector pass overran its deadline collector={} deadline={}",
+                   slots_[i]->name, absl::FormatDuration(deadline_));
+      }
+      if (!state.report.up && !state.report.devices.empty() &&
+          now - state.last_good > config_.collector_stale_after) {
+        changed = true;
+      }
+    }
+    if (changed) PublishLocked(now);
+  }
+}
+
+}  // namespace devscope

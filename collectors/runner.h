@@ -1,0 +1,98 @@
+// Runs every collector off the scrape path, each on its own thread, and publishes their merged
+// results as one immutable DeviceSnapshot.
+//
+// Each collector is collected every config.collector_interval, and at once when its watch_fd()
+// becomes readable. A pass has a deadline (the interval): a pass still running past it is
+// published as up=false ("deadline exceeded") by a watchdog thread while the stuck thread goes on,
+// so it never stalls the other collectors. A failed pass (an error or an exception) publishes
+// up=false with the error and keeps the last good devices until they are older than
+// config.collector_stale_after. Health is final in the snapshot: the runner applies the health
+// model (collectors/health.h) before publishing and logs each device's reason once per change.
+#ifndef DEVSCOPE_COLLECTORS_RUNNER_H_
+#define DEVSCOPE_COLLECTORS_RUNNER_H_
+
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
+#include "collectors/collector.h"
+#include "collectors/health.h"
+#include "common/config.h"
+#include "common/snapshot_store.h"
+
+namespace devscope {
+
+class CollectorRunner {
+ public:
+  // Publishes a first snapshot at once (every collector up=false, "no pass finished yet"), so
+  // readers never see null once the runner exists.
+  CollectorRunner(std::vector<std::unique_ptr<Collector>> collectors, const Config& config);
+  // Stops (see Stop).
+  ~CollectorRunner();
+  CollectorRunner(const CollectorRunner&) = delete;
+  CollectorRunner& operator=(const CollectorRunner&) = delete;
+
+  // Starts one thread per collector and the deadline watchdog. Once only.
+  void Start();
+  // Signals every thread and joins it. A collector stuck inside Collect() is waited for: a thread
+  // cannot be killed, only abandoned, and devscope never detaches one.
+  void Stop();
+
+  const SnapshotStore<DeviceSnapshot>& store() const { return store_; }
+
+  // Every collector finished one pass (or overran its first deadline): for /readyz.
+  bool first_pass_done() const;
+
+  // Runs one pass of every collector synchronously on the calling thread (tests, benchmarks).
+  // Not to be mixed with Start().
+  void CollectOnceForTest();
+
+ private:
+  // Used only by the thread that runs the slot's passes.
+  struct Slot {
+    std::unique_ptr<Collector> collector;
+    std::string name;
+    std::map<std::string, HealthVerdict> health_seen;  // device ID -> last logged verdict
+    std::string last_error;                              // last logged pass error
+  };
+  // The slot's shared state, guarded by mu_.
+  struct SlotState {
+    CollectorReport report;  // latest outcome; devices are the last good pass's
+    absl::Time last_good = absl::InfinitePast();
+    absl::Time pass_started = absl::InfiniteFuture();  // InfiniteFuture: no pass running
+    bool overrun_marked = false;  // the watchdog published this pass as deadline exceeded
+    bool done_once = false;
+  };
+
+  void Loop(size_t index);
+  void RunPass(size_t index);
+  void Watchdog();
+  // Waits until `until` or stop; false when stopping.
+  bool SleepUntil(absl::Time until);
+  void PublishLocked(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const Config config_;
+  const absl::Duration deadline_;
+  std::vector<std::unique_ptr<Slot>> slots_;
+  SnapshotStore<DeviceSnapshot> store_;
+
+  mutable absl::Mutex mu_;
+  std::vector<SlotState> states_ ABSL_GUARDED_BY(mu_);
+
+  absl::Notification stop_;
+  int stop_fd_ = -1;  // eventfd written on Stop, so poll(2) in each thread wakes up
+  bool started_ = false;  // Start/Stop are called by the owner's thread only
+  bool stopped_ = false;
+  std::vector<std::thread> threads_;
+  std::thread watchdog_;
+};
+
+}  // namespace devscope
+
+#endif  // DEVSCOPE_COLLECTORS_RUNNER_H_
