@@ -1,1 +1,169 @@
-// placeholder: filled in by its owner
+#include "exporter/join.h"
+
+#include <cstdint>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/inlined_vector.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+
+namespace devscope {
+namespace {
+
+bool AllHex(absl::string_view s) {
+  for (char c : s) {
+    if (!absl::ascii_isxdigit(c)) return false;
+  }
+  return !s.empty();
+}
+
+bool AllDigits(absl::string_view s) {
+  for (char c : s) {
+    if (!absl::ascii_isdigit(c)) return false;
+  }
+  return !s.empty();
+}
+
+// "bb:dd.f" or "DOMAIN:bb:dd.f" (domain of 1 to 8 hex digits, as NVML writes 8) in lowercase;
+// returns the address with a 4-digit domain, or empty when `s` is not one.
+std::string NormalisePci(absl::string_view s) {
+  absl::string_view domain = "0000";
+  const size_t first = s.find(':');
+  if (first == absl::string_view::npos) return "";
+  absl::string_view rest = s;
+  if (s.find(':', first + 1) != absl::string_view::npos) {
+    domain = s.substr(0, first);
+    rest = s.substr(first + 1);
+    if (domain.size() > 8 || !AllHex(domain)) return "";
+    // Keep the low four digits when NVML pads the domain to eight.
+    while (domain.size() > 4 && domain[0] == '0') domain.remove_prefix(1);
+    if (domain.size() > 4) return "";
+  }
+  // rest: bb:dd.f
+  if (rest.size() != 7 || rest[2] != ':' || rest[5] != '.') return "";
+  if (!AllHex(rest.substr(0, 2)) || !AllHex(rest.substr(3, 2)) || rest[6] < '0' ||
+      rest[6] > '7') {
+    return "";
+  }
+  return absl::StrCat(std::string(4 - domain.size(), '0'), domain, ":", rest);
+}
+
+// "UUID::N" -> "UUID"; empty when there is no numeric sharing suffix.
+absl::string_view StripShareSuffix(absl::string_view id) {
+  const size_t sep = id.rfind("::");
+  if (sep == absl::string_view::npos || sep == 0 || !AllDigits(id.substr(sep + 2))) return {};
+  return id.substr(0, sep);
+}
+
+// Intel's shared form "cardN-M" -> "cardN"; empty otherwise.
+absl::string_view StripIntelShare(absl::string_view id) {
+  if (!absl::StartsWith(id, "card")) return {};
+  const size_t dash = id.find('-');
+  if (dash == absl::string_view::npos || !AllDigits(id.substr(4, dash - 4)) ||
+      !AllDigits(id.substr(dash + 1))) {
+    return {};
+  }
+  return id.substr(0, dash);
+}
+
+using DeviceIndexes = absl::InlinedVector<uint32_t, 1>;
+
+class DeviceIndex {
+ public:
+  void Add(absl::string_view key, uint32_t device) {
+    if (key.empty()) return;
+    DeviceIndexes& list = map_[CanonicalDeviceId(key)];
+    if (list.empty() || list.back() != device) list.push_back(device);
+  }
+  const DeviceIndexes* Find(absl::string_view id) const {
+    if (id.empty()) return nullptr;
+    auto it = map_.find(CanonicalDeviceId(id));
+    return it == map_.end() ? nullptr : &it->second;
+  }
+  // Tries the ID as given, then without a sharing suffix, then Intel's cardN-M as cardN.
+  const DeviceIndexes* Lookup(absl::string_view id) const {
+    if (const DeviceIndexes* found = Find(id)) return found;
+    if (const DeviceIndexes* found = Find(StripShareSuffix(id))) return found;
+    return Find(StripIntelShare(id));
+  }
+
+ private:
+  absl::flat_hash_map<std::string, DeviceIndexes> map_;
+};
+
+}  // namespace
+
+std::string CanonicalDeviceId(absl::string_view id) {
+  std::string lower = absl::AsciiStrToLower(id);
+  std::string pci = NormalisePci(lower);
+  return pci.empty() ? lower : pci;
+}
+
+std::shared_ptr<const NodeView> Join(std::shared_ptr<const PodResourcesSnapshot> pods,
+                                     std::shared_ptr<const DeviceSnapshot> devices) {
+  auto view = std::make_shared<NodeView>();
+  view->pods = pods ? std::move(pods) : std::make_shared<const PodResourcesSnapshot>();
+  view->devices_source = devices ? std::move(devices) : std::make_shared<const DeviceSnapshot>();
+
+  DeviceIndex index;
+  for (const CollectorReport& collector : view->devices_source->collectors) {
+    for (const DeviceReport& report : collector.devices) {
+      const uint32_t i = static_cast<uint32_t>(view->devices.size());
+      view->devices.push_back(JoinedDevice{collector.collector, report.info.resource, &report, {}});
+      index.Add(report.info.id, i);
+      for (const std::string& alias : report.info.aliases) index.Add(alias, i);
+      index.Add(report.info.pci_address, i);
+    }
+  }
+
+  // The resource a device is listed under when it does not name its own: allocated first.
+  std::vector<const std::string*> allocated_resource(view->devices.size(), nullptr);
+  std::vector<const std::string*> allocatable_resource(view->devices.size(), nullptr);
+
+  for (const PodResources& pod : view->pods->pods) {
+    for (const ContainerResources& container : pod.containers) {
+      for (const DeviceAssignment& assignment : container.devices) {
+        for (const std::string& id : assignment.device_ids) {
+          const DeviceIndexes* found = index.Lookup(id);
+          if (found == nullptr) continue;
+          for (uint32_t i : *found) {
+            std::vector<Holder>& holders = view->devices[i].holders;
+            // The same container may list a device twice (two IDs of one shared device, or two
+            // resources); containers are visited one at a time, so checking the last suffices.
+            if (holders.empty() || holders.back().ns != pod.ns || holders.back().pod != pod.name ||
+                holders.back().container != container.name) {
+              holders.push_back(Holder{pod.ns, pod.name, container.name});
+            }
+            if (allocated_resource[i] == nullptr) allocated_resource[i] = &assignment.resource;
+          }
+        }
+      }
+    }
+  }
+  if (view->pods->allocatable.has_value()) {
+    for (const DeviceAssignment& assignment : view->pods->allocatable->devices) {
+      for (const std::string& id : assignment.device_ids) {
+        const DeviceIndexes* found = index.Lookup(id);
+        if (found == nullptr) continue;
+        for (uint32_t i : *found) {
+          if (allocatable_resource[i] == nullptr) allocatable_resource[i] = &assignment.resource;
+        }
+      }
+    }
+  }
+  for (size_t i = 0; i < view->devices.size(); ++i) {
+    JoinedDevice& device = view->devices[i];
+    if (!device.resource.empty()) continue;
+    if (allocated_resource[i] != nullptr) {
+      device.resource = *allocated_resource[i];
+    } else if (allocatable_resource[i] != nullptr) {
+      device.resource = *allocatable_resource[i];
+    }
+  }
+  return view;
+}
+
+}  // namespace devscope
