@@ -8,6 +8,7 @@
 
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
+#include "common/log.h"
 #include "common/units.h"
 
 namespace devscope {
@@ -78,6 +79,10 @@ std::string Validate(const CLI::App& app, CommandLine& cl, const RawValues& raw)
     if (app.count(flag) > 0 && !IsDirectory(path)) {
       return absl::StrCat(flag, ": ", path, " is not a directory");
     }
+  }
+  // Logging is configured here so that a bad level or format is reported like any other flag.
+  if (absl::Status logging = ConfigureLogging(c.log_level, c.log_format); !logging.ok()) {
+    return std::string(logging.message());
   }
   if (!c.config_file.empty()) {
     absl::Status loaded = LoadConfigFile(c.config_file, c);

@@ -12,11 +12,6 @@ int main(int argc, char** argv) {
   devscope::ParseResult parsed = devscope::ParseCommandLine(argc, argv, std::cout, std::cerr);
   if (parsed.exit_code) return *parsed.exit_code;
   const CommandLine& cl = parsed.command_line;
-  if (absl::Status s = devscope::ConfigureLogging(cl.config.log_level, cl.config.log_format);
-      !s.ok()) {
-    std::cerr << "devscope: " << s.message() << "\n";
-    return 2;
-  }
   switch (cl.command) {
     case CommandLine::Command::kPod:
       return devscope::RunPodCommand(cl.config, cl.pod, std::cout);

@@ -1,0 +1,226 @@
+#include "exporter/flags.h"
+
+#include <stdlib.h>
+#include <sys/stat.h>
+
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace devscope {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+struct Parsed {
+  ParseResult result;
+  std::string out;
+  std::string err;
+};
+
+Parsed Parse(std::vector<std::string> args) {
+  args.insert(args.begin(), "devscope");
+  std::vector<const char*> argv;
+  for (const auto& a : args) argv.push_back(a.c_str());
+  std::ostringstream out, err;
+  Parsed p{ParseCommandLine(static_cast<int>(argv.size()), argv.data(), out, err)};
+  p.out = out.str();
+  p.err = err.str();
+  return p;
+}
+
+std::string TempDir() {
+  char tmpl[] = "/tmp/devscope-flags.XXXXXX";
+  return mkdtemp(tmpl);
+}
+
+std::string WriteFile(const std::string& dir, const std::string& name, const std::string& text) {
+  const std::string path = dir + "/" + name;
+  std::ofstream(path) << text;
+  return path;
+}
+
+// One line, naming the problem, and nothing else.
+void ExpectOneLineError(const Parsed& p, const std::string& naming) {
+  ASSERT_TRUE(p.result.exit_code.has_value());
+  EXPECT_EQ(*p.result.exit_code, 2);
+  EXPECT_THAT(p.err, HasSubstr(naming));
+  EXPECT_EQ(std::count(p.err.begin(), p.err.end(), '\n'), 1) << p.err;
+}
+
+TEST(FlagsTest, DefaultsMatchTheInterface) {
+  Parsed p = Parse({});
+  ASSERT_FALSE(p.result.exit_code.has_value()) << p.err;
+  const Config& c = p.result.command_line.config;
+  EXPECT_EQ(p.result.command_line.command, CommandLine::Command::kServe);
+  EXPECT_EQ(c.listen_address, ":9410");
+  EXPECT_EQ(c.telemetry_path, "/metrics");
+  EXPECT_EQ(c.pod_resources_socket, "/var/lib/kubelet/pod-resources/kubelet.sock");
+  EXPECT_EQ(c.device_plugins_dir, "/var/lib/kubelet/device-plugins");
+  EXPECT_EQ(c.pod_resources_interval, absl::Seconds(1));
+  EXPECT_EQ(c.pod_resources_max_message_size, 64u << 20);
+  EXPECT_EQ(c.sysfs, "/sys");
+  EXPECT_EQ(c.devfs, "/dev");
+  EXPECT_TRUE(c.device_plugin);
+  EXPECT_EQ(c.nvml.toggle, CollectorToggle::kAuto);
+  EXPECT_EQ(c.log_level, "info");
+  EXPECT_EQ(c.log_format, "logfmt");
+}
+
+TEST(FlagsTest, DottedFlagsBothSyntaxes) {
+  const std::string dir = TempDir();
+  Parsed p = Parse({"--web.listen-address=127.0.0.1:0", "--pod-resources.interval", "250ms",
+                    "--pod-resources.max-message-size=16MB", "--path.sysfs", dir,
+                    "--no-collector.nvml", "--collector.drm", "--no-device-plugin",
+                    "--log.level=debug", "--log.format", "json"});
+  ASSERT_FALSE(p.result.exit_code.has_value()) << p.err;
+  const Config& c = p.result.command_line.config;
+  EXPECT_EQ(c.listen_address, "127.0.0.1:0");
+  EXPECT_EQ(c.pod_resources_interval, absl::Milliseconds(250));
+  EXPECT_EQ(c.pod_resources_max_message_size, 16000000u);
+  EXPECT_EQ(c.sysfs, dir);
+  EXPECT_EQ(c.nvml.toggle, CollectorToggle::kOff);
+  EXPECT_EQ(c.drm.toggle, CollectorToggle::kOn);
+  EXPECT_EQ(c.netdev.toggle, CollectorToggle::kAuto);
+  EXPECT_FALSE(c.device_plugin);
+  EXPECT_EQ(c.log_format, "json");
+}
+
+TEST(FlagsTest, Subcommands) {
+  Parsed demo = Parse({"demo", "--web.listen-address=:0"});
+  ASSERT_FALSE(demo.result.exit_code.has_value()) << demo.err;
+  EXPECT_EQ(demo.result.command_line.command, CommandLine::Command::kDemo);
+  EXPECT_EQ(demo.result.command_line.config.listen_address, ":0");
+
+  Parsed pod = Parse({"pod", "kube-system/coredns-1"});
+  ASSERT_FALSE(pod.result.exit_code.has_value()) << pod.err;
+  EXPECT_EQ(pod.result.command_line.command, CommandLine::Command::kPod);
+  EXPECT_EQ(pod.result.command_line.pod, "kube-system/coredns-1");
+
+  ExpectOneLineError(Parse({"pod", "no-slash"}), "NAMESPACE/NAME");
+  ExpectOneLineError(Parse({"pod", "a/b/c"}), "NAMESPACE/NAME");
+}
+
+TEST(FlagsTest, VersionAndHelpExitZero) {
+  Parsed version = Parse({"--version"});
+  ASSERT_TRUE(version.result.exit_code.has_value());
+  EXPECT_EQ(*version.result.exit_code, 0);
+  EXPECT_THAT(version.out, HasSubstr("devscope "));
+  EXPECT_THAT(version.out, HasSubstr("revision"));
+
+  Parsed help = Parse({"--help"});
+  ASSERT_TRUE(help.result.exit_code.has_value());
+  EXPECT_EQ(*help.result.exit_code, 0);
+  for (const char* flag :
+       {"--web.listen-address", "--web.telemetry-path", "--web.config.file",
+        "--kubelet.pod-resources-socket", "--kubelet.device-plugins-dir",
+        "--pod-resources.interval", "--pod-resources.max-message-size", "--path.sysfs",
+        "--path.devfs", "--collector.devicedir.path", "--collector.nvml", "--no-collector.nvml",
+        "--collector.drm", "--collector.netdev", "--device-plugin", "--no-device-plugin",
+        "--config.file", "--log.level", "--log.format"}) {
+    EXPECT_THAT(help.out, HasSubstr(flag));
+  }
+}
+
+TEST(FlagsTest, BadInputIsOneLineAndExitTwo) {
+  ExpectOneLineError(Parse({"--no-such-flag"}), "--no-such-flag");
+  ExpectOneLineError(Parse({"--pod-resources.interval=soon"}), "--pod-resources.interval");
+  ExpectOneLineError(Parse({"--pod-resources.interval=-1s"}), "--pod-resources.interval");
+  ExpectOneLineError(Parse({"--pod-resources.interval=0s"}), "--pod-resources.interval");
+  ExpectOneLineError(Parse({"--pod-resources.max-message-size=lots"}),
+                     "--pod-resources.max-message-size");
+  ExpectOneLineError(Parse({"--pod-resources.max-message-size=4GiB"}),
+                     "--pod-resources.max-message-size");
+  ExpectOneLineError(Parse({"--web.telemetry-path=metrics"}), "--web.telemetry-path");
+  ExpectOneLineError(Parse({"--log.level=loud"}), "--log.level");
+  ExpectOneLineError(Parse({"--web.listen-address"}), "--web.listen-address");
+}
+
+TEST(FlagsTest, ExplicitPathsMustExist) {
+  ExpectOneLineError(Parse({"--kubelet.pod-resources-socket=/nonexistent/dir/kubelet.sock"}),
+                     "/nonexistent/dir");
+  ExpectOneLineError(Parse({"--kubelet.device-plugins-dir=/nonexistent/plugins"}),
+                     "--kubelet.device-plugins-dir");
+  ExpectOneLineError(Parse({"--collector.devicedir.path=/nonexistent/devices"}),
+                     "--collector.devicedir.path");
+  ExpectOneLineError(Parse({"--path.sysfs=/nonexistent/sys"}), "--path.sysfs");
+  // Defaults may be missing: the kubelet may come up after devscope.
+  const std::string dir = TempDir();
+  Parsed ok = Parse({"--kubelet.pod-resources-socket=" + dir + "/kubelet.sock"});
+  EXPECT_FALSE(ok.result.exit_code.has_value()) << ok.err;
+}
+
+TEST(ConfigFileTest, LoadsEveryKey) {
+  const std::string dir = TempDir();
+  const std::string path = WriteFile(dir, "config.yaml", R"(
+collectors:
+  interval: 2s
+  stale_after: 30s
+  nvml:
+    library: /opt/libnvidia-ml.so.1
+    advertise: nvidia.com/gpu
+    ignored_xids: [13, 43]
+    xid_recovery: 0
+  drm: {advertise: gpu.intel.com/i915}
+  netdev: {}
+health:
+  max_temperature_celsius: 85.5
+device_plugin:
+  plugins_registry_dir: /var/lib/kubelet/plugins_registry
+  resources:
+    example.com/widget: {allocation_policy: spread, pre_start_container: true}
+)");
+  Parsed p = Parse({"--config.file", path});
+  ASSERT_FALSE(p.result.exit_code.has_value()) << p.err;
+  const Config& c = p.result.command_line.config;
+  EXPECT_EQ(c.collector_interval, absl::Seconds(2));
+  EXPECT_EQ(c.collector_stale_after, absl::Seconds(30));
+  EXPECT_EQ(c.nvml_library, "/opt/libnvidia-ml.so.1");
+  EXPECT_EQ(c.nvml.advertise_resource, "nvidia.com/gpu");
+  EXPECT_EQ(c.nvml_ignored_xids, (std::vector<uint64_t>{13, 43}));
+  EXPECT_EQ(c.nvml_xid_recovery, absl::ZeroDuration());
+  EXPECT_EQ(c.drm.advertise_resource, "gpu.intel.com/i915");
+  EXPECT_EQ(c.netdev.advertise_resource, "");
+  ASSERT_TRUE(c.max_temperature_celsius.has_value());
+  EXPECT_DOUBLE_EQ(*c.max_temperature_celsius, 85.5);
+  EXPECT_EQ(c.plugins_registry_dir, "/var/lib/kubelet/plugins_registry");
+  EXPECT_EQ(c.PluginSettings("example.com/widget").allocation_policy, AllocationPolicy::kSpread);
+  EXPECT_TRUE(c.PluginSettings("example.com/widget").pre_start_container);
+  EXPECT_EQ(c.PluginSettings("example.com/other").allocation_policy, AllocationPolicy::kPack);
+}
+
+TEST(ConfigFileTest, EmptyAndCommentOnlyFilesAreValid) {
+  const std::string dir = TempDir();
+  Parsed p = Parse({"--config.file", WriteFile(dir, "c.yaml", "# nothing yet\n")});
+  EXPECT_FALSE(p.result.exit_code.has_value()) << p.err;
+}
+
+TEST(ConfigFileTest, ErrorsNameFileAndLine) {
+  const std::string dir = TempDir();
+  const std::string unknown = WriteFile(dir, "unknown.yaml", "collectors:\n  intervall: 1s\n");
+  ExpectOneLineError(Parse({"--config.file", unknown}), unknown + ":2: unknown key \"intervall\"");
+
+  const std::string policy = WriteFile(
+      dir, "policy.yaml",
+      "device_plugin:\n  resources:\n    a.com/b:\n      allocation_policy: random\n");
+  ExpectOneLineError(Parse({"--config.file", policy}), policy + ":4:");
+
+  const std::string syntax = WriteFile(dir, "syntax.yaml", "health: [unclosed\n");
+  ExpectOneLineError(Parse({"--config.file", syntax}), syntax + ":");
+
+  const std::string duration = WriteFile(dir, "duration.yaml", "collectors:\n  interval: fast\n");
+  ExpectOneLineError(Parse({"--config.file", duration}), duration + ":2: collectors.interval");
+
+  const std::string type = WriteFile(dir, "type.yaml", "health:\n  max_temperature_celsius: hot\n");
+  ExpectOneLineError(Parse({"--config.file", type}), type + ":2:");
+
+  ExpectOneLineError(Parse({"--config.file", dir + "/absent.yaml"}), "--config.file");
+}
+
+}  // namespace
+}  // namespace devscope
