@@ -440,9 +440,8 @@ std::optional<DeviceReport> DevicedirCollector::ReadDevice(const std::string& id
   const std::string resource_path = absl::StrCat(dir, "/resource");
   auto resource = ReadSmallFile(resource_path);
   if (!resource.ok()) {
-    skip_reason = absl::IsNotFound(resource.status())
-                      ? "no resource file"
-                      : std::string(resource.status().message());
+    skip_reason = absl::IsNotFound(resource.status()) ? "no resource file"
+                                                      : std::string(resource.status().message());
     return std::nullopt;
   }
   info.resource = std::string(absl::StripAsciiWhitespace(*resource));
@@ -576,10 +575,9 @@ absl::StatusOr<std::vector<DeviceReport>> DevicedirCollector::Collect() {
 void DevicedirCollector::SyncWatches(const std::vector<std::string>& device_dirs) {
   if (inotify_fd_ < 0) return;
   if (root_wd_ < 0) {
-    root_wd_ = ::inotify_add_watch(
-        inotify_fd_, root_.c_str(),
-        IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE_SELF | IN_MOVE_SELF |
-            IN_ONLYDIR);
+    root_wd_ = ::inotify_add_watch(inotify_fd_, root_.c_str(),
+                                   IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO |
+                                       IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR);
   }
   // inotify_add_watch on a watched directory returns its existing descriptor, so a renamed
   // directory keeps its descriptor; compare descriptors, not names, before removing any.

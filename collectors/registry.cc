@@ -35,11 +35,13 @@ void AddHardwareCollector(const char* name, CollectorToggle toggle, Factory fact
     return;
   }
   if (toggle == CollectorToggle::kAuto && absl::IsNotFound(made.status())) {
-    Log().debug("collector skipped collector={} reason=\"{}\"", name, std::string(made.status().message()));
+    Log().debug("collector skipped collector={} reason=\"{}\"", name,
+                std::string(made.status().message()));
     return;
   }
   // Forced on, or present but broken: keep it visible as down.
-  Log().warn("collector unavailable collector={} error=\"{}\"", name, std::string(made.status().message()));
+  Log().warn("collector unavailable collector={} error=\"{}\"", name,
+             std::string(made.status().message()));
   out.push_back(std::make_unique<FailedCollector>(name, made.status()));
 }
 

@@ -162,8 +162,8 @@ void CollectorRunner::RunPass(size_t index) {
   if (!result.ok()) {
     error = std::string(result.status().message());
   } else if (took > deadline_) {
-    error = absl::StrCat("deadline exceeded: pass took ", absl::FormatDuration(took),
-                         " (deadline ", absl::FormatDuration(deadline_), ")");
+    error = absl::StrCat("deadline exceeded: pass took ", absl::FormatDuration(took), " (deadline ",
+                         absl::FormatDuration(deadline_), ")");
   }
   // Logged once per change of error, not once per pass.
   if (error != slot.last_error) {
@@ -179,8 +179,8 @@ void CollectorRunner::RunPass(size_t index) {
     for (const DeviceReport& device : *result) {
       HealthVerdict verdict{device.health.healthy, device.health.reason};
       const auto previous = slot.health_seen.find(device.info.id);
-      const bool changed = previous == slot.health_seen.end() ? !verdict.healthy
-                                                              : !(previous->second == verdict);
+      const bool changed =
+          previous == slot.health_seen.end() ? !verdict.healthy : !(previous->second == verdict);
       if (changed) {
         if (verdict.healthy) {
           Log().info("device healthy collector={} device={}", slot.name, device.info.id);
@@ -241,8 +241,8 @@ void CollectorRunner::Watchdog() {
         // Its outcome is known (down), so readiness no longer waits for it.
         state.done_once = true;
         changed = true;
-        Log().warn("collector pass overran its deadline collector={} deadline={}",
-                   slots_[i]->name, absl::FormatDuration(deadline_));
+        Log().warn("collector pass overran its deadline collector={} deadline={}", slots_[i]->name,
+                   absl::FormatDuration(deadline_));
       }
       if (!state.report.up && !state.report.devices.empty() &&
           now - state.last_good > config_.collector_stale_after) {

@@ -59,7 +59,7 @@ class CollectorRunner {
     std::unique_ptr<Collector> collector;
     std::string name;
     std::map<std::string, HealthVerdict> health_seen;  // device ID -> last logged verdict
-    std::string last_error;                              // last logged pass error
+    std::string last_error;                            // last logged pass error
   };
   // The slot's shared state, guarded by mu_.
   struct SlotState {
@@ -86,7 +86,7 @@ class CollectorRunner {
   std::vector<SlotState> states_ ABSL_GUARDED_BY(mu_);
 
   absl::Notification stop_;
-  int stop_fd_ = -1;  // eventfd written on Stop, so poll(2) in each thread wakes up
+  int stop_fd_ = -1;      // eventfd written on Stop, so poll(2) in each thread wakes up
   bool started_ = false;  // Start/Stop are called by the owner's thread only
   bool stopped_ = false;
   std::vector<std::thread> threads_;

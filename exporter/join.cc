@@ -44,8 +44,7 @@ std::string NormalisePci(absl::string_view s) {
   }
   // rest: bb:dd.f
   if (rest.size() != 7 || rest[2] != ':' || rest[5] != '.') return "";
-  if (!AllHex(rest.substr(0, 2)) || !AllHex(rest.substr(3, 2)) || rest[6] < '0' ||
-      rest[6] > '7') {
+  if (!AllHex(rest.substr(0, 2)) || !AllHex(rest.substr(3, 2)) || rest[6] < '0' || rest[6] > '7') {
     return "";
   }
   return absl::StrCat(std::string(4 - domain.size(), '0'), domain, ":", rest);
