@@ -1,1 +1,582 @@
-// placeholder: filled in by its owner
+#include "deviceplugin/plugin_manager.h"
+
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/inotify.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <system_error>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/log.h"
+#include "deviceplugin/resource_name.h"
+#include "deviceplugin/v1beta1/api.grpc.pb.h"
+#include "grpcpp/client_context.h"
+#include "grpcpp/create_channel.h"
+#include "grpcpp/security/credentials.h"
+#include "prometheus/counter.h"
+#include "prometheus/gauge.h"
+
+namespace devscope {
+
+namespace {
+
+constexpr char kKubeletSocket[] = "kubelet.sock";
+// The kubelet dials the plugin back with a 10 s timeout before answering Register.
+constexpr absl::Duration kRegisterDeadline = absl::Seconds(15);
+constexpr absl::Duration kSocketCheckInterval = absl::Seconds(1);
+constexpr size_t kMaxSocketPath = 107;  // sun_path is 108 bytes with the terminating NUL
+
+// One asynchronous Register call; kept alive by the completion callback and by its Slot.
+struct RegisterOp {
+  std::shared_ptr<grpc::Channel> channel;
+  std::unique_ptr<v1beta1::Registration::Stub> stub;
+  grpc::ClientContext context;
+  v1beta1::RegisterRequest request;
+  v1beta1::Empty response;
+};
+
+absl::StatusOr<std::string> PrepareDirectory(const std::string& dir, absl::string_view what) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot create ", what, " directory ", dir, ": ", ec.message()));
+  }
+  std::filesystem::path absolute = std::filesystem::absolute(dir, ec);
+  if (ec) {
+    return absl::UnavailableError(absl::StrCat("cannot resolve ", what, " directory ", dir, ": ",
+                                               ec.message()));
+  }
+  std::string path = absolute.lexically_normal().string();
+  while (path.size() > 1 && path.back() == '/') path.pop_back();
+  return path;
+}
+
+}  // namespace
+
+// Wake-ups from gRPC threads to the control thread. Shared so that a late callback never touches
+// a destroyed manager; it owns the eventfd.
+struct DevicePluginManager::Inbox {
+  struct Done {
+    std::string resource;
+    uint64_t attempt = 0;
+    grpc::Status status;
+  };
+
+  Inbox() : event_fd(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {}
+  ~Inbox() {
+    if (event_fd >= 0) ::close(event_fd);
+  }
+  void Wake() const {
+    uint64_t one = 1;
+    // EAGAIN means the counter is already non-zero: the control thread is woken anyway.
+    [[maybe_unused]] ssize_t n = ::write(event_fd, &one, sizeof(one));
+  }
+  void Drain() const {
+    uint64_t value;
+    [[maybe_unused]] ssize_t n = ::read(event_fd, &value, sizeof(value));
+  }
+
+  const int event_fd;
+  absl::Mutex mu;
+  std::vector<Done> done ABSL_GUARDED_BY(mu);
+  int in_flight ABSL_GUARDED_BY(mu) = 0;
+};
+
+// Per-resource state; only the control thread (or Stop after it has ended) touches the fields.
+struct DevicePluginManager::Slot {
+  std::unique_ptr<PluginServer> server;
+  bool serving = false;
+  bool serve_error_logged = false;
+  bool registered = false;
+  bool want_register = false;
+  bool in_flight = false;
+  bool again = false;  // a reason to register arrived while a Register was in flight
+  absl::Time next_attempt = absl::InfinitePast();
+  absl::Duration backoff;
+  uint64_t attempt = 0;
+  uint64_t opened_at_register = 0;  // StreamsOpened() when the last Register started
+  std::string last_error;           // the last failure logged, to log once per change
+  std::shared_ptr<RegisterOp> op;
+};
+
+DevicePluginManager::DevicePluginManager(const Config& config,
+                                         const SnapshotStore<DeviceSnapshot>& devices,
+                                         prometheus::Registry& registry)
+    : DevicePluginManager(config, devices, registry, Backoff{}) {}
+
+DevicePluginManager::DevicePluginManager(const Config& config,
+                                         const SnapshotStore<DeviceSnapshot>& devices,
+                                         prometheus::Registry& registry, Backoff backoff)
+    : config_(config), devices_(devices), registry_(registry), backoff_(backoff) {
+  // prometheus-cpp throws on a clashing registration; it must not escape a constructor.
+  try {
+    metrics_.registered = &prometheus::BuildGauge()
+                               .Name("devscope_device_plugin_registered")
+                               .Help("1 while devscope's device plugin for the resource is "
+                                     "registered with the kubelet")
+                               .Register(registry_);
+    metrics_.registrations = &prometheus::BuildCounter()
+                                  .Name("devscope_device_plugin_registrations_total")
+                                  .Help("Registration attempts of devscope's device plugin, by "
+                                        "result (success, failure)")
+                                  .Register(registry_);
+    metrics_.allocations = &prometheus::BuildCounter()
+                                .Name("devscope_device_plugin_allocations_total")
+                                .Help("Allocate calls answered by devscope's device plugin, by "
+                                      "result (success, unknown_device, unhealthy_device)")
+                                .Register(registry_);
+  } catch (const std::exception& e) {
+    metrics_status_ = absl::InternalError(
+        absl::StrCat("cannot register the device plugin metrics: ", e.what()));
+    metrics_ = PluginMetrics{};
+  }
+}
+
+DevicePluginManager::~DevicePluginManager() { Stop(); }
+
+absl::Status DevicePluginManager::Start() {
+  if (!config_.device_plugin) {
+    Log().info("msg=\"device plugin disabled\"");
+    return absl::OkStatus();
+  }
+  if (started_ || stop_.HasBeenNotified()) {
+    return absl::FailedPreconditionError("the device plugin manager was already started");
+  }
+  if (!metrics_status_.ok()) return metrics_status_;
+  for (const auto& [resource, settings] : config_.plugin_resources) {
+    absl::Status valid = ValidateResourceName(resource);
+    if (!valid.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("device_plugin.resources: ", valid.message()));
+    }
+  }
+  if (config_.device_plugins_dir.empty()) {
+    return absl::InvalidArgumentError("--kubelet.device-plugins-dir is empty");
+  }
+  absl::StatusOr<std::string> dir = PrepareDirectory(config_.device_plugins_dir, "device-plugins");
+  if (!dir.ok()) return dir.status();
+  plugins_dir_ = *dir;
+  if (!config_.plugins_registry_dir.empty()) {
+    absl::StatusOr<std::string> registry =
+        PrepareDirectory(config_.plugins_registry_dir, "plugins_registry");
+    if (!registry.ok()) return registry.status();
+    registry_dir_ = *registry;
+  }
+  kubelet_socket_ = absl::StrCat(plugins_dir_, "/", kKubeletSocket);
+
+  inbox_ = std::make_shared<Inbox>();
+  if (inbox_->event_fd < 0) {
+    return absl::InternalError(absl::StrCat("eventfd: ", std::strerror(errno)));
+  }
+  inotify_fd_ = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+  if (inotify_fd_ < 0) {
+    return absl::InternalError(absl::StrCat("inotify_init1: ", std::strerror(errno)));
+  }
+  WatchDirectory();
+  if (watch_ < 0) {
+    int err = errno;
+    ::close(inotify_fd_);
+    inotify_fd_ = -1;
+    return absl::InternalError(
+        absl::StrCat("cannot watch ", plugins_dir_, " with inotify: ", std::strerror(err)));
+  }
+  started_ = true;
+  Log().info("msg=\"device plugin starting\" dir={} route={}", plugins_dir_,
+             registry_dir_.empty() ? "kubelet.sock" : absl::StrCat("plugin watcher ", registry_dir_));
+  control_ = std::thread([this] { ControlLoop(); });
+  bridge_ = std::thread([this] { BridgeLoop(); });
+  return absl::OkStatus();
+}
+
+void DevicePluginManager::Stop() {
+  if (!started_) return;
+  started_ = false;
+  stop_.Notify();
+  inbox_->Wake();
+  if (bridge_.joinable()) bridge_.join();
+  if (control_.joinable()) control_.join();
+  absl::MutexLock lock(&servers_mu_);
+  // Registrations in flight: cancel and wait for their callbacks, which touch only the inbox.
+  for (auto& [resource, slot] : slots_) {
+    if (slot->op != nullptr) slot->op->context.TryCancel();
+  }
+  {
+    absl::MutexLock inbox_lock(&inbox_->mu);
+    Inbox* inbox = inbox_.get();
+    auto idle = [inbox]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(inbox->mu) { return inbox->in_flight == 0; };
+    inbox_->mu.Await(absl::Condition(&idle));
+  }
+  for (auto& [resource, slot] : slots_) {
+    slot->op.reset();
+    slot->server->Shutdown();
+    slot->server->SetRegistered(false);
+  }
+  if (inotify_fd_ >= 0) ::close(inotify_fd_);
+  inotify_fd_ = -1;
+  watch_ = -1;
+  Log().info("msg=\"device plugin stopped\"");
+}
+
+std::vector<std::string> DevicePluginManager::Resources() const {
+  absl::MutexLock lock(&servers_mu_);
+  std::vector<std::string> out;
+  for (const auto& [resource, slot] : slots_) out.push_back(resource);
+  return out;
+}
+
+int DevicePluginManager::LiveStreams() const {
+  absl::MutexLock lock(&servers_mu_);
+  int total = 0;
+  for (const auto& [resource, slot] : slots_) total += slot->server->LiveStreams();
+  return total;
+}
+
+std::string DevicePluginManager::SocketPath(const std::string& resource) const {
+  absl::MutexLock lock(&servers_mu_);
+  auto it = slots_.find(resource);
+  return it == slots_.end() ? std::string() : it->second->server->socket_path();
+}
+
+void DevicePluginManager::WatchDirectory() {
+  watch_ = ::inotify_add_watch(inotify_fd_, plugins_dir_.c_str(),
+                               IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO |
+                                   IN_DELETE_SELF | IN_MOVE_SELF);
+}
+
+void DevicePluginManager::BridgeLoop() {
+  // Turns a snapshot publish into an immediate wake-up of the control thread. The short timeout
+  // only bounds how long Stop() waits for this thread.
+  uint64_t seen = 0;
+  while (!stop_.HasBeenNotified()) {
+    uint64_t version = devices_.WaitForNewer(seen, absl::Milliseconds(100));
+    if (version > seen) {
+      seen = version;
+      inbox_->Wake();
+    }
+  }
+}
+
+void DevicePluginManager::ControlLoop() {
+  {
+    absl::MutexLock lock(&servers_mu_);
+    ApplySnapshot();
+    DriveRegistrations(absl::Now());
+  }
+  while (!stop_.HasBeenNotified()) {
+    absl::Duration timeout;
+    {
+      absl::MutexLock lock(&servers_mu_);
+      timeout = NextTimeout(absl::Now());
+    }
+    pollfd fds[2] = {{inbox_->event_fd, POLLIN, 0}, {inotify_fd_, POLLIN, 0}};
+    int ms = static_cast<int>(absl::ToInt64Milliseconds(timeout + absl::Microseconds(999)));
+    int ready = ::poll(fds, 2, std::max(ms, 0));
+    if (ready < 0 && errno != EINTR) {
+      Log().error("msg=\"device plugin poll failed\" error=\"{}\"", std::strerror(errno));
+    }
+    if (stop_.HasBeenNotified()) break;
+    if (fds[0].revents & POLLIN) inbox_->Drain();
+    absl::MutexLock lock(&servers_mu_);
+    absl::Time now = absl::Now();
+    if (fds[1].revents & POLLIN) HandleInotify(now);
+    if (devices_.Version() != applied_version_) ApplySnapshot();
+    CompleteRegistrations(now);
+    ReviewStreams(now);
+    if (watch_ < 0) {
+      WatchDirectory();
+      if (watch_ >= 0) {
+        Log().info("msg=\"watching the device-plugins directory again\" dir={}", plugins_dir_);
+        next_socket_check_ = absl::InfinitePast();
+      }
+    }
+    if (now >= next_socket_check_) CheckSockets(now);
+    DriveRegistrations(now);
+  }
+}
+
+void DevicePluginManager::ApplySnapshot() ABSL_EXCLUSIVE_LOCKS_REQUIRED(servers_mu_) {
+  applied_version_ = devices_.Version();
+  std::shared_ptr<const DeviceSnapshot> snapshot = devices_.Current();
+  std::map<std::string, std::vector<PluginDevice>> by_resource;
+  if (snapshot != nullptr) {
+    for (const CollectorReport& report : snapshot->collectors) {
+      for (const DeviceReport& device : report.devices) {
+        if (!device.info.advertise) continue;
+        const std::string& resource = device.info.resource;
+        if (!by_resource.contains(resource) && !slots_.contains(resource)) {
+          absl::Status valid = ValidateResourceName(resource);
+          if (!valid.ok()) {
+            if (!invalid_logged_[resource]) {
+              invalid_logged_[resource] = true;
+              Log().error(
+                  "msg=\"refusing to advertise devices under an invalid resource name; the "
+                  "kubelet would reject it\" device={} error=\"{}\"",
+                  device.info.id, std::string(valid.message()));
+            }
+            continue;
+          }
+        }
+        by_resource[resource].push_back(PluginDevice{device.info.id, device.health.healthy,
+                                                     device.info.numa_node,
+                                                     device.info.allocate});
+      }
+    }
+  }
+  absl::Time now = absl::Now();
+  for (auto& [resource, devices] : by_resource) {
+    bool fresh = !slots_.contains(resource);
+    Slot* slot = EnsureSlot(resource);
+    slot->server->Update(ResourceDevices::Build(std::move(devices)));
+    if (fresh) {
+      Log().info("msg=\"serving device plugin\" resource={} socket={}", resource,
+                 slot->server->socket_path());
+      CheckSockets(now);
+    }
+  }
+  // A resource whose devices all vanished keeps its server and streams an empty list: the
+  // kubelet then reports capacity 0 rather than keeping stale devices for 5 minutes.
+  for (auto& [resource, slot] : slots_) {
+    if (!by_resource.contains(resource)) slot->server->Update(ResourceDevices::Build({}));
+  }
+}
+
+DevicePluginManager::Slot* DevicePluginManager::EnsureSlot(const std::string& resource)
+    ABSL_EXCLUSIVE_LOCKS_REQUIRED(servers_mu_) {
+  auto it = slots_.find(resource);
+  if (it != slots_.end()) return it->second.get();
+  PluginServer::Options options;
+  options.resource = resource;
+  options.socket_path = absl::StrCat(plugins_dir_, "/", PluginSocketName(resource));
+  if (!registry_dir_.empty()) {
+    options.registry_socket_path = absl::StrCat(registry_dir_, "/", PluginSocketName(resource));
+  }
+  options.settings = config_.PluginSettings(resource);
+  options.metrics = metrics_;
+  std::shared_ptr<Inbox> inbox = inbox_;
+  options.on_streams_changed = [inbox] { inbox->Wake(); };
+  auto slot = std::make_unique<Slot>();
+  slot->server = std::make_unique<PluginServer>(std::move(options));
+  slot->backoff = backoff_.initial;
+  Slot* raw = slot.get();
+  slots_.emplace(resource, std::move(slot));
+  return raw;
+}
+
+void DevicePluginManager::HandleInotify(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(servers_mu_) {
+  alignas(inotify_event) char buffer[16 * 1024];
+  bool check_sockets = false;
+  bool kubelet_created = false;
+  for (;;) {
+    ssize_t n = ::read(inotify_fd_, buffer, sizeof(buffer));
+    if (n <= 0) break;
+    for (char* p = buffer; p < buffer + n;) {
+      const auto* event = reinterpret_cast<const inotify_event*>(p);
+      p += sizeof(inotify_event) + event->len;
+      absl::string_view name = event->len > 0 ? absl::string_view(event->name) : "";
+      if (event->mask & IN_Q_OVERFLOW) {
+        check_sockets = true;
+        kubelet_created = true;  // events were lost: assume the worst
+      }
+      if (event->mask & (IN_IGNORED | IN_DELETE_SELF | IN_MOVE_SELF)) {
+        Log().warn("msg=\"the device-plugins directory went away; watching for it\" dir={}",
+                   plugins_dir_);
+        if (watch_ >= 0) ::inotify_rm_watch(inotify_fd_, watch_);
+        watch_ = -1;
+        check_sockets = true;
+      }
+      if (name == kKubeletSocket) {
+        if (event->mask & (IN_CREATE | IN_MOVED_TO)) {
+          kubelet_created = true;
+        } else if (event->mask & (IN_DELETE | IN_MOVED_FROM)) {
+          Log().warn("msg=\"kubelet.sock removed; the kubelet is stopping or restarting\"");
+        }
+      } else if (event->mask & (IN_DELETE | IN_MOVED_FROM)) {
+        check_sockets = true;  // possibly one of ours; CheckSockets compares inodes
+      }
+    }
+  }
+  if (check_sockets) CheckSockets(now);
+  if (kubelet_created && registry_dir_.empty()) {
+    Log().info("msg=\"kubelet.sock created; the kubelet (re)started, registering again\"");
+    for (auto& [resource, slot] : slots_) {
+      slot->want_register = true;
+      slot->backoff = backoff_.initial;
+      slot->next_attempt = now;
+      if (slot->in_flight) slot->again = true;
+    }
+  }
+}
+
+void DevicePluginManager::CheckSockets(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(servers_mu_) {
+  next_socket_check_ = now + kSocketCheckInterval;
+  for (auto& [resource, slot] : slots_) {
+    if (slot->serving && slot->server->SocketsIntact()) continue;
+    if (slot->serving) {
+      Log().info("msg=\"plugin socket removed (kubelet restart?); serving again\" resource={}",
+                 resource);
+    }
+    const std::string& path = slot->server->socket_path();
+    absl::Status served =
+        path.size() > kMaxSocketPath
+            ? absl::InvalidArgumentError(absl::StrCat("socket path ", path, " is longer than ",
+                                                      kMaxSocketPath, " bytes"))
+            : slot->server->Serve();
+    slot->registered = false;
+    slot->server->SetRegistered(false);
+    if (!served.ok()) {
+      slot->serving = false;
+      if (!slot->serve_error_logged) {
+        slot->serve_error_logged = true;
+        Log().error("msg=\"cannot serve the device plugin; retrying\" resource={} error=\"{}\"",
+                    resource, std::string(served.message()));
+      }
+      continue;
+    }
+    slot->serving = true;
+    slot->serve_error_logged = false;
+    if (registry_dir_.empty()) {
+      // Serving anew: register now, from a fresh backoff.
+      slot->want_register = true;
+      slot->backoff = backoff_.initial;
+      slot->next_attempt = now;
+      if (slot->in_flight) slot->again = true;
+    }
+  }
+}
+
+void DevicePluginManager::ReviewStreams(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(servers_mu_) {
+  if (!registry_dir_.empty()) return;
+  for (auto& [resource, slot] : slots_) {
+    if (!slot->registered || slot->in_flight) continue;
+    // The kubelet opens one stream after Register and never reopens it: once the streams opened
+    // since then are all closed, the kubelet has marked the devices unhealthy and waits for a new
+    // registration.
+    if (slot->server->LiveStreams() == 0 &&
+        slot->server->StreamsOpened() > slot->opened_at_register) {
+      Log().warn("msg=\"the kubelet's ListAndWatch stream closed; registering again\" resource={}",
+                 resource);
+      slot->registered = false;
+      slot->server->SetRegistered(false);
+      slot->want_register = true;
+      slot->next_attempt = now + slot->backoff;
+      slot->backoff = std::min(slot->backoff * 2, backoff_.max);
+    }
+  }
+}
+
+void DevicePluginManager::DriveRegistrations(absl::Time now)
+    ABSL_EXCLUSIVE_LOCKS_REQUIRED(servers_mu_) {
+  if (!registry_dir_.empty()) return;  // the plugin watcher calls us instead
+  for (auto& [resource, slot] : slots_) {
+    if (slot->want_register && slot->serving && !slot->in_flight && now >= slot->next_attempt) {
+      StartRegister(*slot, now);
+    }
+  }
+}
+
+void DevicePluginManager::StartRegister(Slot& slot, absl::Time now)
+    ABSL_EXCLUSIVE_LOCKS_REQUIRED(servers_mu_) {
+  slot.in_flight = true;
+  slot.again = false;
+  slot.want_register = false;
+  ++slot.attempt;
+  slot.opened_at_register = slot.server->StreamsOpened();
+  auto op = std::make_shared<RegisterOp>();
+  // A fresh channel per attempt: a restarted kubelet is a new server, and a channel that failed
+  // against the old one would add its own reconnect backoff to ours.
+  op->channel = grpc::CreateChannel(absl::StrCat("unix:", kubelet_socket_),
+                                    grpc::InsecureChannelCredentials());
+  op->stub = v1beta1::Registration::NewStub(op->channel);
+  op->request.set_version("v1beta1");
+  op->request.set_endpoint(slot.server->socket_name());
+  op->request.set_resource_name(slot.server->resource());
+  *op->request.mutable_options() = slot.server->PluginOptions();
+  op->context.set_deadline(absl::ToChronoTime(now + kRegisterDeadline));
+  slot.op = op;
+  {
+    absl::MutexLock lock(&inbox_->mu);
+    ++inbox_->in_flight;
+  }
+  std::shared_ptr<Inbox> inbox = inbox_;
+  std::string resource = slot.server->resource();
+  uint64_t attempt = slot.attempt;
+  op->stub->async()->Register(
+      &op->context, &op->request, &op->response,
+      [inbox, op, resource, attempt](grpc::Status status) {
+        absl::MutexLock lock(&inbox->mu);
+        inbox->done.push_back(Inbox::Done{resource, attempt, std::move(status)});
+        inbox->Wake();
+        --inbox->in_flight;  // last: Stop() may proceed once this is 0
+      });
+}
+
+void DevicePluginManager::CompleteRegistrations(absl::Time now)
+    ABSL_EXCLUSIVE_LOCKS_REQUIRED(servers_mu_) {
+  std::vector<Inbox::Done> done;
+  {
+    absl::MutexLock lock(&inbox_->mu);
+    done.swap(inbox_->done);
+  }
+  for (Inbox::Done& result : done) {
+    auto it = slots_.find(result.resource);
+    if (it == slots_.end()) continue;
+    Slot& slot = *it->second;
+    if (result.attempt != slot.attempt) continue;
+    slot.in_flight = false;
+    slot.op.reset();
+    if (result.status.ok()) {
+      slot.registered = true;
+      slot.backoff = backoff_.initial;
+      slot.last_error.clear();
+      slot.server->RecordRegistration(true);
+      Log().info("msg=\"device plugin registered\" resource={} endpoint={}", result.resource,
+                 slot.server->socket_name());
+      if (slot.again) {
+        slot.want_register = true;
+        slot.next_attempt = now;
+      }
+      continue;
+    }
+    slot.registered = false;
+    slot.server->RecordRegistration(false);
+    std::string error = absl::StrCat("code ", static_cast<int>(result.status.error_code()), ": ",
+                                     result.status.error_message());
+    if (error != slot.last_error) {
+      slot.last_error = error;
+      Log().error("msg=\"device plugin registration failed; retrying with backoff\" resource={} "
+                  "kubelet_socket={} error=\"{}\"",
+                  result.resource, kubelet_socket_, error);
+    }
+    slot.want_register = true;
+    if (slot.again) {
+      slot.backoff = backoff_.initial;
+      slot.next_attempt = now;
+    } else {
+      slot.next_attempt = now + slot.backoff;
+      slot.backoff = std::min(slot.backoff * 2, backoff_.max);
+    }
+  }
+}
+
+absl::Duration DevicePluginManager::NextTimeout(absl::Time now) const
+    ABSL_EXCLUSIVE_LOCKS_REQUIRED(servers_mu_) {
+  absl::Time next = std::min(next_socket_check_, now + kSocketCheckInterval);
+  if (registry_dir_.empty()) {
+    for (const auto& [resource, slot] : slots_) {
+      if (slot->want_register && slot->serving && !slot->in_flight) {
+        next = std::min(next, slot->next_attempt);
+      }
+    }
+  }
+  return std::max(next - now, absl::ZeroDuration());
+}
+
+}  // namespace devscope

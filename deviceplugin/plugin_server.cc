@@ -1,1 +1,555 @@
-// placeholder: filled in by its owner
+#include "deviceplugin/plugin_server.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "common/log.h"
+#include "deviceplugin/preferred_allocation.h"
+#include "deviceplugin/v1beta1/api.grpc.pb.h"
+#include "grpcpp/security/server_credentials.h"
+#include "grpcpp/server_builder.h"
+#include "pluginregistration/v1/api.grpc.pb.h"
+
+namespace devscope {
+
+// ---------------------------------------------------------------------------------------------
+// ResourceDevices
+
+std::shared_ptr<const ResourceDevices> ResourceDevices::Build(std::vector<PluginDevice> devices) {
+  auto built = std::make_shared<ResourceDevices>();
+  std::stable_sort(devices.begin(), devices.end(),
+                   [](const PluginDevice& a, const PluginDevice& b) { return NaturalLess(a.id, b.id); });
+  for (PluginDevice& device : devices) {
+    if (built->index.contains(device.id)) continue;
+    built->index.emplace(device.id, built->devices.size());
+    v1beta1::Device* out = built->response.add_devices();
+    out->set_id(device.id);
+    out->set_health(device.healthy ? "Healthy" : "Unhealthy");
+    if (device.numa_node.has_value()) {
+      out->mutable_topology()->add_nodes()->set_id(*device.numa_node);
+    }
+    built->devices.push_back(std::move(device));
+  }
+  return built;
+}
+
+const PluginDevice* ResourceDevices::Find(const std::string& id) const {
+  auto it = index.find(id);
+  return it == index.end() ? nullptr : &devices[it->second];
+}
+
+namespace {
+
+bool SameAdvertisement(const ResourceDevices* a, const ResourceDevices* b) {
+  if (a == nullptr || b == nullptr) return a == b;
+  if (a->devices.size() != b->devices.size()) return false;
+  for (size_t i = 0; i < a->devices.size(); ++i) {
+    const PluginDevice& x = a->devices[i];
+    const PluginDevice& y = b->devices[i];
+    if (x.id != y.id || x.healthy != y.healthy || x.numa_node != y.numa_node) return false;
+  }
+  return true;
+}
+
+std::optional<ino_t> InodeOf(const std::string& path) {
+  struct stat st;
+  if (::lstat(path.c_str(), &st) != 0) return std::nullopt;
+  return st.st_ino;
+}
+
+void RemoveStaleSocket(const std::string& path) {
+  if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+    Log().warn("msg=\"cannot remove stale plugin socket\" path={} error=\"{}\"", path,
+               std::strerror(errno));
+  }
+}
+
+// Merges a key=value pair into a protobuf map: the same value once, different values of several
+// devices joined with ',' in device order (e.g. a per-device visible-devices variable).
+void MergeInto(google::protobuf::Map<std::string, std::string>& map, const std::string& key,
+               const std::string& value) {
+  auto it = map.find(key);
+  if (it == map.end()) {
+    map[key] = value;
+    return;
+  }
+  for (absl::string_view existing : absl::StrSplit(it->second, ',')) {
+    if (existing == value) return;
+  }
+  it->second = absl::StrCat(it->second, ",", value);
+}
+
+void AppendSpec(const AllocateSpec& spec, v1beta1::ContainerAllocateResponse& out,
+                absl::flat_hash_set<std::string>& device_paths,
+                absl::flat_hash_set<std::string>& mount_paths,
+                absl::flat_hash_set<std::string>& cdi_names) {
+  for (const AllocateSpec::DeviceNode& node : spec.device_nodes) {
+    std::string container_path = node.container_path.empty() ? node.host_path : node.container_path;
+    // The kubelet de-duplicates by container path too; doing it here keeps the answer clean.
+    if (!device_paths.insert(container_path).second) continue;
+    v1beta1::DeviceSpec* device = out.add_devices();
+    device->set_host_path(node.host_path);
+    device->set_container_path(container_path);
+    device->set_permissions(node.permissions.empty() ? "rw" : node.permissions);
+  }
+  for (const auto& [key, value] : spec.envs) MergeInto(*out.mutable_envs(), key, value);
+  for (const AllocateSpec::Mount& mount : spec.mounts) {
+    if (!mount_paths.insert(mount.container_path).second) continue;
+    v1beta1::Mount* m = out.add_mounts();
+    m->set_host_path(mount.host_path);
+    m->set_container_path(mount.container_path);
+    m->set_read_only(mount.read_only);
+  }
+  for (const auto& [key, value] : spec.annotations) {
+    MergeInto(*out.mutable_annotations(), key, value);
+  }
+  for (const std::string& name : spec.cdi_devices) {
+    if (cdi_names.insert(name).second) out.add_cdi_devices()->set_name(name);
+  }
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// The ListAndWatch reactor: one write in flight, the next started from OnWriteDone or Notify,
+// finished exactly once, freed in OnDone.
+
+class PluginServer::Stream : public grpc::ServerWriteReactor<v1beta1::ListAndWatchResponse> {
+ public:
+  explicit Stream(PluginServer* server) : server_(server) {
+    server_->AddStream(this);
+    Notify();
+  }
+
+  // Starts a write when the list changed since the last one and none is in flight.
+  void Notify() {
+    const v1beta1::ListAndWatchResponse* message = ClaimWrite();
+    if (message != nullptr) StartWrite(message);
+  }
+
+  // Claims the right to finish: true when the caller must call Finish now; false when finished
+  // already or when the write in flight will finish it from OnWriteDone.
+  bool ClaimFinish(const grpc::Status& status) ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    if (finished_) return false;
+    finished_ = true;
+    status_ = status;
+    return !writing_;
+  }
+
+  void OnWriteDone(bool ok) override {
+    if (!ok) {
+      // The client went away (or the server is stopping): nothing more can be written.
+      FinishOnce(grpc::Status(grpc::StatusCode::UNAVAILABLE, "stream closed"));
+    }
+    bool finish_now = false;
+    grpc::Status status;
+    {
+      absl::MutexLock lock(&mu_);
+      writing_ = false;
+      if (finished_) {
+        finish_now = true;
+        status = status_;
+      }
+    }
+    if (finish_now) {
+      Finish(status);
+      return;
+    }
+    Notify();
+  }
+
+  void OnCancel() override { FinishOnce(grpc::Status::CANCELLED); }
+
+  void OnDone() override {
+    server_->RemoveStream(this);
+    delete this;
+  }
+
+ private:
+  void FinishOnce(const grpc::Status& status) {
+    if (ClaimFinish(status)) Finish(status);
+  }
+
+  const v1beta1::ListAndWatchResponse* ClaimWrite() ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    if (finished_ || writing_) return nullptr;
+    uint64_t version = 0;
+    std::shared_ptr<const ResourceDevices> current = server_->CurrentFor(&version);
+    if (current == nullptr || version == sent_version_) return nullptr;
+    sent_version_ = version;
+    writing_ = true;
+    message_ = std::move(current);  // kept alive until OnWriteDone
+    return &message_->response;
+  }
+
+  PluginServer* const server_;
+  absl::Mutex mu_;
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  grpc::Status status_ ABSL_GUARDED_BY(mu_);
+  uint64_t sent_version_ ABSL_GUARDED_BY(mu_) = 0;
+  std::shared_ptr<const ResourceDevices> message_ ABSL_GUARDED_BY(mu_);
+};
+
+namespace {
+
+// The unary methods do no blocking work, so they answer inline on the callback thread.
+class DevicePluginService : public v1beta1::DevicePlugin::CallbackService {
+ public:
+  explicit DevicePluginService(PluginServer* server) : server_(server) {}
+
+  grpc::ServerUnaryReactor* GetDevicePluginOptions(grpc::CallbackServerContext* context,
+                                                   const v1beta1::Empty*,
+                                                   v1beta1::DevicePluginOptions* response) override {
+    *response = server_->PluginOptions();
+    auto* reactor = context->DefaultReactor();
+    reactor->Finish(grpc::Status::OK);
+    return reactor;
+  }
+
+  grpc::ServerWriteReactor<v1beta1::ListAndWatchResponse>* ListAndWatch(
+      grpc::CallbackServerContext*, const v1beta1::Empty*) override {
+    return new PluginServer::Stream(server_);
+  }
+
+  grpc::ServerUnaryReactor* GetPreferredAllocation(
+      grpc::CallbackServerContext* context, const v1beta1::PreferredAllocationRequest* request,
+      v1beta1::PreferredAllocationResponse* response) override {
+    auto* reactor = context->DefaultReactor();
+    reactor->Finish(server_->GetPreferredAllocation(*request, response));
+    return reactor;
+  }
+
+  grpc::ServerUnaryReactor* Allocate(grpc::CallbackServerContext* context,
+                                     const v1beta1::AllocateRequest* request,
+                                     v1beta1::AllocateResponse* response) override {
+    auto* reactor = context->DefaultReactor();
+    reactor->Finish(server_->Allocate(*request, response));
+    return reactor;
+  }
+
+  grpc::ServerUnaryReactor* PreStartContainer(grpc::CallbackServerContext* context,
+                                              const v1beta1::PreStartContainerRequest* request,
+                                              v1beta1::PreStartContainerResponse*) override {
+    auto* reactor = context->DefaultReactor();
+    reactor->Finish(server_->PreStartContainer(*request));
+    return reactor;
+  }
+
+ private:
+  PluginServer* const server_;
+};
+
+// The plugin-watcher route: the kubelet's plugin watcher finds this socket in plugins_registry,
+// asks GetInfo, dials the endpoint and reports the outcome.
+class PluginRegistrationService : public pluginregistration::Registration::CallbackService {
+ public:
+  explicit PluginRegistrationService(PluginServer* server) : server_(server) {}
+
+  grpc::ServerUnaryReactor* GetInfo(grpc::CallbackServerContext* context,
+                                    const pluginregistration::InfoRequest*,
+                                    pluginregistration::PluginInfo* response) override {
+    response->set_type("DevicePlugin");
+    response->set_name(server_->resource());
+    // The kubelet's device manager dials the plugin-watcher endpoint as given, so it is the
+    // socket's absolute path (on the Register route it is the bare file name instead).
+    response->set_endpoint(server_->socket_path());
+    response->add_supported_versions("v1beta1");
+    auto* reactor = context->DefaultReactor();
+    reactor->Finish(grpc::Status::OK);
+    return reactor;
+  }
+
+  grpc::ServerUnaryReactor* NotifyRegistrationStatus(
+      grpc::CallbackServerContext* context, const pluginregistration::RegistrationStatus* request,
+      pluginregistration::RegistrationStatusResponse*) override {
+    server_->RecordRegistration(request->plugin_registered());
+    if (request->plugin_registered()) {
+      Log().info("msg=\"device plugin registered through the plugin watcher\" resource={}",
+                 server_->resource());
+    } else {
+      Log().error("msg=\"plugin watcher registration failed\" resource={} error=\"{}\"",
+                  server_->resource(), request->error());
+    }
+    auto* reactor = context->DefaultReactor();
+    reactor->Finish(grpc::Status::OK);
+    return reactor;
+  }
+
+ private:
+  PluginServer* const server_;
+};
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// PluginServer
+
+PluginServer::PluginServer(Options options) : options_(std::move(options)) {
+  SetRegistered(false);
+}
+
+PluginServer::~PluginServer() { Shutdown(); }
+
+std::string PluginServer::socket_name() const {
+  size_t slash = options_.socket_path.rfind('/');
+  return slash == std::string::npos ? options_.socket_path
+                                    : options_.socket_path.substr(slash + 1);
+}
+
+absl::Status PluginServer::Serve() {
+  absl::MutexLock lock(&serve_mu_);
+  ShutdownLocked();
+  RemoveStaleSocket(options_.socket_path);
+  if (!options_.registry_socket_path.empty()) RemoveStaleSocket(options_.registry_socket_path);
+
+  auto plugin_service = std::make_unique<DevicePluginService>(this);
+  std::unique_ptr<PluginRegistrationService> registration_service;
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(absl::StrCat("unix:", options_.socket_path),
+                           grpc::InsecureServerCredentials());
+  builder.RegisterService(plugin_service.get());
+  if (!options_.registry_socket_path.empty()) {
+    registration_service = std::make_unique<PluginRegistrationService>(this);
+    builder.AddListeningPort(absl::StrCat("unix:", options_.registry_socket_path),
+                             grpc::InsecureServerCredentials());
+    builder.RegisterService(registration_service.get());
+  }
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (server == nullptr) {
+    return absl::UnavailableError(absl::StrCat("cannot serve the device plugin for ",
+                                               options_.resource, " on ", options_.socket_path));
+  }
+  server_ = std::move(server);
+  plugin_service_ = std::move(plugin_service);
+  registration_service_ = std::move(registration_service);
+  socket_inode_ = InodeOf(options_.socket_path).value_or(0);
+  registry_inode_ = options_.registry_socket_path.empty()
+                        ? 0
+                        : InodeOf(options_.registry_socket_path).value_or(0);
+  return absl::OkStatus();
+}
+
+void PluginServer::Shutdown() {
+  absl::MutexLock lock(&serve_mu_);
+  ShutdownLocked();
+}
+
+void PluginServer::ShutdownLocked() {
+  if (server_ == nullptr) return;
+  // Finish every stream first so the clients see a clean end rather than a cancellation.
+  const grpc::Status stopping(grpc::StatusCode::UNAVAILABLE, "device plugin server restarting");
+  std::vector<Stream*> to_finish;
+  {
+    absl::MutexLock streams_lock(&streams_mu_);
+    for (Stream* stream : streams_) {
+      if (stream->ClaimFinish(stopping)) to_finish.push_back(stream);
+    }
+  }
+  // A claimed stream cannot reach OnDone before its Finish, so these pointers stay valid.
+  for (Stream* stream : to_finish) stream->Finish(stopping);
+  // Cancels what is still pending after the deadline and waits for every callback to complete.
+  server_->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(1)));
+  server_->Wait();
+  {
+    absl::MutexLock streams_lock(&streams_mu_);
+    auto none = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(streams_mu_) { return streams_.empty(); };
+    streams_mu_.AwaitWithTimeout(absl::Condition(&none), absl::Seconds(2));
+  }
+  server_.reset();
+  plugin_service_.reset();
+  registration_service_.reset();
+  socket_inode_ = 0;
+  registry_inode_ = 0;
+}
+
+bool PluginServer::SocketsIntact() const {
+  absl::MutexLock lock(&serve_mu_);
+  if (server_ == nullptr) return false;
+  if (InodeOf(options_.socket_path) != std::optional<ino_t>(socket_inode_)) return false;
+  if (!options_.registry_socket_path.empty() &&
+      InodeOf(options_.registry_socket_path) != std::optional<ino_t>(registry_inode_)) {
+    return false;
+  }
+  return true;
+}
+
+void PluginServer::Update(std::shared_ptr<const ResourceDevices> devices) {
+  {
+    absl::MutexLock lock(&mu_);
+    bool changed = !SameAdvertisement(devices_.get(), devices.get());
+    devices_ = std::move(devices);
+    if (!changed) return;  // e.g. only the Allocate spec changed: nothing to stream
+    ++version_;
+  }
+  NotifyStreams();
+}
+
+void PluginServer::Resend() {
+  {
+    absl::MutexLock lock(&mu_);
+    ++version_;
+  }
+  NotifyStreams();
+}
+
+std::shared_ptr<const ResourceDevices> PluginServer::Devices() const {
+  absl::MutexLock lock(&mu_);
+  return devices_;
+}
+
+std::shared_ptr<const ResourceDevices> PluginServer::CurrentFor(uint64_t* version) const {
+  absl::MutexLock lock(&mu_);
+  *version = version_;
+  return devices_;
+}
+
+void PluginServer::NotifyStreams() {
+  absl::MutexLock lock(&streams_mu_);
+  // StartWrite never runs a reaction inline, so calling it under streams_mu_ cannot re-enter
+  // RemoveStream; a stream with a claimed write stays alive until its OnWriteDone.
+  for (Stream* stream : streams_) stream->Notify();
+}
+
+void PluginServer::AddStream(Stream* stream) {
+  {
+    absl::MutexLock lock(&streams_mu_);
+    streams_.insert(stream);
+    ++streams_opened_;
+  }
+  Log().debug("msg=\"ListAndWatch stream opened\" resource={}", options_.resource);
+  if (options_.on_streams_changed) options_.on_streams_changed();
+}
+
+void PluginServer::RemoveStream(Stream* stream) {
+  {
+    absl::MutexLock lock(&streams_mu_);
+    streams_.erase(stream);
+  }
+  Log().debug("msg=\"ListAndWatch stream closed\" resource={}", options_.resource);
+  if (options_.on_streams_changed) options_.on_streams_changed();
+}
+
+int PluginServer::LiveStreams() const {
+  absl::MutexLock lock(&streams_mu_);
+  return static_cast<int>(streams_.size());
+}
+
+uint64_t PluginServer::StreamsOpened() const {
+  absl::MutexLock lock(&streams_mu_);
+  return streams_opened_;
+}
+
+v1beta1::DevicePluginOptions PluginServer::PluginOptions() const {
+  v1beta1::DevicePluginOptions options;
+  options.set_pre_start_required(options_.settings.pre_start_container);
+  options.set_get_preferred_allocation_available(true);
+  return options;
+}
+
+void PluginServer::SetRegistered(bool registered) {
+  if (options_.metrics.registered == nullptr) return;
+  options_.metrics.registered->Add({{"resource", options_.resource}}).Set(registered ? 1 : 0);
+}
+
+void PluginServer::RecordRegistration(bool success) {
+  SetRegistered(success);
+  if (options_.metrics.registrations != nullptr) {
+    options_.metrics.registrations
+        ->Add({{"resource", options_.resource}, {"result", success ? "success" : "failure"}})
+        .Increment();
+  }
+}
+
+void PluginServer::CountAllocation(absl::string_view result) {
+  if (options_.metrics.allocations == nullptr) return;
+  options_.metrics.allocations
+      ->Add({{"resource", options_.resource}, {"result", std::string(result)}})
+      .Increment();
+}
+
+grpc::Status PluginServer::Allocate(const v1beta1::AllocateRequest& request,
+                                    v1beta1::AllocateResponse* response) {
+  std::shared_ptr<const ResourceDevices> devices = Devices();
+  // Check every ID of every container before answering anything: a refused call allocates
+  // nothing.
+  for (const v1beta1::ContainerAllocateRequest& container : request.container_requests()) {
+    for (const std::string& id : container.devices_ids()) {
+      const PluginDevice* device = devices == nullptr ? nullptr : devices->Find(id);
+      if (device == nullptr) {
+        CountAllocation("unknown_device");
+        Log().warn("msg=\"Allocate refused: unknown device\" resource={} device={}",
+                   options_.resource, id);
+        Resend();
+        return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                            absl::StrCat("unknown device ID \"", id, "\" for resource ",
+                                         options_.resource, "; nothing was allocated"));
+      }
+      if (!device->healthy) {
+        CountAllocation("unhealthy_device");
+        Log().warn("msg=\"Allocate refused: unhealthy device\" resource={} device={}",
+                   options_.resource, id);
+        Resend();
+        return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                            absl::StrCat("device \"", id, "\" of resource ", options_.resource,
+                                         " is unhealthy; nothing was allocated"));
+      }
+    }
+  }
+  for (const v1beta1::ContainerAllocateRequest& container : request.container_requests()) {
+    v1beta1::ContainerAllocateResponse* out = response->add_container_responses();
+    absl::flat_hash_set<std::string> device_paths, mount_paths, cdi_names;
+    for (const std::string& id : container.devices_ids()) {
+      AppendSpec(devices->Find(id)->allocate, *out, device_paths, mount_paths, cdi_names);
+    }
+  }
+  CountAllocation("success");
+  Log().debug("msg=\"Allocate\" resource={} containers={}", options_.resource,
+              request.container_requests_size());
+  return grpc::Status::OK;
+}
+
+grpc::Status PluginServer::GetPreferredAllocation(
+    const v1beta1::PreferredAllocationRequest& request,
+    v1beta1::PreferredAllocationResponse* response) {
+  std::shared_ptr<const ResourceDevices> devices = Devices();
+  NumaLookup numa_of = [&devices](const std::string& id) -> std::optional<int64_t> {
+    const PluginDevice* device = devices == nullptr ? nullptr : devices->Find(id);
+    return device == nullptr ? std::nullopt : device->numa_node;
+  };
+  for (const v1beta1::ContainerPreferredAllocationRequest& container :
+       request.container_requests()) {
+    if (container.allocation_size() < 0) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          absl::StrCat("negative allocation_size ", container.allocation_size()));
+    }
+    std::vector<std::string> available(container.available_deviceids().begin(),
+                                       container.available_deviceids().end());
+    std::vector<std::string> must(container.must_include_deviceids().begin(),
+                                  container.must_include_deviceids().end());
+    std::vector<std::string> chosen = PreferredAllocation(
+        available, must, container.allocation_size(), numa_of, options_.settings.allocation_policy);
+    auto* out = response->add_container_responses();
+    for (std::string& id : chosen) out->add_deviceids(std::move(id));
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status PluginServer::PreStartContainer(const v1beta1::PreStartContainerRequest& request) {
+  Log().info("msg=\"PreStartContainer\" resource={} devices=\"{}\"", options_.resource,
+             absl::StrJoin(request.devices_ids(), ","));
+  return grpc::Status::OK;
+}
+
+}  // namespace devscope
