@@ -161,6 +161,12 @@ struct XidState {
   absl::Time last;  // the latest critical XID of this scope
 };
 
+// How logs name an XID's scope.
+std::string ScopeName(unsigned int gpu_instance) {
+  return gpu_instance == NVML_INVALID_INSTANCE_ID ? std::string("whole-gpu")
+                                                  : absl::StrCat(gpu_instance);
+}
+
 // The key XIDs are kept under: the GPU's UUID and the MIG GPU instance (NVML_INVALID_INSTANCE_ID
 // for the whole GPU).
 using XidScope = std::pair<std::string, unsigned int>;
@@ -475,7 +481,7 @@ class NvmlCollector : public Collector {
       for (auto it = xids_.begin(); it != xids_.end();) {
         if (now - it->second.last >= xid_recovery_) {
           Log().info("collector=nvml device={} gpu_instance={} recovered: no critical XID for {}",
-                     it->first.first, it->first.second, absl::FormatDuration(xid_recovery_));
+                     it->first.first, ScopeName(it->first.second), absl::FormatDuration(xid_recovery_));
           it = xids_.erase(it);
         } else {
           ++it;
@@ -581,7 +587,7 @@ class NvmlCollector : public Collector {
       return;
     }
     Log().warn("collector=nvml device={} gpu_instance={} critical xid={}: unhealthy", uuid,
-               data.gpuInstanceId, xid);
+               ScopeName(data.gpuInstanceId), xid);
     if (event_fd_ >= 0) {
       const uint64_t one = 1;
       (void)!write(event_fd_, &one, sizeof(one));

@@ -1,0 +1,425 @@
+// The nvml collector against the fake libnvidia-ml (test/collectors/fake_nvml), which the test
+// drives through its exported fake_nvml_* functions, resolved from the same dlopen() handle the
+// collector gets.
+#include <dlfcn.h>
+#include <poll.h>
+#include <stdlib.h>
+
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "collectors/collector.h"
+#include "collectors/nvml_api.h"
+#include "collectors/registry.h"
+#include "common/config.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace devscope {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::ElementsAre;
+
+constexpr char kGpu0[] = "GPU-11111111-2222-3333-4444-555555555555";
+constexpr char kGpu1[] = "GPU-66666666-7777-8888-9999-000000000000";
+constexpr char kMig1[] = "MIG-aaaaaaaa-0000-0000-0000-000000000001";
+constexpr char kMig2[] = "MIG-aaaaaaaa-0000-0000-0000-000000000002";
+
+// The fake's scenario API.
+struct FakeNvml {
+  void (*reset)();
+  void (*set_init_result)(int);
+  int (*add_gpu)(const char*, const char*, const char*);
+  int (*add_mig)(int, const char*, const char*, unsigned);
+  int (*set)(int, const char*, unsigned long long);
+  void (*set_serial)(int, const char*);
+  void (*set_lost)(int, int);
+  void (*inject_xid)(int, unsigned long long, unsigned);
+  int (*registered)(int);
+  int (*init_calls)();
+  int (*shutdown_calls)();
+  int (*event_sets_open)();
+};
+
+class NvmlTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    handle_ = dlopen(FAKE_NVML_LIBRARY, RTLD_NOW | RTLD_LOCAL);
+    ASSERT_NE(handle_, nullptr) << dlerror();
+    Resolve("fake_nvml_reset", fake_.reset);
+    Resolve("fake_nvml_set_init_result", fake_.set_init_result);
+    Resolve("fake_nvml_add_gpu", fake_.add_gpu);
+    Resolve("fake_nvml_add_mig", fake_.add_mig);
+    Resolve("fake_nvml_set", fake_.set);
+    Resolve("fake_nvml_set_serial", fake_.set_serial);
+    Resolve("fake_nvml_set_lost", fake_.set_lost);
+    Resolve("fake_nvml_inject_xid", fake_.inject_xid);
+    Resolve("fake_nvml_registered", fake_.registered);
+    Resolve("fake_nvml_init_calls", fake_.init_calls);
+    Resolve("fake_nvml_shutdown_calls", fake_.shutdown_calls);
+    Resolve("fake_nvml_event_sets_open", fake_.event_sets_open);
+    fake_.reset();
+
+    char dir[] = "/tmp/dsnvmlXXXXXX";
+    ASSERT_NE(mkdtemp(dir), nullptr);
+    root_ = dir;
+    config_.sysfs = root_ + "/sys";
+    config_.devfs = root_ + "/dev";
+    config_.nvml_library = FAKE_NVML_LIBRARY;
+    fs::create_directories(config_.devfs);
+  }
+
+  void TearDown() override {
+    std::error_code ec;
+    fs::remove_all(root_, ec);
+    if (handle_ != nullptr) dlclose(handle_);
+  }
+
+  template <typename Fn>
+  void Resolve(const char* name, Fn& fn) {
+    fn = reinterpret_cast<Fn>(dlsym(handle_, name));
+    ASSERT_NE(fn, nullptr) << name;
+  }
+
+  void Write(const std::string& path, const std::string& content) {
+    fs::create_directories(fs::path(path).parent_path());
+    std::ofstream(path) << content;
+  }
+
+  // A GPU with every attribute the collector reads.
+  int AddFullGpu(const char* uuid, const char* bus_id, unsigned minor) {
+    const int slot = fake_.add_gpu(uuid, "NVIDIA A100-SXM4-40GB", bus_id);
+    fake_.set(slot, "minor", minor);
+    fake_.set(slot, "util_gpu", 42);
+    fake_.set(slot, "util_memory", 10);
+    fake_.set(slot, "mem_total", 40ULL << 30);
+    fake_.set(slot, "mem_used", 1ULL << 30);
+    fake_.set(slot, "temperature", 61);
+    fake_.set(slot, "power_mw", 250500);
+    fake_.set(slot, "energy_mj", 123456789);
+    fake_.set(slot, "ecc_corrected", 5);
+    fake_.set(slot, "ecc_uncorrected", 1);
+    fake_.set_serial(slot, "1564720004631");
+    return slot;
+  }
+
+  std::unique_ptr<Collector> Make() {
+    auto collector = NewNvmlCollector(config_);
+    EXPECT_TRUE(collector.ok()) << collector.status();
+    return collector.ok() ? std::move(*collector) : nullptr;
+  }
+
+  static std::vector<DeviceReport> Collect(Collector& collector) {
+    auto reports = collector.Collect();
+    EXPECT_TRUE(reports.ok()) << reports.status();
+    return reports.ok() ? *reports : std::vector<DeviceReport>{};
+  }
+
+  // Collects until `done` holds for the reports, or 10 s pass.
+  static std::vector<DeviceReport> CollectUntil(
+      Collector& collector, const std::function<bool(const std::vector<DeviceReport>&)>& done) {
+    const absl::Time deadline = absl::Now() + absl::Seconds(10);
+    std::vector<DeviceReport> reports = Collect(collector);
+    while (!done(reports) && absl::Now() < deadline) {
+      absl::SleepFor(absl::Milliseconds(10));
+      reports = Collect(collector);
+    }
+    return reports;
+  }
+
+  void* handle_ = nullptr;
+  FakeNvml fake_{};
+  std::string root_;
+  Config config_;
+};
+
+const DeviceReport* Find(const std::vector<DeviceReport>& reports, const std::string& id) {
+  for (const DeviceReport& report : reports) {
+    if (report.info.id == id) return &report;
+  }
+  return nullptr;
+}
+
+std::optional<double> Value(const DeviceReport& report, const std::string& name,
+                            const LabelPairs& labels = {}) {
+  for (const Sample& sample : report.samples) {
+    if (sample.name == name && sample.labels == labels) return sample.value;
+  }
+  return std::nullopt;
+}
+
+std::optional<double> XidCount(const std::vector<DeviceReport>& reports, const std::string& id) {
+  const DeviceReport* report = Find(reports, id);
+  if (report == nullptr) return std::nullopt;
+  return Value(*report, "devscope_device_errors_total", {{"kind", "xid"}});
+}
+
+TEST_F(NvmlTest, LibraryAbsentIsNotFound) {
+  config_.nvml_library = root_ + "/libnvidia-ml.so.1";
+  EXPECT_EQ(NewNvmlCollector(config_).status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(NvmlTest, DriverNotLoadedOrNoGpuIsNotFound) {
+  fake_.set_init_result(NVML_ERROR_DRIVER_NOT_LOADED);
+  EXPECT_EQ(NewNvmlCollector(config_).status().code(), absl::StatusCode::kNotFound);
+  fake_.set_init_result(NVML_SUCCESS);
+  EXPECT_EQ(NewNvmlCollector(config_).status().code(), absl::StatusCode::kNotFound);  // no GPU
+  EXPECT_EQ(fake_.init_calls(), 2);
+  EXPECT_EQ(fake_.shutdown_calls(), 1);  // the init that succeeded is shut down
+}
+
+TEST_F(NvmlTest, IdentityAliasesNumaAndAllocateSpec) {
+  AddFullGpu(kGpu0, "00000000:3B:00.0", 3);
+  Write(config_.sysfs + "/bus/pci/devices/0000:3b:00.0/numa_node", "1\n");
+  Write(config_.devfs + "/nvidiactl", "");
+  Write(config_.devfs + "/nvidia-uvm", "");
+  auto collector = Make();
+  ASSERT_NE(collector, nullptr);
+  const auto reports = Collect(*collector);
+  ASSERT_EQ(reports.size(), 1u);
+  const DeviceInfo& info = reports[0].info;
+  EXPECT_EQ(info.id, kGpu0);
+  EXPECT_THAT(info.aliases, ElementsAre("0000:3b:00.0"));
+  EXPECT_EQ(info.pci_address, "0000:3b:00.0");
+  EXPECT_EQ(info.numa_node, 1);
+  EXPECT_EQ(info.vendor, "NVIDIA");
+  EXPECT_EQ(info.model, "NVIDIA A100-SXM4-40GB");
+  EXPECT_EQ(info.serial, "1564720004631");
+  EXPECT_EQ(info.resource, "nvidia.com/gpu");
+  EXPECT_FALSE(info.advertise);
+  ASSERT_EQ(info.allocate.device_nodes.size(), 3u);  // nvidia-uvm-tools absent: not handed out
+  EXPECT_EQ(info.allocate.device_nodes[0].host_path, config_.devfs + "/nvidia3");
+  EXPECT_EQ(info.allocate.device_nodes[0].container_path, "/dev/nvidia3");
+  EXPECT_EQ(info.allocate.device_nodes[1].container_path, "/dev/nvidiactl");
+  EXPECT_EQ(info.allocate.device_nodes[2].container_path, "/dev/nvidia-uvm");
+  EXPECT_TRUE(reports[0].health.healthy);
+}
+
+TEST_F(NvmlTest, NumaMinusOneIsAbsent) {
+  AddFullGpu(kGpu0, "00000000:3B:00.0", 0);
+  Write(config_.sysfs + "/bus/pci/devices/0000:3b:00.0/numa_node", "-1\n");
+  auto collector = Make();
+  ASSERT_NE(collector, nullptr);
+  const auto reports = Collect(*collector);
+  ASSERT_EQ(reports.size(), 1u);
+  EXPECT_FALSE(reports[0].info.numa_node.has_value());
+}
+
+TEST_F(NvmlTest, TelemetryInBaseUnits) {
+  AddFullGpu(kGpu0, "00000000:3B:00.0", 0);
+  auto collector = Make();
+  ASSERT_NE(collector, nullptr);
+  const auto reports = Collect(*collector);
+  ASSERT_EQ(reports.size(), 1u);
+  const DeviceReport& r = reports[0];
+  EXPECT_DOUBLE_EQ(*Value(r, "devscope_device_utilization_ratio"), 0.42);
+  EXPECT_DOUBLE_EQ(*Value(r, "devscope_device_memory_total_bytes"), 40.0 * (1ULL << 30));
+  EXPECT_DOUBLE_EQ(*Value(r, "devscope_device_memory_used_bytes"), 1.0 * (1ULL << 30));
+  EXPECT_DOUBLE_EQ(*Value(r, "devscope_device_temperature_celsius"), 61);
+  EXPECT_DOUBLE_EQ(*Value(r, "devscope_device_power_watts"), 250.5);
+  EXPECT_DOUBLE_EQ(*Value(r, "devscope_device_energy_joules_total"), 123456.789);
+  EXPECT_EQ(Value(r, "devscope_device_errors_total", {{"kind", "ecc_corrected"}}), 5);
+  EXPECT_EQ(Value(r, "devscope_device_errors_total", {{"kind", "ecc_uncorrected"}}), 1);
+  EXPECT_EQ(Value(r, "devscope_device_errors_total", {{"kind", "xid"}}), 0);
+  for (const Sample& sample : r.samples) {
+    const bool counter = sample.name.size() > 6 &&
+                         sample.name.compare(sample.name.size() - 6, 6, "_total") == 0;
+    EXPECT_EQ(sample.kind, counter ? Sample::Kind::kCounter : Sample::Kind::kGauge) << sample.name;
+  }
+}
+
+TEST_F(NvmlTest, NotSupportedAttributesAreAbsent) {
+  const int slot = fake_.add_gpu(kGpu0, "Tesla T4", "00000000:65:00.0");
+  fake_.set(slot, "mem_total", 16ULL << 30);
+  fake_.set(slot, "mem_used", 0);
+  auto collector = Make();
+  ASSERT_NE(collector, nullptr);
+  const auto reports = Collect(*collector);
+  ASSERT_EQ(reports.size(), 1u);
+  const DeviceReport& r = reports[0];
+  EXPECT_EQ(Value(r, "devscope_device_memory_used_bytes"), 0);  // a real zero stays
+  EXPECT_FALSE(Value(r, "devscope_device_utilization_ratio"));
+  EXPECT_FALSE(Value(r, "devscope_device_temperature_celsius"));
+  EXPECT_FALSE(Value(r, "devscope_device_power_watts"));
+  EXPECT_FALSE(Value(r, "devscope_device_energy_joules_total"));
+  EXPECT_FALSE(Value(r, "devscope_device_errors_total", {{"kind", "ecc_corrected"}}));
+  EXPECT_EQ(r.info.serial, "");
+  EXPECT_TRUE(r.info.allocate.device_nodes.empty());  // no minor number, no control nodes
+  EXPECT_TRUE(r.health.healthy);
+}
+
+TEST_F(NvmlTest, SeveralGpusInIndexOrder) {
+  AddFullGpu(kGpu0, "00000000:3B:00.0", 0);
+  AddFullGpu(kGpu1, "00000001:86:00.0", 1);
+  auto collector = Make();
+  ASSERT_NE(collector, nullptr);
+  const auto reports = Collect(*collector);
+  ASSERT_EQ(reports.size(), 2u);
+  EXPECT_EQ(reports[0].info.id, kGpu0);
+  EXPECT_EQ(reports[1].info.id, kGpu1);
+  EXPECT_EQ(reports[1].info.pci_address, "0001:86:00.0");
+}
+
+TEST_F(NvmlTest, MigDevicesAreSeparateDevices) {
+  const int gpu = AddFullGpu(kGpu0, "00000000:3B:00.0", 0);
+  const int mig1 = fake_.add_mig(gpu, kMig1, "NVIDIA A100-SXM4-40GB MIG 1g.5gb", 1);
+  fake_.set(mig1, "mem_total", 5ULL << 30);
+  fake_.set(mig1, "mem_used", 1ULL << 20);
+  fake_.add_mig(gpu, kMig2, "NVIDIA A100-SXM4-40GB MIG 3g.20gb", 2);
+  Write(config_.sysfs + "/bus/pci/devices/0000:3b:00.0/numa_node", "0\n");
+  config_.nvml.advertise_resource = "nvidia.com/gpu";
+  auto collector = Make();
+  ASSERT_NE(collector, nullptr);
+  const auto reports = Collect(*collector);
+  ASSERT_EQ(reports.size(), 3u);
+  const DeviceReport* parent = Find(reports, kGpu0);
+  const DeviceReport* m1 = Find(reports, kMig1);
+  const DeviceReport* m2 = Find(reports, kMig2);
+  ASSERT_NE(parent, nullptr);
+  ASSERT_NE(m1, nullptr);
+  ASSERT_NE(m2, nullptr);
+  // With MIG on, pods get MIG devices: those are advertised, the parent is not.
+  EXPECT_FALSE(parent->info.advertise);
+  EXPECT_TRUE(m1->info.advertise);
+  EXPECT_EQ(m1->info.resource, "nvidia.com/gpu");
+  EXPECT_EQ(m1->info.model, "NVIDIA A100-SXM4-40GB MIG 1g.5gb");
+  EXPECT_EQ(m1->info.pci_address, "0000:3b:00.0");
+  EXPECT_EQ(m1->info.numa_node, 0);
+  EXPECT_EQ(Value(*m1, "devscope_device_memory_total_bytes"), 5.0 * (1ULL << 30));
+  EXPECT_FALSE(Value(*m1, "devscope_device_utilization_ratio"));  // not supported on MIG
+  EXPECT_EQ(Value(*m1, "devscope_device_mig_info",
+                  {{"parent_device", kGpu0}, {"gpu_instance_id", "1"}}),
+            1);
+  EXPECT_EQ(Value(*m2, "devscope_device_mig_info",
+                  {{"parent_device", kGpu0}, {"gpu_instance_id", "2"}}),
+            1);
+  EXPECT_EQ(m1->info.allocate.device_nodes.size(), parent->info.allocate.device_nodes.size());
+}
+
+TEST_F(NvmlTest, CriticalXidMakesGpuUnhealthyAndWakesTheRunner) {
+  AddFullGpu(kGpu0, "00000000:3B:00.0", 0);
+  AddFullGpu(kGpu1, "00000000:86:00.0", 1);
+  auto collector = Make();
+  ASSERT_NE(collector, nullptr);
+  ASSERT_GE(collector->watch_fd(), 0);
+  ASSERT_TRUE(fake_.registered(0));
+  fake_.inject_xid(0, 79, NVML_INVALID_INSTANCE_ID);
+
+  pollfd pfd = {collector->watch_fd(), POLLIN, 0};
+  ASSERT_EQ(poll(&pfd, 1, 10000), 1) << "watch_fd never became readable";
+  collector->DrainWatch();
+  const auto reports = CollectUntil(*collector, [](const std::vector<DeviceReport>& r) {
+    return Find(r, kGpu0) != nullptr && !Find(r, kGpu0)->health.healthy;
+  });
+  ASSERT_EQ(reports.size(), 2u);
+  EXPECT_FALSE(Find(reports, kGpu0)->health.healthy);
+  EXPECT_EQ(Find(reports, kGpu0)->health.reason, "xid 79");
+  EXPECT_TRUE(Find(reports, kGpu1)->health.healthy);
+  EXPECT_EQ(XidCount(reports, kGpu0), 1);
+  // Drained: not readable any more.
+  pfd.revents = 0;
+  EXPECT_EQ(poll(&pfd, 1, 0), 0);
+}
+
+TEST_F(NvmlTest, IgnoredXidsLeaveHealthAlone) {
+  AddFullGpu(kGpu0, "00000000:3B:00.0", 0);
+  config_.nvml_ignored_xids = {13, 31, 43, 45, 68, 94};
+  auto collector = Make();
+  ASSERT_NE(collector, nullptr);
+  fake_.inject_xid(0, 13, NVML_INVALID_INSTANCE_ID);
+  fake_.inject_xid(0, 94, NVML_INVALID_INSTANCE_ID);
+  // Both events seen (the counter says so), and still healthy.
+  const auto reports = CollectUntil(*collector, [](const std::vector<DeviceReport>& r) {
+    return XidCount(r, kGpu0) == 2;
+  });
+  ASSERT_EQ(XidCount(reports, kGpu0), 2);
+  EXPECT_TRUE(Find(reports, kGpu0)->health.healthy);
+}
+
+TEST_F(NvmlTest, XidHealthRecoversAfterTheQuietPeriod) {
+  AddFullGpu(kGpu0, "00000000:3B:00.0", 0);
+  config_.nvml_xid_recovery = absl::Milliseconds(300);
+  auto collector = Make();
+  ASSERT_NE(collector, nullptr);
+  fake_.inject_xid(0, 48, NVML_INVALID_INSTANCE_ID);
+  auto reports = CollectUntil(*collector, [](const std::vector<DeviceReport>& r) {
+    return !Find(r, kGpu0)->health.healthy;
+  });
+  ASSERT_EQ(Find(reports, kGpu0)->health.reason, "xid 48");
+  reports = CollectUntil(*collector, [](const std::vector<DeviceReport>& r) {
+    return Find(r, kGpu0)->health.healthy;
+  });
+  EXPECT_TRUE(Find(reports, kGpu0)->health.healthy);
+  EXPECT_EQ(XidCount(reports, kGpu0), 1);  // the counter keeps the history
+}
+
+TEST_F(NvmlTest, XidOnAMigInstanceMarksOnlyThatMigDevice) {
+  const int gpu = AddFullGpu(kGpu0, "00000000:3B:00.0", 0);
+  fake_.add_mig(gpu, kMig1, "MIG 1g.5gb", 1);
+  fake_.add_mig(gpu, kMig2, "MIG 1g.5gb", 2);
+  auto collector = Make();
+  ASSERT_NE(collector, nullptr);
+  fake_.inject_xid(gpu, 94, 2);  // 94 (contained ECC error) is critical by default
+  auto reports = CollectUntil(*collector, [](const std::vector<DeviceReport>& r) {
+    return Find(r, kMig2) != nullptr && !Find(r, kMig2)->health.healthy;
+  });
+  ASSERT_EQ(reports.size(), 3u);
+  EXPECT_EQ(Find(reports, kMig2)->health.reason, "xid 94");
+  EXPECT_TRUE(Find(reports, kMig1)->health.healthy);
+  EXPECT_TRUE(Find(reports, kGpu0)->health.healthy);
+
+  // A whole-GPU XID takes the parent and every MIG device with it.
+  fake_.inject_xid(gpu, 79, NVML_INVALID_INSTANCE_ID);
+  reports = CollectUntil(*collector, [](const std::vector<DeviceReport>& r) {
+    return !Find(r, kGpu0)->health.healthy;
+  });
+  EXPECT_EQ(Find(reports, kGpu0)->health.reason, "xid 79");
+  EXPECT_EQ(Find(reports, kMig1)->health.reason, "xid 79");
+  EXPECT_FALSE(Find(reports, kMig2)->health.healthy);
+}
+
+TEST_F(NvmlTest, LostGpuIsReportedUnhealthyWithWhatWasKnown) {
+  AddFullGpu(kGpu0, "00000000:3B:00.0", 0);
+  AddFullGpu(kGpu1, "00000000:86:00.0", 1);
+  auto collector = Make();
+  ASSERT_NE(collector, nullptr);
+  ASSERT_EQ(Collect(*collector).size(), 2u);
+  fake_.set_lost(1, 1);
+  auto reports = Collect(*collector);
+  ASSERT_EQ(reports.size(), 2u);
+  const DeviceReport* lost = Find(reports, kGpu1);
+  ASSERT_NE(lost, nullptr);
+  EXPECT_FALSE(lost->health.healthy);
+  EXPECT_EQ(lost->health.reason, "gpu lost");
+  EXPECT_EQ(lost->info.pci_address, "0000:86:00.0");
+  EXPECT_TRUE(lost->samples.empty());
+  EXPECT_TRUE(Find(reports, kGpu0)->health.healthy);
+  // Back on the bus: healthy again.
+  fake_.set_lost(1, 0);
+  reports = Collect(*collector);
+  EXPECT_TRUE(Find(reports, kGpu1)->health.healthy);
+}
+
+TEST_F(NvmlTest, ShutsDownAndFreesEventsOnDestruction) {
+  AddFullGpu(kGpu0, "00000000:3B:00.0", 0);
+  {
+    auto collector = Make();
+    ASSERT_NE(collector, nullptr);
+    EXPECT_EQ(fake_.event_sets_open(), 1);
+    Collect(*collector);
+  }
+  EXPECT_EQ(fake_.init_calls(), 1);
+  EXPECT_EQ(fake_.shutdown_calls(), 1);
+  EXPECT_EQ(fake_.event_sets_open(), 0);
+}
+
+}  // namespace
+}  // namespace devscope
