@@ -159,7 +159,8 @@ int RunPodCommand(const Config& config, absl::string_view ns_slash_name, std::os
   request.set_pod_name(name);
   v1::GetPodResourcesResponse response;
   grpc::ClientContext get_context;
-  const grpc::Status get = stub->Get(WithDeadline(get_context), request, &response);
+  const grpc::Status get =
+      NormalizeReplyStatus(stub->Get(WithDeadline(get_context), request, &response));
   if (get.ok()) {
     PrintPodTable(ConvertPod(response.pod_resources()), out);
     return 0;
@@ -178,8 +179,8 @@ int RunPodCommand(const Config& config, absl::string_view ns_slash_name, std::os
             << ": " << get.error_message() << "); using List\n";
   v1::ListPodResourcesResponse list;
   grpc::ClientContext list_context;
-  const grpc::Status listed =
-      stub->List(WithDeadline(list_context), v1::ListPodResourcesRequest(), &list);
+  const grpc::Status listed = NormalizeReplyStatus(
+      stub->List(WithDeadline(list_context), v1::ListPodResourcesRequest(), &list));
   if (!listed.ok()) {
     PrintFailure("List", listed, config);
     return 1;

@@ -132,6 +132,15 @@ absl::string_view GrpcCodeName(grpc::StatusCode code) {
   }
 }
 
+grpc::Status NormalizeReplyStatus(grpc::Status status) {
+  if (status.error_code() == grpc::StatusCode::UNIMPLEMENTED &&
+      status.error_message() == "No message returned for unary request") {
+    return grpc::Status(grpc::StatusCode::INTERNAL,
+                        "the kubelet's reply did not parse as a pod-resources message");
+  }
+  return status;
+}
+
 std::shared_ptr<grpc::Channel> MakePodResourcesChannel(const std::string& socket_path,
                                                        uint64_t max_message_size) {
   grpc::ChannelArguments args;
@@ -266,7 +275,7 @@ grpc::Status PodResourcesPoller::Call(Method method, const Request& request, Res
     call_in_flight_ = &context;
   }
   const absl::Time start = absl::Now();
-  grpc::Status status = fn(stub_.get(), &context, request, response);
+  grpc::Status status = NormalizeReplyStatus(fn(stub_.get(), &context, request, response));
   const absl::Duration took = absl::Now() - start;
   {
     absl::MutexLock lock(&call_mu_);

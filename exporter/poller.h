@@ -52,6 +52,11 @@ struct PollerOptions {
 // The canonical gRPC code name, as the metrics label it: OK, UNAVAILABLE, RESOURCE_EXHAUSTED, ...
 absl::string_view GrpcCodeName(grpc::StatusCode code);
 
+// gRPC C++'s blocking unary call reports a reply that does not parse as UNIMPLEMENTED "No message
+// returned for unary request" (client_unary_call.h). That is a garbled reply, not a method the
+// kubelet lacks: this turns it into INTERNAL, the code other gRPC implementations give it.
+grpc::Status NormalizeReplyStatus(grpc::Status status);
+
 // A channel to "unix://" + socket_path with insecure credentials and `max_message_size` as the
 // receive limit. Its reconnect backoff is short and its subchannel private, so that a fresh channel
 // made after a kubelet restart connects at once.

@@ -406,6 +406,10 @@ TEST_F(PollerTest, GarbageReplyMarksDownAndKeepsThePicture) {
   standin_->SetGarbage(true);
   ASSERT_TRUE(WaitFor([&] { return Up() == 0; }));
   EXPECT_EQ(Current()->pods.size(), 2u);
+  // A garbled reply is INTERNAL, not a kubelet that lacks List.
+  EXPECT_GE(Requests("List", "INTERNAL"), 1);
+  EXPECT_EQ(Requests("List", "UNIMPLEMENTED"), 0);
+  EXPECT_THAT(Supported("List"), Optional(1.0));
   standin_->SetGarbage(false);
   ASSERT_TRUE(WaitFor([&] { return Up() == 1; }));
 }
