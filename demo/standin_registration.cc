@@ -252,7 +252,7 @@ void RegistrationStandin::RunWatch(std::string resource, std::shared_ptr<grpc::C
   if (generation_[resource] != generation) return;  // replaced by a newer registration
   // The kubelet marks every device of a broken stream unhealthy and never reopens it.
   for (v1beta1::Device& device : devices_[resource]) device.set_health("Unhealthy");
-  Log().info("msg=\"stand-in: ListAndWatch stream ended\" resource={} code={}", resource,
+  Log().info("stand-in: ListAndWatch stream ended resource={} code={}", resource,
              static_cast<int>(status.error_code()));
 }
 

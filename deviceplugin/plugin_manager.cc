@@ -144,7 +144,7 @@ DevicePluginManager::~DevicePluginManager() { Stop(); }
 
 absl::Status DevicePluginManager::Start() {
   if (!config_.device_plugin) {
-    Log().info("msg=\"device plugin disabled\"");
+    Log().info("device plugin disabled");
     return absl::OkStatus();
   }
   if (started_ || stop_.HasBeenNotified()) {
@@ -189,7 +189,7 @@ absl::Status DevicePluginManager::Start() {
         absl::StrCat("cannot watch ", plugins_dir_, " with inotify: ", std::strerror(err)));
   }
   started_ = true;
-  Log().info("msg=\"device plugin starting\" dir={} route={}", plugins_dir_,
+  Log().info("device plugin starting dir={} route={}", plugins_dir_,
              registry_dir_.empty() ? "kubelet.sock" : absl::StrCat("plugin watcher ", registry_dir_));
   control_ = std::thread([this] { ControlLoop(); });
   bridge_ = std::thread([this] { BridgeLoop(); });
@@ -222,7 +222,7 @@ void DevicePluginManager::Stop() {
   if (inotify_fd_ >= 0) ::close(inotify_fd_);
   inotify_fd_ = -1;
   watch_ = -1;
-  Log().info("msg=\"device plugin stopped\"");
+  Log().info("device plugin stopped");
 }
 
 std::vector<std::string> DevicePluginManager::Resources() const {
@@ -280,7 +280,7 @@ void DevicePluginManager::ControlLoop() {
     int ms = static_cast<int>(absl::ToInt64Milliseconds(timeout + absl::Microseconds(999)));
     int ready = ::poll(fds, 2, std::max(ms, 0));
     if (ready < 0 && errno != EINTR) {
-      Log().error("msg=\"device plugin poll failed\" error=\"{}\"", std::strerror(errno));
+      Log().error("device plugin poll failed error=\"{}\"", std::strerror(errno));
     }
     if (stop_.HasBeenNotified()) break;
     if (fds[0].revents & POLLIN) inbox_->Drain();
@@ -293,7 +293,7 @@ void DevicePluginManager::ControlLoop() {
     if (watch_ < 0) {
       WatchDirectory();
       if (watch_ >= 0) {
-        Log().info("msg=\"watching the device-plugins directory again\" dir={}", plugins_dir_);
+        Log().info("watching the device-plugins directory again dir={}", plugins_dir_);
         next_socket_check_ = absl::InfinitePast();
       }
     }
@@ -317,8 +317,8 @@ void DevicePluginManager::ApplySnapshot() ABSL_EXCLUSIVE_LOCKS_REQUIRED(servers_
             if (!invalid_logged_[resource]) {
               invalid_logged_[resource] = true;
               Log().error(
-                  "msg=\"refusing to advertise devices under an invalid resource name; the "
-                  "kubelet would reject it\" device={} error=\"{}\"",
+                  "device plugin: refusing to advertise devices under an invalid resource name "
+                  "(the kubelet would reject it) device={} error=\"{}\"",
                   device.info.id, std::string(valid.message()));
             }
             continue;
@@ -336,7 +336,7 @@ void DevicePluginManager::ApplySnapshot() ABSL_EXCLUSIVE_LOCKS_REQUIRED(servers_
     Slot* slot = EnsureSlot(resource);
     slot->server->Update(ResourceDevices::Build(std::move(devices)));
     if (fresh) {
-      Log().info("msg=\"serving device plugin\" resource={} socket={}", resource,
+      Log().info("serving device plugin resource={} socket={}", resource,
                  slot->server->socket_path());
       CheckSockets(now);
     }
@@ -386,7 +386,7 @@ void DevicePluginManager::HandleInotify(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQ
         kubelet_created = true;  // events were lost: assume the worst
       }
       if (event->mask & (IN_IGNORED | IN_DELETE_SELF | IN_MOVE_SELF)) {
-        Log().warn("msg=\"the device-plugins directory went away; watching for it\" dir={}",
+        Log().warn("the device-plugins directory went away; watching for it dir={}",
                    plugins_dir_);
         if (watch_ >= 0) ::inotify_rm_watch(inotify_fd_, watch_);
         watch_ = -1;
@@ -396,7 +396,7 @@ void DevicePluginManager::HandleInotify(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQ
         if (event->mask & (IN_CREATE | IN_MOVED_TO)) {
           kubelet_created = true;
         } else if (event->mask & (IN_DELETE | IN_MOVED_FROM)) {
-          Log().warn("msg=\"kubelet.sock removed; the kubelet is stopping or restarting\"");
+          Log().warn("kubelet.sock removed; the kubelet is stopping or restarting");
         }
       } else if (event->mask & (IN_DELETE | IN_MOVED_FROM)) {
         check_sockets = true;  // possibly one of ours; CheckSockets compares inodes
@@ -405,7 +405,7 @@ void DevicePluginManager::HandleInotify(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQ
   }
   if (check_sockets) CheckSockets(now);
   if (kubelet_created && registry_dir_.empty()) {
-    Log().info("msg=\"kubelet.sock created; the kubelet (re)started, registering again\"");
+    Log().info("kubelet.sock created; the kubelet (re)started, registering again");
     for (auto& [resource, slot] : slots_) {
       slot->want_register = true;
       slot->backoff = backoff_.initial;
@@ -420,7 +420,7 @@ void DevicePluginManager::CheckSockets(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQU
   for (auto& [resource, slot] : slots_) {
     if (slot->serving && slot->server->SocketsIntact()) continue;
     if (slot->serving) {
-      Log().info("msg=\"plugin socket removed (kubelet restart?); serving again\" resource={}",
+      Log().info("plugin socket removed (kubelet restart?); serving again resource={}",
                  resource);
     }
     const std::string& path = slot->server->socket_path();
@@ -435,7 +435,7 @@ void DevicePluginManager::CheckSockets(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQU
       slot->serving = false;
       if (!slot->serve_error_logged) {
         slot->serve_error_logged = true;
-        Log().error("msg=\"cannot serve the device plugin; retrying\" resource={} error=\"{}\"",
+        Log().error("cannot serve the device plugin; retrying resource={} error=\"{}\"",
                     resource, std::string(served.message()));
       }
       continue;
@@ -461,7 +461,7 @@ void DevicePluginManager::ReviewStreams(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQ
     // registration.
     if (slot->server->LiveStreams() == 0 &&
         slot->server->StreamsOpened() > slot->opened_at_register) {
-      Log().warn("msg=\"the kubelet's ListAndWatch stream closed; registering again\" resource={}",
+      Log().warn("the kubelet's ListAndWatch stream closed; registering again resource={}",
                  resource);
       slot->registered = false;
       slot->server->SetRegistered(false);
@@ -537,7 +537,7 @@ void DevicePluginManager::CompleteRegistrations(absl::Time now)
       slot.backoff = backoff_.initial;
       slot.last_error.clear();
       slot.server->RecordRegistration(true);
-      Log().info("msg=\"device plugin registered\" resource={} endpoint={}", result.resource,
+      Log().info("device plugin registered resource={} endpoint={}", result.resource,
                  slot.server->socket_name());
       if (slot.again) {
         slot.want_register = true;
@@ -551,7 +551,7 @@ void DevicePluginManager::CompleteRegistrations(absl::Time now)
                                      result.status.error_message());
     if (error != slot.last_error) {
       slot.last_error = error;
-      Log().error("msg=\"device plugin registration failed; retrying with backoff\" resource={} "
+      Log().error("device plugin registration failed; retrying with backoff resource={} "
                   "kubelet_socket={} error=\"{}\"",
                   result.resource, kubelet_socket_, error);
     }

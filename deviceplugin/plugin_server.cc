@@ -69,7 +69,7 @@ std::optional<ino_t> InodeOf(const std::string& path) {
 
 void RemoveStaleSocket(const std::string& path) {
   if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
-    Log().warn("msg=\"cannot remove stale plugin socket\" path={} error=\"{}\"", path,
+    Log().warn("cannot remove stale plugin socket path={} error=\"{}\"", path,
                std::strerror(errno));
   }
 }
@@ -276,10 +276,10 @@ class PluginRegistrationService : public pluginregistration::Registration::Callb
       pluginregistration::RegistrationStatusResponse*) override {
     server_->RecordRegistration(request->plugin_registered());
     if (request->plugin_registered()) {
-      Log().info("msg=\"device plugin registered through the plugin watcher\" resource={}",
+      Log().info("device plugin registered through the plugin watcher resource={}",
                  server_->resource());
     } else {
-      Log().error("msg=\"plugin watcher registration failed\" resource={} error=\"{}\"",
+      Log().error("plugin watcher registration failed resource={} error=\"{}\"",
                   server_->resource(), request->error());
     }
     auto* reactor = context->DefaultReactor();
@@ -428,7 +428,7 @@ void PluginServer::AddStream(Stream* stream) {
     streams_.insert(stream);
     ++streams_opened_;
   }
-  Log().debug("msg=\"ListAndWatch stream opened\" resource={}", options_.resource);
+  Log().debug("ListAndWatch stream opened resource={}", options_.resource);
   if (options_.on_streams_changed) options_.on_streams_changed();
 }
 
@@ -437,7 +437,7 @@ void PluginServer::RemoveStream(Stream* stream) {
     absl::MutexLock lock(&streams_mu_);
     streams_.erase(stream);
   }
-  Log().debug("msg=\"ListAndWatch stream closed\" resource={}", options_.resource);
+  Log().debug("ListAndWatch stream closed resource={}", options_.resource);
   if (options_.on_streams_changed) options_.on_streams_changed();
 }
 
@@ -489,7 +489,7 @@ grpc::Status PluginServer::Allocate(const v1beta1::AllocateRequest& request,
       const PluginDevice* device = devices == nullptr ? nullptr : devices->Find(id);
       if (device == nullptr) {
         CountAllocation("unknown_device");
-        Log().warn("msg=\"Allocate refused: unknown device\" resource={} device={}",
+        Log().warn("Allocate refused: unknown device resource={} device={}",
                    options_.resource, id);
         Resend();
         return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
@@ -498,7 +498,7 @@ grpc::Status PluginServer::Allocate(const v1beta1::AllocateRequest& request,
       }
       if (!device->healthy) {
         CountAllocation("unhealthy_device");
-        Log().warn("msg=\"Allocate refused: unhealthy device\" resource={} device={}",
+        Log().warn("Allocate refused: unhealthy device resource={} device={}",
                    options_.resource, id);
         Resend();
         return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
@@ -515,7 +515,7 @@ grpc::Status PluginServer::Allocate(const v1beta1::AllocateRequest& request,
     }
   }
   CountAllocation("success");
-  Log().debug("msg=\"Allocate\" resource={} containers={}", options_.resource,
+  Log().debug("Allocate resource={} containers={}", options_.resource,
               request.container_requests_size());
   return grpc::Status::OK;
 }
@@ -547,7 +547,7 @@ grpc::Status PluginServer::GetPreferredAllocation(
 }
 
 grpc::Status PluginServer::PreStartContainer(const v1beta1::PreStartContainerRequest& request) {
-  Log().info("msg=\"PreStartContainer\" resource={} devices=\"{}\"", options_.resource,
+  Log().info("PreStartContainer resource={} devices=\"{}\"", options_.resource,
              absl::StrJoin(request.devices_ids(), ","));
   return grpc::Status::OK;
 }
