@@ -1,5 +1,6 @@
 #include "collectors/devicedir.h"
 
+#include <fcntl.h>
 #include <sys/inotify.h>
 #include <unistd.h>
 
@@ -185,6 +186,36 @@ std::optional<std::pair<std::string, std::string>> SplitKeyValue(absl::string_vi
     if (IsBlank(c)) return std::nullopt;
   }
   return std::make_pair(std::string(key), std::string(text.substr(eq + 1)));
+}
+
+// Like ReadSmallFile, but sized to the file instead of to the limit: metrics.prom's limit is large
+// and a pass reads thousands of small files.
+absl::StatusOr<std::string> ReadDeviceFile(const std::string& path, size_t limit = 64 * 1024) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    const int err = errno;
+    if (err == ENOENT || err == ENOTDIR) return absl::NotFoundError(absl::StrCat(path, ": absent"));
+    return absl::UnavailableError(absl::StrCat(path, ": ", std::strerror(err)));
+  }
+  std::string content;
+  char buffer[8192];
+  while (true) {
+    const ssize_t n = ::read(fd, buffer, sizeof(buffer));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      const int err = errno;
+      ::close(fd);
+      return absl::UnavailableError(absl::StrCat(path, ": ", std::strerror(err)));
+    }
+    if (n == 0) break;
+    content.append(buffer, static_cast<size_t>(n));
+    if (content.size() > limit) {
+      ::close(fd);
+      return absl::OutOfRangeError(absl::StrCat(path, ": larger than ", limit, " bytes"));
+    }
+  }
+  ::close(fd);
+  return content;
 }
 
 }  // namespace
@@ -438,7 +469,7 @@ std::optional<DeviceReport> DevicedirCollector::ReadDevice(const std::string& id
   info.advertise = true;  // a devicedir device declares its own resource
 
   const std::string resource_path = absl::StrCat(dir, "/resource");
-  auto resource = ReadSmallFile(resource_path);
+  auto resource = ReadDeviceFile(resource_path);
   if (!resource.ok()) {
     skip_reason = absl::IsNotFound(resource.status()) ? "no resource file"
                                                       : std::string(resource.status().message());
@@ -456,7 +487,7 @@ std::optional<DeviceReport> DevicedirCollector::ReadDevice(const std::string& id
 
   // health: Healthy or Unhealthy; absent (or empty, as while being rewritten) means Healthy.
   const std::string health_path = absl::StrCat(dir, "/health");
-  auto health = ReadSmallFile(health_path);
+  auto health = ReadDeviceFile(health_path);
   if (health.ok()) {
     const absl::string_view word = absl::StripAsciiWhitespace(*health);
     if (word.empty() || absl::EqualsIgnoreCase(word, "healthy")) {
@@ -473,7 +504,7 @@ std::optional<DeviceReport> DevicedirCollector::ReadDevice(const std::string& id
   }
 
   const std::string numa_path = absl::StrCat(dir, "/numa_node");
-  auto numa = ReadSmallFile(numa_path);
+  auto numa = ReadDeviceFile(numa_path);
   if (numa.ok()) {
     int64_t node = 0;
     if (absl::SimpleAtoi(absl::StripAsciiWhitespace(*numa), &node) && node >= -1) {
@@ -484,7 +515,7 @@ std::optional<DeviceReport> DevicedirCollector::ReadDevice(const std::string& id
   }
 
   const std::string info_path = absl::StrCat(dir, "/info");
-  auto info_text = ReadSmallFile(info_path);
+  auto info_text = ReadDeviceFile(info_path);
   if (info_text.ok()) {
     ParseInfoFile(*info_text, info_path, info, errors);
   } else if (!absl::IsNotFound(info_text.status())) {
@@ -492,7 +523,7 @@ std::optional<DeviceReport> DevicedirCollector::ReadDevice(const std::string& id
   }
 
   const std::string metrics_path = absl::StrCat(dir, "/metrics.prom");
-  auto metrics = ReadSmallFile(metrics_path, kMetricsFileLimit);
+  auto metrics = ReadDeviceFile(metrics_path, kMetricsFileLimit);
   if (metrics.ok()) {
     report.samples = ParsePromText(*metrics, metrics_path, errors);
   } else if (!absl::IsNotFound(metrics.status())) {
@@ -500,7 +531,7 @@ std::optional<DeviceReport> DevicedirCollector::ReadDevice(const std::string& id
   }
 
   const std::string allocate_path = absl::StrCat(dir, "/allocate");
-  auto allocate = ReadSmallFile(allocate_path);
+  auto allocate = ReadDeviceFile(allocate_path);
   if (allocate.ok()) {
     info.allocate = ParseAllocateFile(*allocate, allocate_path, errors);
   } else if (!absl::IsNotFound(allocate.status())) {

@@ -20,7 +20,7 @@ namespace {
 // A burst of file writes (a whole devicedir rewritten) becomes one pass: wait this long after
 // the first event, and keep event-driven passes at least kMinEventGap apart.
 constexpr absl::Duration kDebounce = absl::Milliseconds(10);
-constexpr absl::Duration kMinEventGap = absl::Milliseconds(100);
+constexpr absl::Duration kMinEventGap = absl::Milliseconds(250);
 
 int ToPollTimeoutMs(absl::Duration d) {
   if (d <= absl::ZeroDuration()) return 0;

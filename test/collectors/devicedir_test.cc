@@ -9,6 +9,7 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "collectors/registry.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -261,6 +262,39 @@ TEST_F(DevicedirCollectorTest, FactoryNeedsAPath) {
   auto collector = NewDevicedirCollector(config);
   ASSERT_TRUE(collector.ok());
   EXPECT_EQ((*collector)->name(), "devicedir");
+}
+
+TEST_F(DevicedirCollectorTest, ReadsAThousandDevices) {
+  for (int i = 0; i < 1024; ++i) {
+    const std::string id = absl::StrCat("w", i);
+    WriteFile(Dev(id, "resource"), "example.com/widget");
+    WriteFile(Dev(id, "numa_node"), absl::StrCat(i % 2));
+    WriteFile(Dev(id, "info"), absl::StrCat("vendor=Acme\nmodel=W\nuuid=WID-", i, "\n"));
+    WriteFile(Dev(id, "metrics.prom"),
+              absl::StrCat("# TYPE devscope_device_power_watts gauge\n"
+                           "devscope_device_power_watts ",
+                           i,
+                           "\n"
+                           "devscope_device_utilization_ratio 0.5\n"
+                           "devscope_device_temperature_celsius 50\n"
+                           "# TYPE devscope_device_errors_total counter\n"
+                           "devscope_device_errors_total{kind=\"ecc\"} 0\n"
+                           "devscope_device_errors_total{kind=\"pcie\"} 1\n"));
+    WriteFile(Dev(id, "allocate"), absl::StrCat("device /dev/widget", i, "\n"));
+  }
+  DevicedirCollector collector(dir_.path());
+  const absl::Time start = absl::Now();
+  auto devices = collector.Collect();
+  const absl::Duration took = absl::Now() - start;
+  ASSERT_TRUE(devices.ok());
+  ASSERT_THAT(*devices, SizeIs(1024));
+  EXPECT_EQ(collector.parse_errors(), 0u);
+  EXPECT_THAT((*devices)[1023].samples, SizeIs(5));
+  const absl::Time again = absl::Now();
+  ASSERT_TRUE(collector.Collect().ok());
+  std::printf("devicedir pass over 1024 devices took %s (first), %s (next)\n",
+              absl::FormatDuration(took).c_str(),
+              absl::FormatDuration(absl::Now() - again).c_str());
 }
 
 bool WaitReadable(int fd, int timeout_ms) {
