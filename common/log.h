@@ -8,6 +8,16 @@
 #include "absl/status/status.h"
 #include "spdlog/spdlog.h"
 
+// Debian's Abseil has its own string_view type; let log calls format it like any string.
+template <>
+struct fmt::formatter<absl::string_view> : fmt::formatter<fmt::string_view> {
+  template <typename FormatContext>
+  auto format(absl::string_view value, FormatContext& ctx) const {
+    return fmt::formatter<fmt::string_view>::format(fmt::string_view(value.data(), value.size()),
+                                                    ctx);
+  }
+};
+
 namespace devscope {
 
 // Configures the process-wide logger (stderr). `level` is debug|info|warn|error, `format` is

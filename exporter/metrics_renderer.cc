@@ -276,7 +276,6 @@ void AddDeviceView(const NodeView& view, std::vector<MetricFamily>& out) {
           series.push_back({name, value});
         }
         if (reserved) continue;
-        std::sort(series.begin(), series.end());
         telemetry[it->second.first].Add(std::move(series), sample.value);
       }
     }

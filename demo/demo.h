@@ -1,0 +1,19 @@
+// `devscope demo`: the whole pipeline on one machine with no cluster. A kubelet stand-in serves
+// the pod-resources and device-plugin registration sockets in a temporary directory; simulated
+// devices live in a generated devicedir whose telemetry moves and which fault now and then;
+// devscope's own device plugin registers with the stand-in, and the demo pods are admitted
+// through the plugin's real GetPreferredAllocation and Allocate.
+#ifndef DEVSCOPE_DEMO_DEMO_H_
+#define DEVSCOPE_DEMO_DEMO_H_
+
+#include "common/config.h"
+
+namespace devscope {
+
+// Runs until SIGINT or SIGTERM. `config` supplies the web and logging settings; the kubelet and
+// collector paths are the demo's own. Returns the process exit status.
+int RunDemo(Config config);
+
+}  // namespace devscope
+
+#endif  // DEVSCOPE_DEMO_DEMO_H_
