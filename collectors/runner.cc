@@ -104,7 +104,9 @@ void CollectorRunner::Loop(size_t index) {
     if (now >= next) {
       last_start = now;
       RunPass(index);
-      next = now + config_.collector_interval;
+      // A pass longer than the interval does not start the next one back to back.
+      next =
+          std::max(now + config_.collector_interval, absl::Now() + config_.collector_interval / 10);
       continue;
     }
     int watch_fd = -1;
