@@ -59,7 +59,9 @@ std::string DefaultResource(uint32_t vendor, const std::string& driver) {
 class DrmCollector : public Collector {
  public:
   explicit DrmCollector(const Config& config)
-      : sysfs_(config.sysfs), devfs_(config.devfs), advertise_resource_(config.drm.advertise_resource) {}
+      : sysfs_(config.sysfs),
+        devfs_(config.devfs),
+        advertise_resource_(config.drm.advertise_resource) {}
 
   absl::string_view name() const override { return "drm"; }
 
@@ -214,8 +216,8 @@ class DrmCollector : public Collector {
       uint64_t count = 0;
       if ((key != "ue" && key != "ce") ||
           !absl::SimpleAtoi(absl::StripAsciiWhitespace(kv.second), &count)) {
-        WarnOnce(path, absl::StrCat("malformed line in ", path, ": \"", absl::CHexEscape(line),
-                                    "\""));
+        WarnOnce(path,
+                 absl::StrCat("malformed line in ", path, ": \"", absl::CHexEscape(line), "\""));
         continue;
       }
       Sample sample;

@@ -44,18 +44,18 @@ bool IsPciAddress(absl::string_view name) {
 // A readable name for the common NIC vendors; the PCI vendor ID otherwise.
 std::string VendorName(const std::string& id) {
   static const std::map<std::string, std::string> kNames = {
-      {"0x8086", "Intel"},    {"0x15b3", "Mellanox"}, {"0x14e4", "Broadcom"},
-      {"0x1077", "QLogic"},   {"0x1924", "Solarflare"}, {"0x1d0f", "Amazon"},
-      {"0x1af4", "Red Hat"},  {"0x19ee", "Netronome"}, {"0x1137", "Cisco"},
-      {"0x10ec", "Realtek"},  {"0x1022", "AMD"},       {"0x1dd8", "Pensando"}};
+      {"0x8086", "Intel"},   {"0x15b3", "Mellanox"},   {"0x14e4", "Broadcom"},
+      {"0x1077", "QLogic"},  {"0x1924", "Solarflare"}, {"0x1d0f", "Amazon"},
+      {"0x1af4", "Red Hat"}, {"0x19ee", "Netronome"},  {"0x1137", "Cisco"},
+      {"0x10ec", "Realtek"}, {"0x1022", "AMD"},        {"0x1dd8", "Pensando"}};
   auto it = kNames.find(id);
   return it == kNames.end() ? id : it->second;
 }
 
 // One PCI function and the netdevs it owns.
 struct Function {
-  fs::path dir;                       // <sysfs>/devices/.../0000:3b:00.0, resolved
-  std::vector<std::string> netdevs;   // names under <sysfs>/class/net
+  fs::path dir;                      // <sysfs>/devices/.../0000:3b:00.0, resolved
+  std::vector<std::string> netdevs;  // names under <sysfs>/class/net
 };
 
 struct StatCounter {
@@ -113,7 +113,8 @@ class NetdevCollector : public Collector {
         continue;
       }
       // virtio-net: device -> .../0000:00:03.0/virtio0, the PCI function is the parent.
-      if (!IsPciAddress(dir.filename().string()) && IsPciAddress(dir.parent_path().filename().string())) {
+      if (!IsPciAddress(dir.filename().string()) &&
+          IsPciAddress(dir.parent_path().filename().string())) {
         dir = dir.parent_path();
       }
       if (!IsPciAddress(dir.filename().string())) {
@@ -288,8 +289,8 @@ absl::StatusOr<std::unique_ptr<Collector>> NewNetdevCollector(const Config& conf
   auto devices = collector->Collect();
   if (!devices.ok()) return devices.status();
   if (devices->empty()) {
-    return absl::NotFoundError(absl::StrCat("no PCI network device under ", config.sysfs,
-                                            "/class/net"));
+    return absl::NotFoundError(
+        absl::StrCat("no PCI network device under ", config.sysfs, "/class/net"));
   }
   return collector;
 }

@@ -10,8 +10,8 @@
 // quiet, so the device is not lost to the node until devscope restarts.
 //
 // Events. A helper thread blocks in nvmlEventSetWait_v2 (with a short timeout, so it stops
-// promptly) and bridges each critical XID to an eventfd: watch_fd(), so the runner collects at once.
-// No exception or crash crosses the C boundary: NVML is only called, never calls back.
+// promptly) and bridges each critical XID to an eventfd: watch_fd(), so the runner collects at
+// once. No exception or crash crosses the C boundary: NVML is only called, never calls back.
 #include <dlfcn.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -103,8 +103,8 @@ absl::StatusOr<NvmlApi> LoadNvml(const std::string& library) {
   api.handle = dlopen(library.c_str(), RTLD_NOW | RTLD_LOCAL);
   if (api.handle == nullptr) {
     const char* error = dlerror();
-    return absl::NotFoundError(absl::StrCat("cannot load ", library, ": ",
-                                            error != nullptr ? error : "unknown error"));
+    return absl::NotFoundError(
+        absl::StrCat("cannot load ", library, ": ", error != nullptr ? error : "unknown error"));
   }
   void* h = api.handle;
   Resolve(h, "nvmlInit_v2", api.Init);
@@ -139,8 +139,7 @@ absl::StatusOr<NvmlApi> LoadNvml(const std::string& library) {
   if (api.GetUUID == nullptr) missing.push_back("nvmlDeviceGetUUID");
   if (!missing.empty()) {
     dlclose(api.handle);
-    return absl::NotFoundError(
-        absl::StrCat(library, " lacks ", absl::StrJoin(missing, ", ")));
+    return absl::NotFoundError(absl::StrCat(library, " lacks ", absl::StrJoin(missing, ", ")));
   }
   return api;
 }
@@ -233,13 +232,14 @@ class NvmlCollector : public Collector {
         if (known != known_.end()) {
           DeviceReport report;
           report.info = known->second;
-          report.health = {false, r == NVML_ERROR_GPU_IS_LOST ? "gpu lost"
-                                                               : absl::StrCat("nvml: ", api_.Error(r))};
+          report.health = {false, r == NVML_ERROR_GPU_IS_LOST
+                                      ? "gpu lost"
+                                      : absl::StrCat("nvml: ", api_.Error(r))};
           reports.push_back(std::move(report));
         }
-        WarnOnce(absl::StrCat("handle/", index, "/", r),
-                 absl::StrCat("GPU index ", index, ": nvmlDeviceGetHandleByIndex_v2: ",
-                              api_.Error(r)));
+        WarnOnce(
+            absl::StrCat("handle/", index, "/", r),
+            absl::StrCat("GPU index ", index, ": nvmlDeviceGetHandleByIndex_v2: ", api_.Error(r)));
         continue;
       }
       CollectGpu(index, device, xids, reports);
@@ -265,8 +265,8 @@ class NvmlCollector : public Collector {
   }
 
   std::optional<std::string> GetString(nvmlReturn_t (*fn)(nvmlDevice_t, char*, unsigned int),
-                                       nvmlDevice_t device, const std::string& id,
-                                       const char* what, bool& lost) {
+                                       nvmlDevice_t device, const std::string& id, const char* what,
+                                       bool& lost) {
     if (fn == nullptr) return std::nullopt;
     char buffer[NVML_DEVICE_UUID_V2_BUFFER_SIZE] = {};
     if (!Check(fn(device, buffer, sizeof(buffer)), id, what, lost)) return std::nullopt;
@@ -274,11 +274,12 @@ class NvmlCollector : public Collector {
     return std::string(buffer);
   }
 
-  void CollectGpu(unsigned int index, nvmlDevice_t device,
-                  const std::map<XidScope, XidState>& xids, std::vector<DeviceReport>& reports) {
+  void CollectGpu(unsigned int index, nvmlDevice_t device, const std::map<XidScope, XidState>& xids,
+                  std::vector<DeviceReport>& reports) {
     bool lost = false;
     const std::string where = absl::StrCat("index", index);
-    std::optional<std::string> uuid = GetString(api_.GetUUID, device, where, "nvmlDeviceGetUUID", lost);
+    std::optional<std::string> uuid =
+        GetString(api_.GetUUID, device, where, "nvmlDeviceGetUUID", lost);
     if (!uuid) {
       auto known = known_.find(index);
       if (lost && known != known_.end()) {
@@ -294,7 +295,8 @@ class NvmlCollector : public Collector {
     info.id = *uuid;
     info.vendor = "NVIDIA";
     info.model = GetString(api_.GetName, device, *uuid, "nvmlDeviceGetName", lost).value_or("");
-    info.serial = GetString(api_.GetSerial, device, *uuid, "nvmlDeviceGetSerial", lost).value_or("");
+    info.serial =
+        GetString(api_.GetSerial, device, *uuid, "nvmlDeviceGetSerial", lost).value_or("");
     if (api_.GetPciInfo != nullptr) {
       nvmlPciInfo_t pci = {};
       if (Check(api_.GetPciInfo(device, &pci), *uuid, "nvmlDeviceGetPciInfo_v3", lost)) {
@@ -362,8 +364,8 @@ class NvmlCollector : public Collector {
       DeviceInfo& mig_info = mig_report.info;
       mig_info.id = *mig_uuid;
       mig_info.vendor = parent.vendor;
-      mig_info.model =
-          GetString(api_.GetName, mig, *mig_uuid, "nvmlDeviceGetName", mig_lost).value_or(parent.model);
+      mig_info.model = GetString(api_.GetName, mig, *mig_uuid, "nvmlDeviceGetName", mig_lost)
+                           .value_or(parent.model);
       mig_info.serial = parent.serial;
       mig_info.pci_address = parent.pci_address;
       mig_info.numa_node = parent.numa_node;
@@ -380,15 +382,14 @@ class NvmlCollector : public Collector {
       Sample mig_sample;
       mig_sample.name = "devscope_device_mig_info";
       mig_sample.help = "A MIG device's parent GPU and GPU instance.";
-      mig_sample.labels = {{"parent_device", *uuid},
-                           {"gpu_instance_id", gpu_instance == NVML_INVALID_INSTANCE_ID
-                                                   ? std::string()
-                                                   : absl::StrCat(gpu_instance)}};
+      mig_sample.labels = {
+          {"parent_device", *uuid},
+          {"gpu_instance_id",
+           gpu_instance == NVML_INVALID_INSTANCE_ID ? std::string() : absl::StrCat(gpu_instance)}};
       mig_sample.value = 1;
       mig_report.samples.push_back(std::move(mig_sample));
-      mig_report.health = parent_health.healthy
-                              ? Health(*uuid, gpu_instance, xids, mig_lost)
-                              : parent_health;
+      mig_report.health =
+          parent_health.healthy ? Health(*uuid, gpu_instance, xids, mig_lost) : parent_health;
       reports.push_back(std::move(mig_report));
     }
   }
@@ -405,8 +406,7 @@ class NvmlCollector : public Collector {
 
   std::vector<Sample> Telemetry(nvmlDevice_t device, const std::string& id, bool& lost) {
     std::vector<Sample> samples;
-    auto add = [&](const char* name, double value,
-                   Sample::Kind kind = Sample::Kind::kGauge,
+    auto add = [&](const char* name, double value, Sample::Kind kind = Sample::Kind::kGauge,
                    LabelPairs labels = {}) {
       Sample sample;
       sample.name = name;
@@ -418,8 +418,8 @@ class NvmlCollector : public Collector {
     constexpr auto kCounter = Sample::Kind::kCounter;
     if (api_.GetUtilizationRates != nullptr) {
       nvmlUtilization_t utilization = {};
-      if (Check(api_.GetUtilizationRates(device, &utilization), id,
-                "nvmlDeviceGetUtilizationRates", lost)) {
+      if (Check(api_.GetUtilizationRates(device, &utilization), id, "nvmlDeviceGetUtilizationRates",
+                lost)) {
         add("devscope_device_utilization_ratio", utilization.gpu / 100.0);
       }
     }
@@ -447,7 +447,8 @@ class NvmlCollector : public Collector {
       unsigned long long millijoules = 0;
       if (Check(api_.GetTotalEnergyConsumption(device, &millijoules), id,
                 "nvmlDeviceGetTotalEnergyConsumption", lost)) {
-        add("devscope_device_energy_joules_total", static_cast<double>(millijoules) / 1e3, kCounter);
+        add("devscope_device_energy_joules_total", static_cast<double>(millijoules) / 1e3,
+            kCounter);
       }
     }
     if (api_.GetTotalEccErrors != nullptr) {
@@ -481,7 +482,8 @@ class NvmlCollector : public Collector {
       for (auto it = xids_.begin(); it != xids_.end();) {
         if (now - it->second.last >= xid_recovery_) {
           Log().info("collector=nvml device={} gpu_instance={} recovered: no critical XID for {}",
-                     it->first.first, ScopeName(it->first.second), absl::FormatDuration(xid_recovery_));
+                     it->first.first, ScopeName(it->first.second),
+                     absl::FormatDuration(xid_recovery_));
           it = xids_.erase(it);
         } else {
           ++it;

@@ -81,11 +81,11 @@ typedef struct nvmlUtilization_st {
 
 // nvmlEventSetWait_v2 fills this.
 typedef struct nvmlEventData_st {
-  nvmlDevice_t device;            // the physical GPU the event is about
-  unsigned long long eventType;   // one nvmlEventType* bit
-  unsigned long long eventData;   // for nvmlEventTypeXidCriticalError: the XID
-  unsigned int gpuInstanceId;     // MIG GPU instance, or 0xFFFFFFFF when not applicable
-  unsigned int computeInstanceId; // MIG compute instance, or 0xFFFFFFFF
+  nvmlDevice_t device;             // the physical GPU the event is about
+  unsigned long long eventType;    // one nvmlEventType* bit
+  unsigned long long eventData;    // for nvmlEventTypeXidCriticalError: the XID
+  unsigned int gpuInstanceId;      // MIG GPU instance, or 0xFFFFFFFF when not applicable
+  unsigned int computeInstanceId;  // MIG compute instance, or 0xFFFFFFFF
 } nvmlEventData_t;
 
 #define nvmlEventTypeSingleBitEccError 0x0000000000000001LL
@@ -101,8 +101,8 @@ typedef enum nvmlMemoryErrorType_enum {
 } nvmlMemoryErrorType_t;
 
 typedef enum nvmlEccCounterType_enum {
-  NVML_VOLATILE_ECC = 0,   // since the last driver load
-  NVML_AGGREGATE_ECC = 1   // over the board's lifetime: a counter that never resets
+  NVML_VOLATILE_ECC = 0,  // since the last driver load
+  NVML_AGGREGATE_ECC = 1  // over the board's lifetime: a counter that never resets
 } nvmlEccCounterType_t;
 
 #define NVML_DEVICE_MIG_DISABLE 0

@@ -72,8 +72,8 @@ class NetdevTest : public ::testing::Test {
     Write(dir + "/carrier", operstate == "up" ? "1\n" : "0\n");
     Write(dir + "/speed", "25000\n");
     const std::map<std::string, int> stats = {
-        {"rx_bytes", 1000}, {"tx_bytes", 2000},  {"rx_packets", 10}, {"tx_packets", 20},
-        {"rx_errors", 1},   {"tx_errors", 2},    {"rx_dropped", 3},  {"tx_dropped", 4}};
+        {"rx_bytes", 1000}, {"tx_bytes", 2000}, {"rx_packets", 10}, {"tx_packets", 20},
+        {"rx_errors", 1},   {"tx_errors", 2},   {"rx_dropped", 3},  {"tx_dropped", 4}};
     for (const auto& [file, value] : stats) {
       Write(dir + "/statistics/" + file, std::to_string(value) + "\n");
     }
@@ -154,15 +154,15 @@ TEST_F(NetdevTest, CountersLinkAndSpeed) {
   EXPECT_EQ(Value(r, "devscope_device_network_transmit_packets_total", eth0), 20);
   EXPECT_EQ(Value(r, "devscope_device_network_receive_drop_total", eth0), 3);
   EXPECT_EQ(Value(r, "devscope_device_network_transmit_drop_total", eth0), 4);
-  EXPECT_EQ(Value(r, "devscope_device_errors_total", {{"kind", "rx_errors"}, {"interface", "eth0"}}),
-            1);
-  EXPECT_EQ(Value(r, "devscope_device_errors_total", {{"kind", "tx_errors"}, {"interface", "eth0"}}),
-            2);
+  EXPECT_EQ(
+      Value(r, "devscope_device_errors_total", {{"kind", "rx_errors"}, {"interface", "eth0"}}), 1);
+  EXPECT_EQ(
+      Value(r, "devscope_device_errors_total", {{"kind", "tx_errors"}, {"interface", "eth0"}}), 2);
   EXPECT_EQ(Value(r, "devscope_device_link_up", eth0), 1);
   EXPECT_EQ(Value(r, "devscope_device_link_speed_bytes_per_second", eth0), 25000.0 * 1e6 / 8);
   for (const Sample& sample : r.samples) {
-    const bool counter = sample.name.size() > 6 &&
-                         sample.name.compare(sample.name.size() - 6, 6, "_total") == 0;
+    const bool counter =
+        sample.name.size() > 6 && sample.name.compare(sample.name.size() - 6, 6, "_total") == 0;
     EXPECT_EQ(sample.kind, counter ? Sample::Kind::kCounter : Sample::Kind::kGauge) << sample.name;
   }
 }
@@ -247,8 +247,7 @@ TEST_F(NetdevTest, SriovPfAndVfs) {
                   {{"role", "vf"}, {"physical_function", "0000:3b:00.0"}}),
             1);
   EXPECT_THAT(vf0->info.aliases, ElementsAre("ens1f0v0"));
-  EXPECT_EQ(Value(*vf0, "devscope_device_network_receive_bytes_total",
-                  {{"interface", "ens1f0v0"}}),
+  EXPECT_EQ(Value(*vf0, "devscope_device_network_receive_bytes_total", {{"interface", "ens1f0v0"}}),
             1000);
 
   // The VF without a netdev is still a device, used through its IOMMU group.

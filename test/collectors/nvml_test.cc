@@ -230,8 +230,8 @@ TEST_F(NvmlTest, TelemetryInBaseUnits) {
   EXPECT_EQ(Value(r, "devscope_device_errors_total", {{"kind", "ecc_uncorrected"}}), 1);
   EXPECT_EQ(Value(r, "devscope_device_errors_total", {{"kind", "xid"}}), 0);
   for (const Sample& sample : r.samples) {
-    const bool counter = sample.name.size() > 6 &&
-                         sample.name.compare(sample.name.size() - 6, 6, "_total") == 0;
+    const bool counter =
+        sample.name.size() > 6 && sample.name.compare(sample.name.size() - 6, 6, "_total") == 0;
     EXPECT_EQ(sample.kind, counter ? Sample::Kind::kCounter : Sample::Kind::kGauge) << sample.name;
   }
 }
@@ -295,12 +295,12 @@ TEST_F(NvmlTest, MigDevicesAreSeparateDevices) {
   EXPECT_EQ(m1->info.numa_node, 0);
   EXPECT_EQ(Value(*m1, "devscope_device_memory_total_bytes"), 5.0 * (1ULL << 30));
   EXPECT_FALSE(Value(*m1, "devscope_device_utilization_ratio"));  // not supported on MIG
-  EXPECT_EQ(Value(*m1, "devscope_device_mig_info",
-                  {{"parent_device", kGpu0}, {"gpu_instance_id", "1"}}),
-            1);
-  EXPECT_EQ(Value(*m2, "devscope_device_mig_info",
-                  {{"parent_device", kGpu0}, {"gpu_instance_id", "2"}}),
-            1);
+  EXPECT_EQ(
+      Value(*m1, "devscope_device_mig_info", {{"parent_device", kGpu0}, {"gpu_instance_id", "1"}}),
+      1);
+  EXPECT_EQ(
+      Value(*m2, "devscope_device_mig_info", {{"parent_device", kGpu0}, {"gpu_instance_id", "2"}}),
+      1);
   EXPECT_EQ(m1->info.allocate.device_nodes.size(), parent->info.allocate.device_nodes.size());
 }
 
@@ -337,9 +337,8 @@ TEST_F(NvmlTest, IgnoredXidsLeaveHealthAlone) {
   fake_.inject_xid(0, 13, NVML_INVALID_INSTANCE_ID);
   fake_.inject_xid(0, 94, NVML_INVALID_INSTANCE_ID);
   // Both events seen (the counter says so), and still healthy.
-  const auto reports = CollectUntil(*collector, [](const std::vector<DeviceReport>& r) {
-    return XidCount(r, kGpu0) == 2;
-  });
+  const auto reports = CollectUntil(
+      *collector, [](const std::vector<DeviceReport>& r) { return XidCount(r, kGpu0) == 2; });
   ASSERT_EQ(XidCount(reports, kGpu0), 2);
   EXPECT_TRUE(Find(reports, kGpu0)->health.healthy);
 }

@@ -28,8 +28,7 @@ void Print(const std::vector<devscope::DeviceReport>& reports) {
     std::printf("- id: %s\n  model: %s\n  vendor: %s\n  serial: %s\n  pci_address: %s\n",
                 i.id.c_str(), i.model.c_str(), i.vendor.c_str(), i.serial.c_str(),
                 i.pci_address.c_str());
-    std::printf("  numa_node: %s\n",
-                i.numa_node ? std::to_string(*i.numa_node).c_str() : "(none)");
+    std::printf("  numa_node: %s\n", i.numa_node ? std::to_string(*i.numa_node).c_str() : "(none)");
     std::printf("  resource: %s advertise: %s\n", i.resource.c_str(),
                 i.advertise ? "true" : "false");
     for (const std::string& alias : i.aliases) std::printf("  alias: %s\n", alias.c_str());
