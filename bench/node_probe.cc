@@ -1,0 +1,136 @@
+// The real binary at the size the issues name, measured from outside: 250 pods x 4 containers x
+// 4 devices in pod-resources (the stand-in), a devicedir of 1,024 devices whose IDs are the first
+// 1,024 allocated ones (so 1,024 telemetry sets carry holder labels), polled every second.
+// Reports the median HTTP scrape time (plain and gzip), the resident memory after warm-up and
+// after many polls (growth shows a leak), and, as a reference in the same run, the median time of
+// GET /healthz (the HTTP round trip with no rendering).
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "demo/standin_pod_resources.h"
+#include "test/integration/devscope_process.h"
+
+namespace devscope {
+namespace {
+
+double MedianMs(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+// VmRSS or VmHWM of `pid` in MiB.
+double MemoryMiB(int pid, const std::string& field) {
+  std::ifstream status(absl::StrCat("/proc/", pid, "/status"));
+  for (std::string line; std::getline(status, line);) {
+    if (line.rfind(field + ":", 0) == 0) {
+      double kb = 0;
+      std::string number = line.substr(field.size() + 1);
+      number.erase(0, number.find_first_not_of(" \t"));
+      number = number.substr(0, number.find(' '));
+      if (absl::SimpleAtod(number, &kb)) return kb / 1024;
+    }
+  }
+  return -1;
+}
+
+int PidOfListener() {
+  // The probe started the process; find it by its command line holding the devicedir.
+  FILE* ps = popen(absl::StrCat("pgrep -n -f 'devscope.*node-probe'").c_str(), "r");
+  int pid = -1;
+  if (ps != nullptr) {
+    if (fscanf(ps, "%d", &pid) != 1) pid = -1;
+    pclose(ps);
+  }
+  return pid;
+}
+
+std::vector<double> TimeGets(const DevscopeProcess& p, const std::string& path, int n,
+                             size_t* bytes) {
+  std::vector<double> ms;
+  for (int i = 0; i < n; ++i) {
+    const absl::Time start = absl::Now();
+    HttpResponse r = p.HttpGet(path);
+    ms.push_back(absl::ToDoubleMilliseconds(absl::Now() - start));
+    if (bytes != nullptr) *bytes = r.body.size();
+  }
+  return ms;
+}
+
+int Main() {
+  const std::string dir = MakeTempDir();
+  const std::string devices = dir + "/node-probe";
+  auto fleet = MakeFleet(250, 4, 4);
+  int made = 0;
+  for (const auto& pod : fleet) {
+    for (const auto& container : pod.containers()) {
+      for (const auto& d : container.devices()) {
+        for (const std::string& id : d.device_ids()) {
+          if (made >= 1024) continue;
+          const std::string path = absl::StrCat(devices, "/", id);
+          std::system(absl::StrCat("mkdir -p ", path).c_str());
+          std::ofstream(path + "/resource") << "example.com/dev\n";
+          std::ofstream(path + "/numa_node") << made % 2 << "\n";
+          std::ofstream(path + "/metrics.prom")
+              << "devscope_device_utilization_ratio 0.5\ndevscope_device_temperature_celsius 50\n"
+                 "devscope_device_power_watts 200\ndevscope_device_memory_used_bytes 1e9\n"
+                 "devscope_device_memory_total_bytes 1.6e10\n"
+                 "# TYPE devscope_device_energy_joules_total counter\n"
+                 "devscope_device_energy_joules_total 1e6\n";
+          ++made;
+        }
+      }
+    }
+  }
+  auto standin = PodResourcesStandin::Start(dir + "/kubelet.sock");
+  if (!standin.ok()) {
+    std::cerr << standin.status() << "\n";
+    return 1;
+  }
+  (*standin)->SetRateLimit(0, 0);
+  (*standin)->SetPods(fleet);
+  auto process = DevscopeProcess::Start(
+      {"--kubelet.pod-resources-socket=" + dir + "/kubelet.sock",
+       "--web.listen-address=127.0.0.1:0", "--no-device-plugin",
+       "--collector.devicedir.path=" + devices, "--no-collector.nvml", "--no-collector.drm",
+       "--no-collector.netdev", "--path.devfs=" + dir});
+  if (!process.ok()) {
+    std::cerr << process.status() << "\n";
+    return 1;
+  }
+  DevscopeProcess& p = **process;
+  const int pid = PidOfListener();
+  absl::SleepFor(absl::Seconds(5));  // first polls and collector passes
+  size_t bytes = 0;
+  const double rss_warm = MemoryMiB(pid, "VmRSS");
+  const auto reference = TimeGets(p, "/healthz", 50, nullptr);
+  const auto scrapes = TimeGets(p, "/metrics", 50, &bytes);
+  absl::SleepFor(absl::Seconds(30));  // 30 more polls, each a new snapshot
+  const auto scrapes_after = TimeGets(p, "/metrics", 20, nullptr);
+  const double rss_after = MemoryMiB(pid, "VmRSS");
+  const double hwm = MemoryMiB(pid, "VmHWM");
+  const auto series = ParseSamples(p.HttpGet("/metrics").body).size();
+  std::printf("node_probe: 250 pods x 4 containers x 4 devices, 1024 devicedir devices\n");
+  std::printf("  series per scrape           %zu (%zu bytes)\n", series, bytes);
+  std::printf("  GET /healthz median         %.3f ms (reference)\n", MedianMs(reference));
+  std::printf("  GET /metrics median         %.3f ms (%.1fx reference)\n", MedianMs(scrapes),
+              MedianMs(scrapes) / MedianMs(reference));
+  std::printf("  GET /metrics median, later  %.3f ms\n", MedianMs(scrapes_after));
+  std::printf("  RSS after 5 s               %.1f MiB\n", rss_warm);
+  std::printf("  RSS after 35 s (35 polls)   %.1f MiB (peak %.1f MiB)\n", rss_after, hwm);
+  p.Stop();
+  (*standin)->Stop();
+  RemoveTree(dir);
+  return 0;
+}
+
+}  // namespace
+}  // namespace devscope
+
+int main() { return devscope::Main(); }
