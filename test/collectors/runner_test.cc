@@ -262,6 +262,18 @@ TEST(CollectorRunnerTest, HealthFileChangeReachesTheSnapshotWithinASecond) {
       runner.store(), [&](const DeviceSnapshot& s) { return w0_healthy(s) == true; },
       absl::Seconds(1)));
   EXPECT_LT(absl::Now() - start, absl::Seconds(1));
+
+  // A new device directory shows up just as fast, and a removed one goes.
+  start = absl::Now();
+  WriteFile(absl::StrCat(dir.path(), "/w2/resource"), "example.com/widget");
+  ASSERT_TRUE(WaitFor(
+      runner.store(), [](const DeviceSnapshot& s) { return s.collectors[0].devices.size() == 3; },
+      absl::Seconds(1)));
+  EXPECT_LT(absl::Now() - start, absl::Seconds(1));
+  std::filesystem::remove_all(absl::StrCat(dir.path(), "/w1"));
+  ASSERT_TRUE(WaitFor(
+      runner.store(), [](const DeviceSnapshot& s) { return s.collectors[0].devices.size() == 2; },
+      absl::Seconds(1)));
   runner.Stop();
 }
 
