@@ -289,12 +289,18 @@ void AddDeviceView(const NodeView& view, std::vector<MetricFamily>& out) {
                    MetricType::Gauge);
   FamilyBuilder duration("devscope_collector_duration_seconds",
                          "How long the collector's last pass took.", MetricType::Gauge);
+  FamilyBuilder problems("devscope_collector_parse_errors",
+                         "Problems in the collector's last pass (bad lines, skipped device "
+                         "directories); each is logged with its file and line.",
+                         MetricType::Gauge);
   for (const CollectorReport& c : view.devices_source->collectors) {
     up.Add({{"collector", c.collector}}, c.up ? 1 : 0);
     duration.Add({{"collector", c.collector}}, absl::ToDoubleSeconds(c.duration));
+    problems.Add({{"collector", c.collector}}, static_cast<double>(c.parse_errors));
   }
   up.MoveTo(out);
   duration.MoveTo(out);
+  problems.MoveTo(out);
 }
 
 }  // namespace
