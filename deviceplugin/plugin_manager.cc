@@ -103,7 +103,7 @@ struct DevicePluginManager::Slot {
   absl::Duration backoff;
   uint64_t attempt = 0;
   uint64_t opened_at_register = 0;  // StreamsOpened() when the last Register started
-  std::string last_error;           // the last failure logged, to log once per change
+  std::string last_error;           // the failure logged since the last success; empty: none
   std::shared_ptr<RegisterOp> op;
 };
 
@@ -549,11 +549,16 @@ void DevicePluginManager::CompleteRegistrations(absl::Time now)
     slot.server->RecordRegistration(false);
     std::string error = absl::StrCat("code ", static_cast<int>(result.status.error_code()), ": ",
                                      result.status.error_message());
-    if (error != slot.last_error) {
+    // Once per change of state: the first failure after a success (or at start) is an error;
+    // the retries that follow are counted in the metric and logged at debug only.
+    if (slot.last_error.empty()) {
       slot.last_error = error;
-      Log().error("device plugin registration failed; retrying with backoff resource={} "
+      Log().warn("device plugin registration failed; retrying with backoff resource={} "
                   "kubelet_socket={} error=\"{}\"",
                   result.resource, kubelet_socket_, error);
+    } else {
+      Log().debug("device plugin registration retry failed resource={} error=\"{}\"",
+                  result.resource, error);
     }
     slot.want_register = true;
     if (slot.again) {
