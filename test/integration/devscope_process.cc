@@ -1,0 +1,325 @@
+#include "test/integration/devscope_process.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "absl/status/status.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+
+extern char** environ;
+
+namespace devscope {
+namespace {
+
+std::string ReadWholeFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  return buffer.str();
+}
+
+// Starts `argv` with stdin, stdout and stderr redirected to the given files; -1 on failure.
+pid_t Spawn(const std::vector<std::string>& argv, const std::string& stdin_path,
+            const std::string& stdout_path, const std::string& stderr_path) {
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 0, stdin_path.c_str(), O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 1, stdout_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
+                                   0644);
+  if (stderr_path == stdout_path) {
+    posix_spawn_file_actions_adddup2(&actions, 1, 2);
+  } else {
+    posix_spawn_file_actions_addopen(&actions, 2, stderr_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
+                                     0644);
+  }
+  std::vector<char*> args;
+  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  pid_t pid = -1;
+  const int rc = posix_spawn(&pid, args[0], &actions, nullptr, args.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  return rc == 0 ? pid : -1;
+}
+
+int DecodeWaitStatus(int status) {
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  return -1;
+}
+
+// Waits for `pid` up to `timeout`; the exit status, or nullopt while it still runs.
+std::optional<int> WaitUpTo(pid_t pid, absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (true) {
+    int status = 0;
+    const pid_t got = waitpid(pid, &status, WNOHANG);
+    if (got == pid) return DecodeWaitStatus(status);
+    if (got < 0 && errno != EINTR) return -1;
+    if (absl::Now() >= deadline) return std::nullopt;
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+}
+
+// The port of the first "listening address=HOST:PORT" in `log`, or 0.
+int ListeningPort(const std::string& log) {
+  const std::string kMarker = "listening address=";
+  const size_t at = log.find(kMarker);
+  if (at == std::string::npos) return 0;
+  size_t end = at + kMarker.size();
+  while (end < log.size() &&
+         (std::isalnum(static_cast<unsigned char>(log[end])) || log[end] == '.' ||
+          log[end] == ':' || log[end] == '[' || log[end] == ']' || log[end] == '-')) {
+    ++end;
+  }
+  const std::string address = log.substr(at + kMarker.size(), end - at - kMarker.size());
+  const size_t colon = address.rfind(':');
+  int port = 0;
+  if (colon == std::string::npos || !absl::SimpleAtoi(address.substr(colon + 1), &port)) return 0;
+  return port;
+}
+
+}  // namespace
+
+std::string MakeTempDir() {
+  char dir[] = "/tmp/dsit-XXXXXX";
+  if (mkdtemp(dir) == nullptr) return "";
+  return dir;
+}
+
+void RemoveTree(const std::string& path) {
+  std::error_code ec;
+  std::filesystem::remove_all(path, ec);
+}
+
+HttpResponse HttpGetLocal(int port, const std::string& path) {
+  HttpResponse response;
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return response;
+  timeval timeout{10, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof(timeout));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    close(fd);
+    return response;
+  }
+  const std::string request = absl::StrCat("GET ", path, " HTTP/1.0\r\nHost: 127.0.0.1:", port,
+                                           "\r\nConnection: close\r\n\r\n");
+  size_t sent = 0;
+  while (sent < request.size()) {
+    const ssize_t n = send(fd, request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
+    if (n <= 0) {
+      close(fd);
+      return response;
+    }
+    sent += static_cast<size_t>(n);
+  }
+  std::string raw;
+  char buf[65536];
+  while (true) {
+    const ssize_t n = recv(fd, buf, sizeof(buf), 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    raw.append(buf, static_cast<size_t>(n));
+  }
+  close(fd);
+  const size_t head_end = raw.find("\r\n\r\n");
+  if (!absl::StartsWith(raw, "HTTP/1.") || head_end == std::string::npos) return response;
+  const size_t space = raw.find(' ');
+  int status = -1;
+  if (space == std::string::npos || !absl::SimpleAtoi(raw.substr(space + 1, 3), &status)) {
+    return response;
+  }
+  response.status = status;
+  response.headers = raw.substr(0, head_end);
+  response.body = raw.substr(head_end + 4);
+  return response;
+}
+
+absl::StatusOr<std::unique_ptr<DevscopeProcess>> DevscopeProcess::Start(
+    std::vector<std::string> args, absl::Duration timeout) {
+  std::unique_ptr<DevscopeProcess> process(new DevscopeProcess());
+  process->dir_ = MakeTempDir();
+  if (process->dir_.empty()) return absl::InternalError("mkdtemp failed");
+  std::vector<std::string> argv = {DEVSCOPE_BINARY};
+  argv.insert(argv.end(), args.begin(), args.end());
+  process->pid_ = Spawn(argv, "/dev/null", process->dir_ + "/stdout", process->dir_ + "/stderr");
+  if (process->pid_ < 0) return absl::InternalError(absl::StrCat("cannot run ", DEVSCOPE_BINARY));
+  const absl::Time deadline = absl::Now() + timeout;
+  while (true) {
+    const int port = ListeningPort(process->Stderr());
+    if (port > 0) {
+      process->port_ = port;
+      return process;
+    }
+    if (!process->Alive()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("devscope exited with status ", *process->exit_status_,
+                       " before listening; stderr:\n", process->Stderr()));
+    }
+    if (absl::Now() >= deadline) {
+      return absl::DeadlineExceededError(absl::StrCat(
+          "devscope did not log 'listening address=' in time; stderr:\n", process->Stderr()));
+    }
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+}
+
+DevscopeProcess::~DevscopeProcess() {
+  Stop();
+  RemoveTree(dir_);
+}
+
+std::string DevscopeProcess::Stderr() const { return ReadWholeFile(dir_ + "/stderr"); }
+
+bool DevscopeProcess::Alive() {
+  if (exit_status_.has_value() || pid_ < 0) return false;
+  if (std::optional<int> status = WaitUpTo(pid_, absl::ZeroDuration())) {
+    exit_status_ = *status;
+    return false;
+  }
+  return true;
+}
+
+int DevscopeProcess::Stop(absl::Duration timeout) {
+  if (!Alive()) return exit_status_.value_or(-1);
+  kill(pid_, SIGTERM);
+  std::optional<int> status = WaitUpTo(pid_, timeout);
+  if (!status.has_value()) {
+    kill(pid_, SIGKILL);
+    status = WaitUpTo(pid_, absl::Seconds(10));
+  }
+  exit_status_ = status.value_or(-1);
+  return *exit_status_;
+}
+
+RunResult RunDevscope(const std::vector<std::string>& args, absl::Duration timeout) {
+  RunResult result;
+  const std::string dir = MakeTempDir();
+  std::vector<std::string> argv = {DEVSCOPE_BINARY};
+  argv.insert(argv.end(), args.begin(), args.end());
+  const pid_t pid = Spawn(argv, "/dev/null", dir + "/stdout", dir + "/stderr");
+  if (pid >= 0) {
+    std::optional<int> status = WaitUpTo(pid, timeout);
+    if (!status.has_value()) {
+      kill(pid, SIGKILL);
+      status = WaitUpTo(pid, absl::Seconds(10));
+    }
+    result.exit_code = status.value_or(-1);
+  }
+  result.stdout_text = ReadWholeFile(dir + "/stdout");
+  result.stderr_text = ReadWholeFile(dir + "/stderr");
+  RemoveTree(dir);
+  return result;
+}
+
+std::string PromtoolCheck(const std::string& metrics_text) {
+  constexpr char kPromtool[] = "/usr/bin/promtool";
+  if (access(kPromtool, X_OK) != 0) {
+    return "promtool not found at /usr/bin/promtool (Debian package prometheus)";
+  }
+  const std::string dir = MakeTempDir();
+  {
+    std::ofstream out(dir + "/metrics.txt", std::ios::binary);
+    out << metrics_text;
+  }
+  const pid_t pid = Spawn({kPromtool, "check", "metrics"}, dir + "/metrics.txt", dir + "/output",
+                          dir + "/output");
+  std::string output;
+  if (pid < 0) {
+    output = "cannot run promtool";
+  } else {
+    std::optional<int> status = WaitUpTo(pid, absl::Seconds(60));
+    if (!status.has_value()) {
+      kill(pid, SIGKILL);
+      WaitUpTo(pid, absl::Seconds(10));
+    }
+    output = ReadWholeFile(dir + "/output");
+    if (status.value_or(-1) != 0 && output.empty()) {
+      output = absl::StrCat("promtool exited with status ", status.value_or(-1));
+    }
+  }
+  RemoveTree(dir);
+  return output;
+}
+
+std::vector<Sample> ParseSamples(const std::string& text) {
+  std::vector<Sample> samples;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty() || line[0] == '#') continue;
+    Sample sample;
+    size_t i = 0;
+    while (i < line.size() && line[i] != '{' && line[i] != ' ') ++i;
+    sample.name = line.substr(0, i);
+    if (i < line.size() && line[i] == '{') {
+      ++i;
+      while (i < line.size() && line[i] != '}') {
+        const size_t eq = line.find('=', i);
+        if (eq == std::string::npos || eq + 1 >= line.size() || line[eq + 1] != '"') break;
+        std::string key = line.substr(i, eq - i);
+        std::string value;
+        size_t j = eq + 2;
+        for (; j < line.size() && line[j] != '"'; ++j) {
+          if (line[j] == '\\' && j + 1 < line.size()) {
+            ++j;
+            value += line[j] == 'n' ? '\n' : line[j];
+          } else {
+            value += line[j];
+          }
+        }
+        sample.labels[key] = value;
+        i = j + 1;
+        if (i < line.size() && line[i] == ',') ++i;
+      }
+      ++i;  // '}'
+    }
+    while (i < line.size() && line[i] == ' ') ++i;
+    const size_t end = line.find(' ', i);
+    sample.value = std::strtod(line.substr(i, end - i).c_str(), nullptr);
+    samples.push_back(std::move(sample));
+  }
+  return samples;
+}
+
+std::vector<Sample> FindSamples(const std::string& text, const std::string& name,
+                                const std::map<std::string, std::string>& labels) {
+  std::vector<Sample> found;
+  for (Sample& sample : ParseSamples(text)) {
+    if (sample.name != name) continue;
+    bool match = true;
+    for (const auto& [key, value] : labels) {
+      auto it = sample.labels.find(key);
+      // An empty value matches an absent label: the exposition format treats them alike.
+      if (it == sample.labels.end() ? !value.empty() : it->second != value) {
+        match = false;
+        break;
+      }
+    }
+    if (match) found.push_back(std::move(sample));
+  }
+  return found;
+}
+
+}  // namespace devscope

@@ -1,0 +1,88 @@
+// Runs the real devscope binary (DEVSCOPE_BINARY) for integration tests: a long-running server
+// scraped over HTTP, or a short-lived command whose output is captured. Plus `promtool check
+// metrics` and a small exposition-format reader so that tests assert on series, not on text.
+#ifndef DEVSCOPE_TEST_INTEGRATION_DEVSCOPE_PROCESS_H_
+#define DEVSCOPE_TEST_INTEGRATION_DEVSCOPE_PROCESS_H_
+
+#include <sys/types.h>
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace devscope {
+
+struct HttpResponse {
+  int status = -1;  // -1: no connection or no parsable answer
+  std::string headers;
+  std::string body;
+};
+
+// A blocking HTTP/1.0 GET of `path` on 127.0.0.1:port (10 s timeout).
+HttpResponse HttpGetLocal(int port, const std::string& path);
+
+class DevscopeProcess {
+ public:
+  // Starts DEVSCOPE_BINARY with `args` (stdout and stderr to temporary files) and waits until it
+  // logs `listening address=HOST:PORT`. Error when it exits first or does not log it in time.
+  static absl::StatusOr<std::unique_ptr<DevscopeProcess>> Start(
+      std::vector<std::string> args, absl::Duration timeout = absl::Seconds(20));
+  ~DevscopeProcess();  // Stop()s a process still running
+  DevscopeProcess(const DevscopeProcess&) = delete;
+  DevscopeProcess& operator=(const DevscopeProcess&) = delete;
+
+  int port() const { return port_; }
+  HttpResponse HttpGet(const std::string& path) const { return HttpGetLocal(port_, path); }
+  std::string Stderr() const;
+  bool Alive();
+  // SIGTERM, wait up to `timeout`, then SIGKILL. Returns the exit status (128+N for signal N);
+  // later calls return the same.
+  int Stop(absl::Duration timeout = absl::Seconds(10));
+
+ private:
+  DevscopeProcess() = default;
+  pid_t pid_ = -1;
+  int port_ = 0;
+  std::optional<int> exit_status_;
+  std::string dir_;  // holds the output files
+};
+
+struct RunResult {
+  int exit_code = -1;
+  std::string stdout_text;
+  std::string stderr_text;
+};
+
+// Runs DEVSCOPE_BINARY with `args` to completion (killed after `timeout`).
+RunResult RunDevscope(const std::vector<std::string>& args,
+                      absl::Duration timeout = absl::Seconds(30));
+
+// `promtool check metrics` on `metrics_text`: its combined output, empty when clean.
+std::string PromtoolCheck(const std::string& metrics_text);
+
+// One sample of the text exposition format.
+struct Sample {
+  std::string name;
+  std::map<std::string, std::string> labels;
+  double value = 0;
+};
+
+// The samples of `text` (comments skipped).
+std::vector<Sample> ParseSamples(const std::string& text);
+
+// The samples named `name` whose labels include every pair of `labels`.
+std::vector<Sample> FindSamples(const std::string& text, const std::string& name,
+                                const std::map<std::string, std::string>& labels = {});
+
+// A fresh directory under /tmp with a short name (unix socket paths are limited to 108 bytes).
+std::string MakeTempDir();
+void RemoveTree(const std::string& path);
+
+}  // namespace devscope
+
+#endif  // DEVSCOPE_TEST_INTEGRATION_DEVSCOPE_PROCESS_H_
