@@ -158,14 +158,23 @@ std::vector<v1::PodResources> AdmitPods(RegistrationStandin& kubelet) {
 }
 
 // What GetAllocatableResources answers: the healthy devices the plugin streams, with topology.
-v1::AllocatableResourcesResponse Allocatable(const RegistrationStandin& kubelet) {
+// Before the plugin has registered, the simulated devices stand in for the stream.
+v1::AllocatableResourcesResponse Allocatable(const RegistrationStandin& kubelet,
+                                             const std::vector<SimulatedDevice>& simulated) {
   v1::AllocatableResourcesResponse allocatable;
   for (const char* resource : {kWidget, kFpga}) {
-    for (const v1beta1::Device& device : kubelet.Devices(resource)) {
+    const std::vector<v1beta1::Device> streamed = kubelet.Devices(resource);
+    for (const v1beta1::Device& device : streamed) {
       if (device.health() != "Healthy") continue;
       std::vector<int64_t> numa;
       for (const auto& node : device.topology().nodes()) numa.push_back(node.id());
       *allocatable.add_devices() = MakeDevices(resource, {device.id()}, numa);
+    }
+    if (!streamed.empty()) continue;
+    for (const SimulatedDevice& device : simulated) {
+      if (device.resource == resource) {
+        *allocatable.add_devices() = MakeDevices(resource, {device.id}, {device.numa_node});
+      }
     }
   }
   for (int64_t cpu = 2; cpu < 16; ++cpu) allocatable.add_cpu_ids(cpu);
@@ -222,6 +231,8 @@ int RunDemo(Config config) {
     Log().error("demo: registration stand-in: {}", s.ToString());
     return 1;
   }
+  // The kubelet answers GetAllocatableResources from the start; devscope asks for it at once.
+  (*pod_resources)->SetAllocatable(Allocatable(kubelet, devices));
   auto agent = Agent::Start(config);
   if (!agent.ok()) {
     Log().error("demo: start-up failed: {}", agent.status().ToString());
@@ -233,7 +244,7 @@ int RunDemo(Config config) {
       !kubelet.WaitForDevices(kFpga, registered, absl::Seconds(10))) {
     Log().warn("demo: the device plugin did not register in time; pods hold nothing");
   }
-  (*pod_resources)->SetAllocatable(Allocatable(kubelet));
+  (*pod_resources)->SetAllocatable(Allocatable(kubelet, devices));
   (*pod_resources)->SetPods(AdmitPods(kubelet));
 
   std::cout << "devscope demo: metrics at " << (*agent)->metrics_url() << "\n"
@@ -277,7 +288,7 @@ int RunDemo(Config config) {
     if (health_changed) {
       // Let the change travel devicedir -> collector -> plugin -> stand-in before re-reading.
       absl::SleepFor(absl::Milliseconds(300));
-      (*pod_resources)->SetAllocatable(Allocatable(kubelet));
+      (*pod_resources)->SetAllocatable(Allocatable(kubelet, devices));
     }
   }
   Log().info("demo: stopping");

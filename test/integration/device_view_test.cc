@@ -1,0 +1,139 @@
+// The real binary with a devicedir of 1,024 devices and 250 pods in pod-resources: every
+// device's telemetry shows with the right holder labels, free devices without them, and the
+// scrape passes promtool. Also `devscope demo` end to end.
+#include <sys/stat.h>
+
+#include <fstream>
+#include <functional>
+#include <map>
+#include <set>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "demo/standin_pod_resources.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "test/integration/devscope_process.h"
+
+namespace devscope {
+namespace {
+
+void WriteFile(const std::string& path, const std::string& text) { std::ofstream(path) << text; }
+
+// Polls /metrics until `done` holds for the body or `timeout` passes; returns the last body.
+std::string ScrapeUntil(const DevscopeProcess& p, const std::function<bool(const std::string&)>& done,
+                        absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  std::string body;
+  do {
+    body = p.HttpGet("/metrics").body;
+    if (done(body)) break;
+    absl::SleepFor(absl::Milliseconds(100));
+  } while (absl::Now() < deadline);
+  return body;
+}
+
+TEST(DeviceViewTest, ThousandDevicesJoinedWithTheirHolders) {
+  const std::string dir = MakeTempDir();
+  const std::string devices = dir + "/devices";
+  mkdir(devices.c_str(), 0755);
+  // 250 pods x 4 containers x 1 device: IDs dev-P-C-0; 24 more devices nobody holds.
+  auto fleet = MakeFleet(250, 4, 1);
+  std::map<std::string, std::string> holder;  // device -> "pod/container"
+  for (const auto& pod : fleet) {
+    for (const auto& c : pod.containers()) {
+      holder[c.devices(0).device_ids(0)] = absl::StrCat(pod.name(), "/", c.name());
+    }
+  }
+  std::set<std::string> ids;
+  for (const auto& [id, _] : holder) ids.insert(id);
+  for (int i = 0; i < 24; ++i) ids.insert(absl::StrCat("spare-", i));
+  int n = 0;
+  for (const std::string& id : ids) {
+    const std::string d = devices + "/" + id;
+    mkdir(d.c_str(), 0755);
+    WriteFile(d + "/resource", "example.com/dev\n");
+    WriteFile(d + "/numa_node", absl::StrCat(n % 2, "\n"));
+    WriteFile(d + "/metrics.prom", absl::StrCat("devscope_device_temperature_celsius ", 30 + n % 50,
+                                                "\n# TYPE devscope_device_energy_joules_total "
+                                                "counter\ndevscope_device_energy_joules_total ",
+                                                n * 10, "\n"));
+    ++n;
+  }
+  ASSERT_EQ(ids.size(), 1024u);
+  auto standin = PodResourcesStandin::Start(dir + "/kubelet.sock");
+  ASSERT_TRUE(standin.ok()) << standin.status();
+  (*standin)->SetPods(fleet);
+  auto process = DevscopeProcess::Start(
+      {"--kubelet.pod-resources-socket=" + dir + "/kubelet.sock",
+       "--web.listen-address=127.0.0.1:0", "--pod-resources.interval=200ms",
+       "--no-device-plugin", "--collector.devicedir.path=" + devices, "--path.devfs=" + dir,
+       "--no-collector.nvml", "--no-collector.drm", "--no-collector.netdev"});
+  ASSERT_TRUE(process.ok()) << process.status();
+
+  const std::string body = ScrapeUntil(
+      **process,
+      [](const std::string& b) {
+        return FindSamples(b, "devscope_device_temperature_celsius").size() == 1024 &&
+               FindSamples(b, "devscope_container_device_info").size() == 1000;
+      },
+      absl::Seconds(30));
+  EXPECT_EQ(PromtoolCheck(body), "");
+  const auto temperatures = FindSamples(body, "devscope_device_temperature_celsius");
+  ASSERT_EQ(temperatures.size(), 1024u);
+  int held = 0;
+  for (const auto& s : temperatures) {
+    const std::string& id = s.labels.at("device");
+    EXPECT_EQ(s.labels.at("resource"), "example.com/dev");
+    auto it = holder.find(id);
+    if (it == holder.end()) {
+      EXPECT_EQ(s.labels.count("pod"), 0u) << id;
+      continue;
+    }
+    ++held;
+    EXPECT_EQ(s.labels.at("namespace"), "bulk");
+    EXPECT_EQ(absl::StrCat(s.labels.at("pod"), "/", s.labels.at("container")), it->second);
+  }
+  EXPECT_EQ(held, 1000);
+  EXPECT_EQ(FindSamples(body, "devscope_device_info", {{"collector", "devicedir"}}).size(), 1024u);
+  const auto up = FindSamples(body, "devscope_collector_up", {{"collector", "devicedir"}});
+  ASSERT_EQ(up.size(), 1u);
+  EXPECT_EQ(up[0].value, 1);
+  EXPECT_EQ((*process)->Stop(), 0);
+  RemoveTree(dir);
+}
+
+TEST(DemoTest, PodsHoldDevicesThePluginHandedOut) {
+  auto process = DevscopeProcess::Start({"demo", "--web.listen-address=127.0.0.1:0"});
+  ASSERT_TRUE(process.ok()) << process.status();
+  // The demo admits four pods through its plugin; their devices carry telemetry and holders.
+  const std::string body = ScrapeUntil(
+      **process,
+      [](const std::string& b) {
+        return FindSamples(b, "devscope_container_device_info").size() >= 5 &&
+               !FindSamples(b, "devscope_device_utilization_ratio", {{"pod", "trainer-0"}})
+                    .empty();
+      },
+      absl::Seconds(30));
+  EXPECT_EQ(PromtoolCheck(body), "");
+  const auto held = FindSamples(body, "devscope_container_device_info", {{"pod", "trainer-0"}});
+  ASSERT_EQ(held.size(), 2u);
+  // Packed on one NUMA node by GetPreferredAllocation.
+  EXPECT_EQ(held[0].labels.at("numa_node"), held[1].labels.at("numa_node"));
+  EXPECT_FALSE(FindSamples(body, "devscope_device_utilization_ratio", {{"pod", "trainer-0"}})
+                   .empty());
+  const auto registered =
+      FindSamples(body, "devscope_device_plugin_registered", {{"resource", "example.com/widget"}});
+  ASSERT_EQ(registered.size(), 1u);
+  EXPECT_EQ(registered[0].value, 1);
+  const auto allocatable =
+      FindSamples(body, "devscope_node_allocatable_devices", {{"resource", "example.com/widget"}});
+  ASSERT_EQ(allocatable.size(), 1u);
+  EXPECT_EQ(allocatable[0].value, 8);
+  EXPECT_EQ((*process)->HttpGet("/readyz").status, 200);
+  EXPECT_EQ((*process)->Stop(), 0);
+}
+
+}  // namespace
+}  // namespace devscope
