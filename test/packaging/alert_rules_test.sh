@@ -3,6 +3,7 @@
 # which feeds series and asserts which alerts fire (with labels and text) and which stay silent.
 # usage: alert_rules_test.sh SOURCE_DIR
 set -euo pipefail
+trap 'echo "FAIL: unexpected error (exit $?) at ${BASH_SOURCE[0]}:$LINENO: $BASH_COMMAND" >&2' ERR
 src=${1:?usage: alert_rules_test.sh SOURCE_DIR}
 command -v promtool >/dev/null || { echo "FAIL: promtool not found (Debian package prometheus)" >&2; exit 1; }
 tmp=$(mktemp -d)

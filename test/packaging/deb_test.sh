@@ -6,6 +6,7 @@
 # and lintian.
 # usage: deb_test.sh BUILD_DIR SOURCE_DIR INTERFACE_MD
 set -euo pipefail
+trap 'echo "FAIL: unexpected error (exit $?) at ${BASH_SOURCE[0]}:$LINENO: $BASH_COMMAND" >&2' ERR
 
 build=${1:?usage: deb_test.sh BUILD_DIR SOURCE_DIR INTERFACE_MD}
 src=${2:?usage: deb_test.sh BUILD_DIR SOURCE_DIR INTERFACE_MD}
@@ -45,11 +46,11 @@ dpkg-deb -x "$deb" "$tmp/root"
 bin=$tmp/root/usr/bin/devscope
 [[ -x $bin ]] || { echo "FAIL: /usr/bin/devscope is not in the package" >&2; exit 1; }
 while read -r soname; do
-  path=$(ldconfig -p | awk -v s="$soname" '$1 == s && /x86-64|x86_64|64bit/ {print $NF; exit}')
-  [[ -n $path ]] || path=$(ldconfig -p | awk -v s="$soname" '$1 == s {print $NF; exit}')
+  # awk reads all its input (no early exit), so ldconfig never dies of SIGPIPE under pipefail.
+  path=$(ldconfig -p | awk -v s="$soname" '$1 == s && !p {p = $NF} END {print p}')
   [[ -n $path ]] || { fail "NEEDED $soname is not known to ldconfig"; continue; }
-  pkg=$(dpkg -S "$(readlink -f "$path")" 2>/dev/null | head -n1 | cut -d: -f1) ||
-    pkg=$(dpkg -S "$path" 2>/dev/null | head -n1 | cut -d: -f1) || true
+  pkg=$({ dpkg -S "$(readlink -f "$path")" 2>/dev/null || dpkg -S "$path" 2>/dev/null || true; } |
+    awk -F: 'NR == 1 {print $1}')
   [[ -n $pkg ]] || { fail "no Debian package owns $path (NEEDED $soname)"; continue; }
   # The library's shlibs file may name a virtual package its package Provides (libspdlog1.10-fmt9).
   names=" $pkg $(dpkg-query -W -f='${Provides}' "$pkg" 2>/dev/null | sed 's/([^)]*)//g; s/,/ /g') "
@@ -134,10 +135,8 @@ for f in "${flags[@]}"; do
   grep -qF -- "$f" <<<"$man_text" || fail "devscope(1) does not list $f"
 done
 grep -q '^\.TH DEVSCOPE "1"' <<<"$man_src" || fail "devscope.1.gz has no .TH DEVSCOPE 1 header"
-set +e
-"$bin" --no-such-flag >"$tmp/bad.out" 2>&1
-rc=$?
-set -e
+rc=0
+"$bin" --no-such-flag >"$tmp/bad.out" 2>&1 || rc=$?
 [[ $rc -eq 2 ]] || fail "devscope --no-such-flag exited $rc, want 2"
 ok "installed binary: --version, --help (${#flags[@]} flags), man page, bad flag"
 
@@ -148,13 +147,11 @@ awk 'f {sub(/^# ?/, ""); print} /^# collectors:/ && !f {f = 1; sub(/^# ?/, ""); 
 grep -q '^collectors:' "$tmp/example.yaml" || fail "could not uncomment the example in config.yaml"
 mkdir -p "$tmp/sys" "$tmp/dev" "$tmp/plugins"
 for cfg in "$tmp/root/etc/devscope/config.yaml" "$tmp/example.yaml"; do
-  set +e
+  rc=0
   timeout 3 "$bin" --config.file="$cfg" --web.listen-address=127.0.0.1:0 \
     --kubelet.pod-resources-socket="$tmp/none.sock" --kubelet.device-plugins-dir="$tmp/plugins" \
     --path.sysfs="$tmp/sys" --path.devfs="$tmp/dev" --no-device-plugin \
-    --no-collector.nvml --no-collector.drm --no-collector.netdev >"$tmp/cfg.out" 2>&1
-  rc=$?
-  set -e
+    --no-collector.nvml --no-collector.drm --no-collector.netdev >"$tmp/cfg.out" 2>&1 || rc=$?
   # 124: still serving when timeout stopped it, so the file was accepted.
   [[ $rc -eq 124 ]] || fail "devscope exited $rc with $(basename "$cfg") instead of running: $(cat "$tmp/cfg.out")"
 done

