@@ -40,17 +40,6 @@ double MemoryMiB(int pid, const std::string& field) {
   return -1;
 }
 
-int PidOfListener() {
-  // The probe started the process; find it by its command line holding the devicedir.
-  FILE* ps = popen(absl::StrCat("pgrep -n -f 'devscope.*node-probe'").c_str(), "r");
-  int pid = -1;
-  if (ps != nullptr) {
-    if (fscanf(ps, "%d", &pid) != 1) pid = -1;
-    pclose(ps);
-  }
-  return pid;
-}
-
 std::vector<double> TimeGets(const DevscopeProcess& p, const std::string& path, int n,
                              size_t* bytes) {
   std::vector<double> ms;
@@ -105,7 +94,7 @@ int Main() {
     return 1;
   }
   DevscopeProcess& p = **process;
-  const int pid = PidOfListener();
+  const int pid = p.pid();
   absl::SleepFor(absl::Seconds(5));  // first polls and collector passes
   size_t bytes = 0;
   const double rss_warm = MemoryMiB(pid, "VmRSS");

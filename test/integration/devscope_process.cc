@@ -263,13 +263,13 @@ std::string PromtoolCheck(const std::string& metrics_text) {
   return output;
 }
 
-std::vector<Sample> ParseSamples(const std::string& text) {
-  std::vector<Sample> samples;
+std::vector<ExpositionSample> ParseSamples(const std::string& text) {
+  std::vector<ExpositionSample> samples;
   std::istringstream in(text);
   std::string line;
   while (std::getline(in, line)) {
     if (line.empty() || line[0] == '#') continue;
-    Sample sample;
+    ExpositionSample sample;
     size_t i = 0;
     while (i < line.size() && line[i] != '{' && line[i] != ' ') ++i;
     sample.name = line.substr(0, i);
@@ -303,9 +303,9 @@ std::vector<Sample> ParseSamples(const std::string& text) {
   return samples;
 }
 
-std::vector<Sample> FindSamples(const std::string& text, const std::string& name,
+std::vector<ExpositionSample> FindSamples(const std::string& text, const std::string& name,
                                 const std::map<std::string, std::string>& labels) {
-  std::vector<Sample> found;
+  std::vector<ExpositionSample> found;
   for (Sample& sample : ParseSamples(text)) {
     if (sample.name != name) continue;
     bool match = true;

@@ -37,6 +37,7 @@ class DevscopeProcess {
   DevscopeProcess& operator=(const DevscopeProcess&) = delete;
 
   int port() const { return port_; }
+  pid_t pid() const { return pid_; }
   HttpResponse HttpGet(const std::string& path) const { return HttpGetLocal(port_, path); }
   std::string Stderr() const;
   bool Alive();
@@ -66,17 +67,17 @@ RunResult RunDevscope(const std::vector<std::string>& args,
 std::string PromtoolCheck(const std::string& metrics_text);
 
 // One sample of the text exposition format.
-struct Sample {
+struct ExpositionSample {
   std::string name;
   std::map<std::string, std::string> labels;
   double value = 0;
 };
 
 // The samples of `text` (comments skipped).
-std::vector<Sample> ParseSamples(const std::string& text);
+std::vector<ExpositionSample> ParseSamples(const std::string& text);
 
 // The samples named `name` whose labels include every pair of `labels`.
-std::vector<Sample> FindSamples(const std::string& text, const std::string& name,
+std::vector<ExpositionSample> FindSamples(const std::string& text, const std::string& name,
                                 const std::map<std::string, std::string>& labels = {});
 
 // A fresh directory under /tmp with a short name (unix socket paths are limited to 108 bytes).
