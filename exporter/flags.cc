@@ -49,6 +49,11 @@ std::string Validate(const CLI::App& app, CommandLine& cl, const RawValues& raw)
   Config& c = cl.config;
   auto interval = ParsePositiveDuration(raw.interval);
   if (!interval.ok()) return absl::StrCat("--pod-resources.interval: ", interval.status().message());
+  // The kubelet's rate limit (100 QPS, burst 10) is shared by every client on the node; polling
+  // faster than 10 times a second would take a large share of it.
+  if (*interval < absl::Milliseconds(100)) {
+    return "--pod-resources.interval: must be at least 100ms (the kubelet's rate limit is shared)";
+  }
   c.pod_resources_interval = *interval;
   auto size = ParseByteSize(raw.max_message_size);
   if (!size.ok()) {

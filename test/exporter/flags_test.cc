@@ -132,6 +132,7 @@ TEST(FlagsTest, BadInputIsOneLineAndExitTwo) {
   ExpectOneLineError(Parse({"--pod-resources.interval=soon"}), "--pod-resources.interval");
   ExpectOneLineError(Parse({"--pod-resources.interval=-1s"}), "--pod-resources.interval");
   ExpectOneLineError(Parse({"--pod-resources.interval=0s"}), "--pod-resources.interval");
+  ExpectOneLineError(Parse({"--pod-resources.interval=10ms"}), "at least 100ms");
   ExpectOneLineError(Parse({"--pod-resources.max-message-size=lots"}),
                      "--pod-resources.max-message-size");
   ExpectOneLineError(Parse({"--pod-resources.max-message-size=4GiB"}),
