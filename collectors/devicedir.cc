@@ -188,36 +188,6 @@ std::optional<std::pair<std::string, std::string>> SplitKeyValue(absl::string_vi
   return std::make_pair(std::string(key), std::string(text.substr(eq + 1)));
 }
 
-// Like ReadSmallFile, but sized to the file instead of to the limit: metrics.prom's limit is large
-// and a pass reads thousands of small files.
-absl::StatusOr<std::string> ReadDeviceFile(const std::string& path, size_t limit = 64 * 1024) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    const int err = errno;
-    if (err == ENOENT || err == ENOTDIR) return absl::NotFoundError(absl::StrCat(path, ": absent"));
-    return absl::UnavailableError(absl::StrCat(path, ": ", std::strerror(err)));
-  }
-  std::string content;
-  char buffer[8192];
-  while (true) {
-    const ssize_t n = ::read(fd, buffer, sizeof(buffer));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      const int err = errno;
-      ::close(fd);
-      return absl::UnavailableError(absl::StrCat(path, ": ", std::strerror(err)));
-    }
-    if (n == 0) break;
-    content.append(buffer, static_cast<size_t>(n));
-    if (content.size() > limit) {
-      ::close(fd);
-      return absl::OutOfRangeError(absl::StrCat(path, ": larger than ", limit, " bytes"));
-    }
-  }
-  ::close(fd);
-  return content;
-}
-
 }  // namespace
 
 bool IsValidDeviceId(absl::string_view name) {
@@ -469,7 +439,7 @@ std::optional<DeviceReport> DevicedirCollector::ReadDevice(const std::string& id
   info.advertise = true;  // a devicedir device declares its own resource
 
   const std::string resource_path = absl::StrCat(dir, "/resource");
-  auto resource = ReadDeviceFile(resource_path);
+  auto resource = ReadSmallFile(resource_path);
   if (!resource.ok()) {
     skip_reason = absl::IsNotFound(resource.status()) ? "no resource file"
                                                       : std::string(resource.status().message());
@@ -487,7 +457,7 @@ std::optional<DeviceReport> DevicedirCollector::ReadDevice(const std::string& id
 
   // health: Healthy or Unhealthy; absent (or empty, as while being rewritten) means Healthy.
   const std::string health_path = absl::StrCat(dir, "/health");
-  auto health = ReadDeviceFile(health_path);
+  auto health = ReadSmallFile(health_path);
   if (health.ok()) {
     const absl::string_view word = absl::StripAsciiWhitespace(*health);
     if (word.empty() || absl::EqualsIgnoreCase(word, "healthy")) {
@@ -504,7 +474,7 @@ std::optional<DeviceReport> DevicedirCollector::ReadDevice(const std::string& id
   }
 
   const std::string numa_path = absl::StrCat(dir, "/numa_node");
-  auto numa = ReadDeviceFile(numa_path);
+  auto numa = ReadSmallFile(numa_path);
   if (numa.ok()) {
     int64_t node = 0;
     if (absl::SimpleAtoi(absl::StripAsciiWhitespace(*numa), &node) && node >= -1) {
@@ -515,7 +485,7 @@ std::optional<DeviceReport> DevicedirCollector::ReadDevice(const std::string& id
   }
 
   const std::string info_path = absl::StrCat(dir, "/info");
-  auto info_text = ReadDeviceFile(info_path);
+  auto info_text = ReadSmallFile(info_path);
   if (info_text.ok()) {
     ParseInfoFile(*info_text, info_path, info, errors);
   } else if (!absl::IsNotFound(info_text.status())) {
@@ -523,7 +493,7 @@ std::optional<DeviceReport> DevicedirCollector::ReadDevice(const std::string& id
   }
 
   const std::string metrics_path = absl::StrCat(dir, "/metrics.prom");
-  auto metrics = ReadDeviceFile(metrics_path, kMetricsFileLimit);
+  auto metrics = ReadSmallFile(metrics_path, kMetricsFileLimit);
   if (metrics.ok()) {
     report.samples = ParsePromText(*metrics, metrics_path, errors);
   } else if (!absl::IsNotFound(metrics.status())) {
@@ -531,7 +501,7 @@ std::optional<DeviceReport> DevicedirCollector::ReadDevice(const std::string& id
   }
 
   const std::string allocate_path = absl::StrCat(dir, "/allocate");
-  auto allocate = ReadDeviceFile(allocate_path);
+  auto allocate = ReadSmallFile(allocate_path);
   if (allocate.ok()) {
     info.allocate = ParseAllocateFile(*allocate, allocate_path, errors);
   } else if (!absl::IsNotFound(allocate.status())) {

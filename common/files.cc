@@ -22,11 +22,12 @@ absl::StatusOr<std::string> ReadSmallFile(const std::string& path, size_t limit)
     if (err == ENOENT || err == ENOTDIR) return absl::NotFoundError(absl::StrCat(path, ": absent"));
     return absl::UnavailableError(absl::StrCat(path, ": ", std::strerror(err)));
   }
+  // Sized to the file, not to the limit: a pass reads thousands of small files and the limit of
+  // some (metrics.prom) is large.
   std::string content;
-  content.resize(limit + 1);
-  size_t used = 0;
-  while (used < content.size()) {
-    const ssize_t n = ::read(fd, content.data() + used, content.size() - used);
+  char buffer[8192];
+  while (content.size() <= limit) {
+    const ssize_t n = ::read(fd, buffer, sizeof(buffer));
     if (n < 0) {
       if (errno == EINTR) continue;
       const int err = errno;
@@ -34,13 +35,12 @@ absl::StatusOr<std::string> ReadSmallFile(const std::string& path, size_t limit)
       return absl::UnavailableError(absl::StrCat(path, ": ", std::strerror(err)));
     }
     if (n == 0) break;
-    used += static_cast<size_t>(n);
+    content.append(buffer, static_cast<size_t>(n));
   }
   ::close(fd);
-  if (used > limit) {
+  if (content.size() > limit) {
     return absl::OutOfRangeError(absl::StrCat(path, ": larger than ", limit, " bytes"));
   }
-  content.resize(used);
   return content;
 }
 

@@ -12,6 +12,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/match.h"
 #include "exporter/join.h"
+#include "exporter/pod_command.h"
 #include "prometheus/text_serializer.h"
 
 namespace devscope {
@@ -58,22 +59,6 @@ class FamilyBuilder {
 
 std::string JoinNuma(const NumaNodes& nodes) { return absl::StrJoin(nodes, ","); }
 
-// "0-3,8,10-11": the cpuset list format the kernel and the kubelet use.
-std::string CpuList(std::vector<int64_t> cpus) {
-  std::sort(cpus.begin(), cpus.end());
-  cpus.erase(std::unique(cpus.begin(), cpus.end()), cpus.end());
-  std::string out;
-  for (size_t i = 0; i < cpus.size();) {
-    size_t j = i;
-    while (j + 1 < cpus.size() && cpus[j + 1] == cpus[j] + 1) ++j;
-    if (!out.empty()) out += ',';
-    absl::StrAppend(&out, cpus[i]);
-    if (j > i) absl::StrAppend(&out, "-", cpus[j]);
-    i = j + 1;
-  }
-  return out;
-}
-
 void AddPodResourcesView(const PodResourcesSnapshot& snapshot, std::vector<MetricFamily>& out) {
   FamilyBuilder device_info("devscope_container_device_info",
                             "A device allocated to a container, per the kubelet's pod-resources "
@@ -103,7 +88,7 @@ void AddPodResourcesView(const PodResourcesSnapshot& snapshot, std::vector<Metri
     auto add_cpus = [&](const std::string& container, const std::vector<int64_t>& ids) {
       if (ids.empty()) return;
       cpus.Add({{"namespace", pod.ns}, {"pod", pod.name}, {"container", container},
-                {"cpus", CpuList(ids)}},
+                {"cpus", FormatCpuSet(ids)}},
                static_cast<double>(std::set<int64_t>(ids.begin(), ids.end()).size()));
       all_cpus.insert(ids.begin(), ids.end());
     };
