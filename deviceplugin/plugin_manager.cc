@@ -14,6 +14,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/guard.h"
 #include "common/log.h"
 #include "deviceplugin/resource_name.h"
 #include "deviceplugin/v1beta1/api.grpc.pb.h"
@@ -51,8 +52,8 @@ absl::StatusOr<std::string> PrepareDirectory(const std::string& dir, absl::strin
   }
   std::filesystem::path absolute = std::filesystem::absolute(dir, ec);
   if (ec) {
-    return absl::UnavailableError(absl::StrCat("cannot resolve ", what, " directory ", dir, ": ",
-                                               ec.message()));
+    return absl::UnavailableError(
+        absl::StrCat("cannot resolve ", what, " directory ", dir, ": ", ec.message()));
   }
   std::string path = absolute.lexically_normal().string();
   while (path.size() > 1 && path.back() == '/') path.pop_back();
@@ -120,22 +121,25 @@ DevicePluginManager::DevicePluginManager(const Config& config,
   try {
     metrics_.registered = &prometheus::BuildGauge()
                                .Name("devscope_device_plugin_registered")
-                               .Help("1 while devscope's device plugin for the resource is "
-                                     "registered with the kubelet")
+                               .Help(
+                                   "1 while devscope's device plugin for the resource is "
+                                   "registered with the kubelet")
                                .Register(registry_);
     metrics_.registrations = &prometheus::BuildCounter()
                                   .Name("devscope_device_plugin_registrations_total")
-                                  .Help("Registration attempts of devscope's device plugin, by "
-                                        "result (success, failure)")
+                                  .Help(
+                                      "Registration attempts of devscope's device plugin, by "
+                                      "result (success, failure)")
                                   .Register(registry_);
     metrics_.allocations = &prometheus::BuildCounter()
                                 .Name("devscope_device_plugin_allocations_total")
-                                .Help("Allocate calls answered by devscope's device plugin, by "
-                                      "result (success, unknown_device, unhealthy_device)")
+                                .Help(
+                                    "Allocate calls answered by devscope's device plugin, by "
+                                    "result (success, unknown_device, unhealthy_device)")
                                 .Register(registry_);
   } catch (const std::exception& e) {
-    metrics_status_ = absl::InternalError(
-        absl::StrCat("cannot register the device plugin metrics: ", e.what()));
+    metrics_status_ =
+        absl::InternalError(absl::StrCat("cannot register the device plugin metrics: ", e.what()));
     metrics_ = PluginMetrics{};
   }
 }
@@ -154,8 +158,7 @@ absl::Status DevicePluginManager::Start() {
   for (const auto& [resource, settings] : config_.plugin_resources) {
     absl::Status valid = ValidateResourceName(resource);
     if (!valid.ok()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("device_plugin.resources: ", valid.message()));
+      return absl::InvalidArgumentError(absl::StrCat("device_plugin.resources: ", valid.message()));
     }
   }
   if (config_.device_plugins_dir.empty()) {
@@ -189,10 +192,13 @@ absl::Status DevicePluginManager::Start() {
         absl::StrCat("cannot watch ", plugins_dir_, " with inotify: ", std::strerror(err)));
   }
   started_ = true;
-  Log().info("device plugin starting dir={} route={}", plugins_dir_,
-             registry_dir_.empty() ? "kubelet.sock" : absl::StrCat("plugin watcher ", registry_dir_));
-  control_ = std::thread([this] { ControlLoop(); });
-  bridge_ = std::thread([this] { BridgeLoop(); });
+  Log().info(
+      "device plugin starting dir={} route={}", plugins_dir_,
+      registry_dir_.empty() ? "kubelet.sock" : absl::StrCat("plugin watcher ", registry_dir_));
+  control_ =
+      std::thread([this] { RunGuarded("device plugin control loop", [this] { ControlLoop(); }); });
+  bridge_ = std::thread(
+      [this] { RunGuarded("device plugin snapshot bridge", [this] { BridgeLoop(); }); });
   return absl::OkStatus();
 }
 
@@ -211,7 +217,8 @@ void DevicePluginManager::Stop() {
   {
     absl::MutexLock inbox_lock(&inbox_->mu);
     Inbox* inbox = inbox_.get();
-    auto idle = [inbox]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(inbox->mu) { return inbox->in_flight == 0; };
+    auto idle = [inbox]()
+                    ABSL_EXCLUSIVE_LOCKS_REQUIRED(inbox->mu) { return inbox->in_flight == 0; };
     inbox_->mu.Await(absl::Condition(&idle));
   }
   for (auto& [resource, slot] : slots_) {
@@ -246,9 +253,9 @@ std::string DevicePluginManager::SocketPath(const std::string& resource) const {
 }
 
 void DevicePluginManager::WatchDirectory() {
-  watch_ = ::inotify_add_watch(inotify_fd_, plugins_dir_.c_str(),
-                               IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO |
-                                   IN_DELETE_SELF | IN_MOVE_SELF);
+  watch_ = ::inotify_add_watch(
+      inotify_fd_, plugins_dir_.c_str(),
+      IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE_SELF | IN_MOVE_SELF);
 }
 
 void DevicePluginManager::BridgeLoop() {
@@ -325,8 +332,7 @@ void DevicePluginManager::ApplySnapshot() ABSL_EXCLUSIVE_LOCKS_REQUIRED(servers_
           }
         }
         by_resource[resource].push_back(PluginDevice{device.info.id, device.health.healthy,
-                                                     device.info.numa_node,
-                                                     device.info.allocate});
+                                                     device.info.numa_node, device.info.allocate});
       }
     }
   }
@@ -386,8 +392,7 @@ void DevicePluginManager::HandleInotify(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQ
         kubelet_created = true;  // events were lost: assume the worst
       }
       if (event->mask & (IN_IGNORED | IN_DELETE_SELF | IN_MOVE_SELF)) {
-        Log().warn("the device-plugins directory went away; watching for it dir={}",
-                   plugins_dir_);
+        Log().warn("the device-plugins directory went away; watching for it dir={}", plugins_dir_);
         if (watch_ >= 0) ::inotify_rm_watch(inotify_fd_, watch_);
         watch_ = -1;
         check_sockets = true;
@@ -420,14 +425,13 @@ void DevicePluginManager::CheckSockets(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQU
   for (auto& [resource, slot] : slots_) {
     if (slot->serving && slot->server->SocketsIntact()) continue;
     if (slot->serving) {
-      Log().info("plugin socket removed (kubelet restart?); serving again resource={}",
-                 resource);
+      Log().info("plugin socket removed (kubelet restart?); serving again resource={}", resource);
     }
     const std::string& path = slot->server->socket_path();
     absl::Status served =
         path.size() > kMaxSocketPath
-            ? absl::InvalidArgumentError(absl::StrCat("socket path ", path, " is longer than ",
-                                                      kMaxSocketPath, " bytes"))
+            ? absl::InvalidArgumentError(
+                  absl::StrCat("socket path ", path, " is longer than ", kMaxSocketPath, " bytes"))
             : slot->server->Serve();
     slot->registered = false;
     slot->server->SetRegistered(false);
@@ -435,8 +439,8 @@ void DevicePluginManager::CheckSockets(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQU
       slot->serving = false;
       if (!slot->serve_error_logged) {
         slot->serve_error_logged = true;
-        Log().error("cannot serve the device plugin; retrying resource={} error=\"{}\"",
-                    resource, std::string(served.message()));
+        Log().error("cannot serve the device plugin; retrying resource={} error=\"{}\"", resource,
+                    std::string(served.message()));
       }
       continue;
     }
@@ -553,9 +557,10 @@ void DevicePluginManager::CompleteRegistrations(absl::Time now)
     // the retries that follow are counted in the metric and logged at debug only.
     if (slot.last_error.empty()) {
       slot.last_error = error;
-      Log().warn("device plugin registration failed; retrying with backoff resource={} "
-                  "kubelet_socket={} error=\"{}\"",
-                  result.resource, kubelet_socket_, error);
+      Log().warn(
+          "device plugin registration failed; retrying with backoff resource={} "
+          "kubelet_socket={} error=\"{}\"",
+          result.resource, kubelet_socket_, error);
     } else {
       Log().debug("device plugin registration retry failed resource={} error=\"{}\"",
                   result.resource, error);

@@ -13,6 +13,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "common/guard.h"
 #include "common/log.h"
 #include "deviceplugin/preferred_allocation.h"
 #include "deviceplugin/v1beta1/api.grpc.pb.h"
@@ -27,8 +28,9 @@ namespace devscope {
 
 std::shared_ptr<const ResourceDevices> ResourceDevices::Build(std::vector<PluginDevice> devices) {
   auto built = std::make_shared<ResourceDevices>();
-  std::stable_sort(devices.begin(), devices.end(),
-                   [](const PluginDevice& a, const PluginDevice& b) { return NaturalLess(a.id, b.id); });
+  std::stable_sort(
+      devices.begin(), devices.end(),
+      [](const PluginDevice& a, const PluginDevice& b) { return NaturalLess(a.id, b.id); });
   for (PluginDevice& device : devices) {
     if (built->index.contains(device.id)) continue;
     built->index.emplace(device.id, built->devices.size());
@@ -209,9 +211,9 @@ class DevicePluginService : public v1beta1::DevicePlugin::CallbackService {
  public:
   explicit DevicePluginService(PluginServer* server) : server_(server) {}
 
-  grpc::ServerUnaryReactor* GetDevicePluginOptions(grpc::CallbackServerContext* context,
-                                                   const v1beta1::Empty*,
-                                                   v1beta1::DevicePluginOptions* response) override {
+  grpc::ServerUnaryReactor* GetDevicePluginOptions(
+      grpc::CallbackServerContext* context, const v1beta1::Empty*,
+      v1beta1::DevicePluginOptions* response) override {
     *response = server_->PluginOptions();
     auto* reactor = context->DefaultReactor();
     reactor->Finish(grpc::Status::OK);
@@ -227,7 +229,13 @@ class DevicePluginService : public v1beta1::DevicePlugin::CallbackService {
       grpc::CallbackServerContext* context, const v1beta1::PreferredAllocationRequest* request,
       v1beta1::PreferredAllocationResponse* response) override {
     auto* reactor = context->DefaultReactor();
-    reactor->Finish(server_->GetPreferredAllocation(*request, response));
+    grpc::Status status;
+    const absl::Status guarded = RunGuarded("GetPreferredAllocation", [&] {
+      status = server_->GetPreferredAllocation(*request, response);
+    });
+    reactor->Finish(guarded.ok()
+                        ? status
+                        : grpc::Status(grpc::StatusCode::INTERNAL, std::string(guarded.message())));
     return reactor;
   }
 
@@ -235,7 +243,12 @@ class DevicePluginService : public v1beta1::DevicePlugin::CallbackService {
                                      const v1beta1::AllocateRequest* request,
                                      v1beta1::AllocateResponse* response) override {
     auto* reactor = context->DefaultReactor();
-    reactor->Finish(server_->Allocate(*request, response));
+    grpc::Status status;
+    const absl::Status guarded =
+        RunGuarded("Allocate", [&] { status = server_->Allocate(*request, response); });
+    reactor->Finish(guarded.ok()
+                        ? status
+                        : grpc::Status(grpc::StatusCode::INTERNAL, std::string(guarded.message())));
     return reactor;
   }
 
@@ -243,7 +256,12 @@ class DevicePluginService : public v1beta1::DevicePlugin::CallbackService {
                                               const v1beta1::PreStartContainerRequest* request,
                                               v1beta1::PreStartContainerResponse*) override {
     auto* reactor = context->DefaultReactor();
-    reactor->Finish(server_->PreStartContainer(*request));
+    grpc::Status status;
+    const absl::Status guarded =
+        RunGuarded("PreStartContainer", [&] { status = server_->PreStartContainer(*request); });
+    reactor->Finish(guarded.ok()
+                        ? status
+                        : grpc::Status(grpc::StatusCode::INTERNAL, std::string(guarded.message())));
     return reactor;
   }
 
@@ -296,16 +314,13 @@ class PluginRegistrationService : public pluginregistration::Registration::Callb
 // ---------------------------------------------------------------------------------------------
 // PluginServer
 
-PluginServer::PluginServer(Options options) : options_(std::move(options)) {
-  SetRegistered(false);
-}
+PluginServer::PluginServer(Options options) : options_(std::move(options)) { SetRegistered(false); }
 
 PluginServer::~PluginServer() { Shutdown(); }
 
 std::string PluginServer::socket_name() const {
   size_t slash = options_.socket_path.rfind('/');
-  return slash == std::string::npos ? options_.socket_path
-                                    : options_.socket_path.substr(slash + 1);
+  return slash == std::string::npos ? options_.socket_path : options_.socket_path.substr(slash + 1);
 }
 
 absl::Status PluginServer::Serve() {
@@ -489,8 +504,7 @@ grpc::Status PluginServer::Allocate(const v1beta1::AllocateRequest& request,
       const PluginDevice* device = devices == nullptr ? nullptr : devices->Find(id);
       if (device == nullptr) {
         CountAllocation("unknown_device");
-        Log().warn("Allocate refused: unknown device resource={} device={}",
-                   options_.resource, id);
+        Log().warn("Allocate refused: unknown device resource={} device={}", options_.resource, id);
         Resend();
         return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                             absl::StrCat("unknown device ID \"", id, "\" for resource ",
@@ -498,8 +512,8 @@ grpc::Status PluginServer::Allocate(const v1beta1::AllocateRequest& request,
       }
       if (!device->healthy) {
         CountAllocation("unhealthy_device");
-        Log().warn("Allocate refused: unhealthy device resource={} device={}",
-                   options_.resource, id);
+        Log().warn("Allocate refused: unhealthy device resource={} device={}", options_.resource,
+                   id);
         Resend();
         return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
                             absl::StrCat("device \"", id, "\" of resource ", options_.resource,

@@ -8,6 +8,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/guard.h"
 #include "common/log.h"
 #include "grpc/grpc.h"
 
@@ -253,7 +254,8 @@ void PodResourcesPoller::Stop() {
 void PodResourcesPoller::Run() {
   RecreateChannel();
   while (!stop_.HasBeenNotified()) {
-    const absl::Duration wait = PollOnce();
+    absl::Duration wait = options_.interval;
+    RunGuarded("pod-resources poll", [&] { wait = PollOnce(); });
     if (stop_.WaitForNotificationWithTimeout(wait)) break;
   }
 }
