@@ -63,10 +63,10 @@ absl::StatusOr<WebConfig> LoadWebConfig(const std::string& path) {
           config.basic_auth_users[user.first.as<std::string>()] = hash;
         }
       } else if (key == "tls_server_config" || key == "http_server_config") {
-        // Debian's CivetWeb is built without TLS; say so instead of serving plain HTTP silently.
+        // Not implemented yet: refuse rather than serve plain HTTP to someone who asked for TLS.
         return absl::InvalidArgumentError(absl::StrCat(
             path, ":", line, ": ", key,
-            " is not supported by this build (terminate TLS in front of devscope)"));
+            " is not supported yet (terminate TLS in front of devscope, e.g. kube-rbac-proxy)"));
       } else {
         return absl::InvalidArgumentError(
             absl::StrCat(path, ":", line, ": unknown key \"", key, "\""));
