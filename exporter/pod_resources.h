@@ -71,7 +71,7 @@ struct PodResourcesSnapshot {
   // From the last successful GetAllocatableResources; absent when the kubelet does not serve it
   // or has not answered yet.
   std::optional<AllocatableResources> allocatable;
-  // When the List that produced `pods` returned; InfinitePast before the first success.
+  // When the first List with this content returned (an unchanged reply keeps the snapshot).
   absl::Time list_time = absl::InfinitePast();
 };
 

@@ -307,12 +307,20 @@ absl::Duration PodResourcesPoller::PollOnce() {
     SetSupport(kList, Support::kSupported, status);
     MaybeRefreshAllocatable(list, now);
     MaybeProbeGet(now);
-    auto snapshot = std::make_shared<PodResourcesSnapshot>();
-    snapshot->pods = ConvertPods(list);
-    snapshot->allocatable = allocatable_;
-    snapshot->list_time = now;
-    const size_t pod_count = snapshot->pods.size();
-    store_.Publish(std::move(snapshot));
+    // Most polls return what the last one did. Keeping the published snapshot then keeps the
+    // renderer's cached text valid, so a scrape after an unchanged poll costs a copy, not a render.
+    std::string reply = list.SerializeAsString();
+    if (store_.Version() == 0 || reply != last_reply_ ||
+        published_allocatable_ != allocatable_generation_) {
+      auto snapshot = std::make_shared<PodResourcesSnapshot>();
+      snapshot->pods = ConvertPods(list);
+      snapshot->allocatable = allocatable_;
+      snapshot->list_time = now;
+      store_.Publish(std::move(snapshot));
+      last_reply_ = std::move(reply);
+      published_allocatable_ = allocatable_generation_;
+    }
+    const int pod_count = list.pod_resources_size();
     MarkUp(now);
     if (!up_) Log().info("pod-resources up pods={}", pod_count);
     up_ = true;
@@ -452,6 +460,7 @@ void PodResourcesPoller::MaybeRefreshAllocatable(const v1::ListPodResourcesRespo
   if (status.ok()) {
     SetSupport(kAllocatable, Support::kSupported, status);
     allocatable_ = ConvertAllocatable(response);
+    ++allocatable_generation_;
     allocatable_success_ = now;
     allocatable_known_.clear();
     for (const DeviceAssignment& d : allocatable_->devices) {
@@ -467,6 +476,7 @@ void PodResourcesPoller::MaybeRefreshAllocatable(const v1::ListPodResourcesRespo
       // Unimplemented, or the kubelet's "GetAllocatableResources disabled" (gate off before 1.28).
       SetSupport(kAllocatable, Support::kUnsupported, status);
       allocatable_.reset();
+      ++allocatable_generation_;
       allocatable_known_.clear();
       break;
     default:

@@ -122,6 +122,10 @@ class PodResourcesPoller {
   int consecutive_failures_ = 0;
   Support support_[kMethodCount] = {Support::kUnknown, Support::kUnknown, Support::kUnknown};
   std::optional<AllocatableResources> allocatable_;
+  uint64_t allocatable_generation_ = 0;  // counts changes of allocatable_
+  // The last List reply published (serialised) and the allocatable generation published with it.
+  std::string last_reply_;
+  uint64_t published_allocatable_ = 0;
   // resource -> device IDs of the last allocatable answer, to spot devices it did not name.
   absl::flat_hash_map<std::string, absl::flat_hash_set<std::string>> allocatable_known_;
   absl::Time allocatable_success_ = absl::InfinitePast();
