@@ -306,7 +306,7 @@ std::vector<ExpositionSample> ParseSamples(const std::string& text) {
 std::vector<ExpositionSample> FindSamples(const std::string& text, const std::string& name,
                                 const std::map<std::string, std::string>& labels) {
   std::vector<ExpositionSample> found;
-  for (Sample& sample : ParseSamples(text)) {
+  for (ExpositionSample& sample : ParseSamples(text)) {
     if (sample.name != name) continue;
     bool match = true;
     for (const auto& [key, value] : labels) {
