@@ -442,8 +442,16 @@ TEST_F(PluginTest, KubeletRestartReRegistersWithinOneSecond) {
   for (int round = 1; round <= 3; ++round) {
     absl::Time t0 = absl::Now();
     ASSERT_TRUE(standin_.Restart().ok());
-    ASSERT_TRUE(WaitRegistered(kWidget, round + 1));
-    absl::Duration took = Accepted(kWidget).back().time - t0;
+    // The first registration the restarted kubelet accepted (one restart can be noticed twice,
+    // the socket removed and the stream closed, so counting registrations would not do).
+    auto first_after = [&]() -> std::optional<absl::Time> {
+      for (const auto& r : Accepted(kWidget)) {
+        if (r.time >= t0) return r.time;
+      }
+      return std::nullopt;
+    };
+    ASSERT_TRUE(Eventually([&] { return first_after().has_value(); }));
+    absl::Duration took = *first_after() - t0;
     std::printf("re-registration after kubelet restart: %s\n", absl::FormatDuration(took).c_str());
     EXPECT_LT(took, absl::Seconds(1));
     EXPECT_TRUE(std::filesystem::exists(dir_ + "/kubelet_internal_checkpoint"));
