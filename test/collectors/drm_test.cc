@@ -15,6 +15,7 @@
 #include "common/config.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "test/collectors/sysfs_fixture.h"
 
 namespace devscope {
 namespace {
@@ -23,31 +24,11 @@ namespace fs = std::filesystem;
 using ::testing::ElementsAre;
 using ::testing::IsEmpty;
 
-class DrmTest : public ::testing::Test {
+class DrmTest : public SysfsFixtureTest {
  protected:
   void SetUp() override {
-    char dir[] = "/tmp/dsdrmXXXXXX";
-    ASSERT_NE(mkdtemp(dir), nullptr);
-    root_ = dir;
-    config_.sysfs = root_ + "/sys";
-    config_.devfs = root_ + "/dev";
+    SysfsFixtureTest::SetUp();
     fs::create_directories(config_.sysfs + "/class/drm");
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(root_, ec);
-  }
-
-  void Write(const std::string& path, const std::string& content) {
-    fs::create_directories(fs::path(path).parent_path());
-    std::ofstream(path) << content;
-  }
-  void Link(const std::string& path, const std::string& target) {
-    fs::create_directories(fs::path(path).parent_path());
-    fs::create_symlink(target, path);
-  }
-  std::string PciDir(const std::string& pci) {
-    return config_.sysfs + "/devices/pci0000:00/" + pci;
   }
 
   // A card as the kernel shows it: cardN and renderD(128+N) under the PCI function, their class
@@ -84,8 +65,6 @@ class DrmTest : public ::testing::Test {
     return reports.ok() ? *reports : std::vector<DeviceReport>{};
   }
 
-  std::string root_;
-  Config config_;
 };
 
 std::optional<double> Value(const DeviceReport& report, const std::string& name,

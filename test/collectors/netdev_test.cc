@@ -17,6 +17,7 @@
 #include "common/config.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "test/collectors/sysfs_fixture.h"
 
 namespace devscope {
 namespace {
@@ -25,31 +26,11 @@ namespace fs = std::filesystem;
 using ::testing::ElementsAre;
 using ::testing::IsEmpty;
 
-class NetdevTest : public ::testing::Test {
+class NetdevTest : public SysfsFixtureTest {
  protected:
   void SetUp() override {
-    char dir[] = "/tmp/dsnetXXXXXX";
-    ASSERT_NE(mkdtemp(dir), nullptr);
-    root_ = dir;
-    config_.sysfs = root_ + "/sys";
-    config_.devfs = root_ + "/dev";
+    SysfsFixtureTest::SetUp();
     fs::create_directories(config_.sysfs + "/class/net");
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(root_, ec);
-  }
-
-  void Write(const std::string& path, const std::string& content) {
-    fs::create_directories(fs::path(path).parent_path());
-    std::ofstream(path) << content;
-  }
-  void Link(const std::string& path, const std::string& target) {
-    fs::create_directories(fs::path(path).parent_path());
-    fs::create_symlink(target, path);
-  }
-  std::string PciDir(const std::string& pci) {
-    return config_.sysfs + "/devices/pci0000:00/" + pci;
   }
 
   void AddFunction(const std::string& pci, const std::string& driver,
@@ -101,8 +82,6 @@ class NetdevTest : public ::testing::Test {
     return reports.ok() ? *reports : std::vector<DeviceReport>{};
   }
 
-  std::string root_;
-  Config config_;
 };
 
 std::optional<double> Value(const DeviceReport& report, const std::string& name,
