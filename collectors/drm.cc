@@ -238,14 +238,8 @@ class DrmCollector : public Collector {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Collector>> NewDrmCollector(const Config& config) {
-  auto collector = std::make_unique<DrmCollector>(config);
-  auto devices = collector->Collect();
-  if (!devices.ok()) return devices.status();
-  if (devices->empty()) {
-    return absl::NotFoundError(
-        absl::StrCat("no AMD or Intel GPU under ", config.sysfs, "/class/drm"));
-  }
-  return collector;
+  return KeepIfItFindsDevices(std::make_unique<DrmCollector>(config),
+                              absl::StrCat("AMD or Intel GPU under ", config.sysfs, "/class/drm"));
 }
 
 }  // namespace devscope

@@ -285,14 +285,8 @@ class NetdevCollector : public Collector {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Collector>> NewNetdevCollector(const Config& config) {
-  auto collector = std::make_unique<NetdevCollector>(config);
-  auto devices = collector->Collect();
-  if (!devices.ok()) return devices.status();
-  if (devices->empty()) {
-    return absl::NotFoundError(
-        absl::StrCat("no PCI network device under ", config.sysfs, "/class/net"));
-  }
-  return collector;
+  return KeepIfItFindsDevices(std::make_unique<NetdevCollector>(config),
+                              absl::StrCat("PCI network device under ", config.sysfs, "/class/net"));
 }
 
 }  // namespace devscope

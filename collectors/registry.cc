@@ -47,6 +47,14 @@ void AddHardwareCollector(const char* name, CollectorToggle toggle, Factory fact
 
 }  // namespace
 
+absl::StatusOr<std::unique_ptr<Collector>> KeepIfItFindsDevices(
+    std::unique_ptr<Collector> collector, absl::string_view what) {
+  auto devices = collector->Collect();
+  if (!devices.ok()) return devices.status();
+  if (devices->empty()) return absl::NotFoundError(absl::StrCat("no ", what));
+  return collector;
+}
+
 std::vector<std::unique_ptr<Collector>> MakeEnabledCollectors(const Config& config) {
   std::vector<std::unique_ptr<Collector>> collectors;
   if (!config.devicedir_path.empty()) {

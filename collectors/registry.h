@@ -20,6 +20,11 @@ absl::StatusOr<std::unique_ptr<Collector>> NewDrmCollector(const Config& config)
 absl::StatusOr<std::unique_ptr<Collector>> NewNetdevCollector(const Config& config);
 absl::StatusOr<std::unique_ptr<Collector>> NewNvmlCollector(const Config& config);
 
+// For a hardware collector's factory: runs one pass of `collector` and keeps it when the pass
+// finds a device; NotFound("no " + what) when it finds none, the pass's error when it fails.
+absl::StatusOr<std::unique_ptr<Collector>> KeepIfItFindsDevices(
+    std::unique_ptr<Collector> collector, absl::string_view what);
+
 // The collectors that `config` enables, in a fixed order (devicedir, nvml, drm, netdev).
 std::vector<std::unique_ptr<Collector>> MakeEnabledCollectors(const Config& config);
 
