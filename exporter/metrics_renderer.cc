@@ -1,6 +1,7 @@
 #include "exporter/metrics_renderer.h"
 
 #include <algorithm>
+#include <iterator>
 #include <map>
 #include <set>
 #include <sstream>
@@ -8,9 +9,9 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "absl/strings/match.h"
 #include "exporter/join.h"
 #include "exporter/pod_command.h"
 #include "prometheus/text_serializer.h"
