@@ -6,6 +6,7 @@
 // GET /healthz (the HTTP round trip with no rendering).
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <string>
@@ -63,7 +64,7 @@ int Main() {
         for (const std::string& id : d.device_ids()) {
           if (made >= 1024) continue;
           const std::string path = absl::StrCat(devices, "/", id);
-          std::system(absl::StrCat("mkdir -p ", path).c_str());
+          std::filesystem::create_directories(path);
           std::ofstream(path + "/resource") << "example.com/dev\n";
           std::ofstream(path + "/numa_node") << made % 2 << "\n";
           std::ofstream(path + "/metrics.prom")
