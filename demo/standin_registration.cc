@@ -323,7 +323,7 @@ absl::StatusOr<v1beta1::ContainerAllocateResponse> RegistrationStandin::Admit(
     if (status.ok() && response.container_responses_size() == 1) {
       const auto& preferred = response.container_responses(0).deviceids();
       std::set<std::string> unique(preferred.begin(), preferred.end());
-      bool valid = preferred.size() == count && unique.size() == preferred.size() &&
+      bool valid = preferred.size() == static_cast<size_t>(count) && unique.size() == preferred.size() &&
                    std::all_of(preferred.begin(), preferred.end(), [&free](const std::string& id) {
                      return std::find(free.begin(), free.end(), id) != free.end();
                    });

@@ -195,10 +195,13 @@ absl::Status DevicePluginManager::Start() {
   Log().info(
       "device plugin starting dir={} route={}", plugins_dir_,
       registry_dir_.empty() ? "kubelet.sock" : absl::StrCat("plugin watcher ", registry_dir_));
-  control_ =
-      std::thread([this] { RunGuarded("device plugin control loop", [this] { ControlLoop(); }); });
-  bridge_ = std::thread(
-      [this] { RunGuarded("device plugin snapshot bridge", [this] { BridgeLoop(); }); });
+  // A throw is logged by RunGuarded; the thread then ends instead of taking the process down.
+  control_ = std::thread([this] {
+    RunGuarded("device plugin control loop", [this] { ControlLoop(); }).IgnoreError();
+  });
+  bridge_ = std::thread([this] {
+    RunGuarded("device plugin snapshot bridge", [this] { BridgeLoop(); }).IgnoreError();
+  });
   return absl::OkStatus();
 }
 

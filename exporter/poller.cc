@@ -255,7 +255,8 @@ void PodResourcesPoller::Run() {
   RecreateChannel();
   while (!stop_.HasBeenNotified()) {
     absl::Duration wait = options_.interval;
-    RunGuarded("pod-resources poll", [&] { wait = PollOnce(); });
+    // A throw costs this poll (logged); the next one runs after the interval.
+    RunGuarded("pod-resources poll", [&] { wait = PollOnce(); }).IgnoreError();
     if (stop_.WaitForNotificationWithTimeout(wait)) break;
   }
 }
