@@ -297,7 +297,8 @@ absl::StatusOr<v1beta1::ContainerAllocateResponse> RegistrationStandin::Admit(
     absl::MutexLock lock(&mu_);
     auto it = endpoints_.find(resource);
     if (it == endpoints_.end()) {
-      return absl::FailedPreconditionError(absl::StrCat("no device plugin registered for ", resource));
+      return absl::FailedPreconditionError(
+          absl::StrCat("no device plugin registered for ", resource));
     }
     endpoint = it->second;
     const std::set<std::string>& taken = allocated_[resource];
@@ -306,8 +307,8 @@ absl::StatusOr<v1beta1::ContainerAllocateResponse> RegistrationStandin::Admit(
     }
   }
   if (count < 0 || static_cast<size_t>(count) > free.size()) {
-    return absl::ResourceExhaustedError(absl::StrCat("want ", count, " of ", resource, ", ",
-                                                     free.size(), " healthy devices free"));
+    return absl::ResourceExhaustedError(
+        absl::StrCat("want ", count, " of ", resource, ", ", free.size(), " healthy devices free"));
   }
   auto stub = v1beta1::DevicePlugin::NewStub(endpoint.channel);
   std::vector<std::string> chosen(free.begin(), free.begin() + count);
@@ -323,7 +324,8 @@ absl::StatusOr<v1beta1::ContainerAllocateResponse> RegistrationStandin::Admit(
     if (status.ok() && response.container_responses_size() == 1) {
       const auto& preferred = response.container_responses(0).deviceids();
       std::set<std::string> unique(preferred.begin(), preferred.end());
-      bool valid = preferred.size() == static_cast<size_t>(count) && unique.size() == preferred.size() &&
+      bool valid = preferred.size() == count &&
+                   unique.size() == static_cast<size_t>(preferred.size()) &&
                    std::all_of(preferred.begin(), preferred.end(), [&free](const std::string& id) {
                      return std::find(free.begin(), free.end(), id) != free.end();
                    });
@@ -340,7 +342,8 @@ absl::StatusOr<v1beta1::ContainerAllocateResponse> RegistrationStandin::Admit(
     if (!status.ok()) return FromGrpc(status);
   }
   if (response.container_responses_size() != 1) {
-    return absl::InternalError(absl::StrCat("Allocate answered ", response.container_responses_size(),
+    return absl::InternalError(absl::StrCat("Allocate answered ",
+                                            response.container_responses_size(),
                                             " container responses for 1 request"));
   }
   if (endpoint.options.pre_start_required()) {
