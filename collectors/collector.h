@@ -94,9 +94,11 @@ class Collector {
 
   // An fd that becomes readable when something changed (inotify on health files, an NVML event
   // set bridged to an eventfd), so the runner collects at once instead of at the next interval.
-  // -1 when the collector has nothing to watch. The runner drains it by calling DrainWatch().
+  // -1 when the collector has nothing to watch. The runner drains it by calling DrainWatch(),
+  // which says whether what it read calls for a pass (a temporary file written beside a health
+  // file, say, does not).
   virtual int watch_fd() const { return -1; }
-  virtual void DrainWatch() {}
+  virtual bool DrainWatch() { return true; }
 
   // Problems that the last Collect() skipped and logged: bad lines (file:line) and unusable
   // entries, e.g. in a devicedir. Read by the runner right after Collect(), on the same thread.

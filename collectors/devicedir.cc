@@ -190,6 +190,16 @@ std::optional<std::pair<std::string, std::string>> SplitKeyValue(absl::string_vi
 
 }  // namespace
 
+namespace {
+
+// The files of the devicedir layout (interface.md); anything else in a device directory is ignored.
+bool IsLayoutFile(absl::string_view name) {
+  return name == "resource" || name == "health" || name == "numa_node" || name == "info" ||
+         name == "metrics.prom" || name == "allocate";
+}
+
+}  // namespace
+
 bool IsValidDeviceId(absl::string_view name) {
   if (name.empty() || name.size() > 63) return false;
   for (char c : name) {
@@ -599,9 +609,10 @@ void DevicedirCollector::SyncWatches(const std::vector<std::string>& device_dirs
   dir_wds_ = std::move(next);
 }
 
-void DevicedirCollector::DrainWatch() {
-  if (inotify_fd_ < 0) return;
+bool DevicedirCollector::DrainWatch() {
+  if (inotify_fd_ < 0) return false;
   bool resync = false;
+  bool due = false;
   alignas(struct inotify_event) char buffer[16384];
   while (true) {
     const ssize_t n = ::read(inotify_fd_, buffer, sizeof(buffer));
@@ -611,6 +622,11 @@ void DevicedirCollector::DrainWatch() {
       const auto* event = reinterpret_cast<const struct inotify_event*>(buffer + off);
       off += static_cast<ssize_t>(sizeof(struct inotify_event) + event->len);
       if (event->mask & IN_Q_OVERFLOW) resync = true;
+      // In a device directory only the layout's files matter: writers that build a file aside
+      // (health.tmp, then a rename) would otherwise cost a pass for the temporary file and delay
+      // the one that matters by the runner's minimum gap between event passes.
+      if (event->wd != root_wd_ && event->len > 0 && !IsLayoutFile(event->name)) continue;
+      due = true;
       if (event->wd == root_wd_) {
         resync = true;
         if (event->mask & IN_IGNORED) root_wd_ = -1;  // the root itself went away
@@ -624,12 +640,13 @@ void DevicedirCollector::DrainWatch() {
       }
     }
   }
-  if (!resync) return;
+  if (!resync) return due;
   std::vector<std::string> dirs;
   for (const std::string& name : ListDirectory(root_)) {
     if (!name.empty() && name[0] != '.' && IsValidDeviceId(name)) dirs.push_back(name);
   }
   SyncWatches(dirs);
+  return true;
 }
 
 absl::StatusOr<std::unique_ptr<Collector>> NewDevicedirCollector(const Config& config) {

@@ -52,7 +52,7 @@ class DevicedirCollector : public Collector {
   absl::string_view name() const override { return "devicedir"; }
   absl::StatusOr<std::vector<DeviceReport>> Collect() override;
   int watch_fd() const override { return inotify_fd_; }
-  void DrainWatch() override;
+  bool DrainWatch() override;
   uint64_t parse_errors() const override { return parse_errors_; }
 
  private:

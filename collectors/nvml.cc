@@ -192,9 +192,10 @@ class NvmlCollector : public Collector {
   absl::string_view name() const override { return "nvml"; }
   int watch_fd() const override { return event_fd_; }
 
-  void DrainWatch() override {
+  bool DrainWatch() override {
     uint64_t count = 0;
     if (event_fd_ >= 0) (void)!read(event_fd_, &count, sizeof(count));
+    return true;
   }
 
   // nvmlInit_v2, then the event set for XIDs. The status is the factory's.

@@ -126,12 +126,13 @@ void CollectorRunner::Loop(size_t index) {
     if (stop_.HasBeenNotified() || (fds[0].revents & POLLIN)) break;
     if (watch_fd >= 0 && (fds[1].revents & (POLLIN | POLLERR | POLLHUP))) {
       if (!SleepUntil(std::max(absl::Now() + kDebounce, last_start + kMinEventGap))) break;
+      bool due = true;
       try {
-        slot.collector->DrainWatch();
+        due = slot.collector->DrainWatch();
       } catch (...) {
-        // A throwing DrainWatch is treated like a quiet watch; the next pass still runs.
+        // A throwing DrainWatch is treated like a change: a pass runs.
       }
-      next = absl::Now();
+      if (due) next = absl::Now();
     }
   }
 }
