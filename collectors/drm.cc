@@ -18,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
+#include "collectors/attribute_reader.h"
 #include "collectors/collector.h"
 #include "collectors/registry.h"
 #include "common/config.h"
@@ -77,34 +78,9 @@ class DrmCollector : public Collector {
  private:
   std::string ClassDir() const { return absl::StrCat(sysfs_, "/class/drm"); }
 
-  // Logs `message` the first time `key` is seen, so a persistent problem is one line, not one a
-  // poll.
-  void WarnOnce(const std::string& key, const std::string& message) {
-    if (warned_.insert(key).second) Log().warn("collector=drm {}", message);
-  }
-
-  // One bounded read of a numeric attribute. Absent: nullopt quietly; unreadable or malformed:
-  // nullopt, logged once.
-  std::optional<double> ReadNumber(const std::string& path) {
-    auto content = ReadSmallFile(path, 4096);
-    if (!content.ok()) {
-      if (!absl::IsNotFound(content.status())) {
-        WarnOnce(path, absl::StrCat("unreadable attribute: ", content.status().message()));
-      }
-      return std::nullopt;
-    }
-    double value = 0;
-    if (!absl::SimpleAtod(absl::StripAsciiWhitespace(*content), &value)) {
-      WarnOnce(path, absl::StrCat("malformed attribute ", path, ": \"",
-                                  absl::CHexEscape(absl::StripAsciiWhitespace(*content)), "\""));
-      return std::nullopt;
-    }
-    return value;
-  }
-
   void AddSample(std::vector<Sample>& samples, const std::string& path, const char* name,
                  double scale, Sample::Kind kind = Sample::Kind::kGauge) {
-    if (auto value = ReadNumber(path)) {
+    if (auto value = attributes_.ReadNumber(path)) {
       Sample sample;
       sample.name = name;
       sample.kind = kind;
@@ -120,7 +96,7 @@ class DrmCollector : public Collector {
     // device -> ../../../0000:03:00.0: the PCI function that owns the card.
     const fs::path pci_dir = fs::canonical(dev, ec);
     if (ec) {
-      WarnOnce(dev, absl::StrCat(card, " has no device link, skipped: ", ec.message()));
+      attributes_.WarnOnce(dev, absl::StrCat(card, " has no device link, skipped: ", ec.message()));
       return std::nullopt;
     }
     // Non-PCI cards (vkms, simpledrm) have no vendor attribute: not ours.
@@ -128,9 +104,9 @@ class DrmCollector : public Collector {
     if (!vendor_text) return std::nullopt;
     const std::optional<uint32_t> vendor = ParseHexId(*vendor_text);
     if (!vendor) {
-      WarnOnce(absl::StrCat(dev, "/vendor"),
-               absl::StrCat(card, " has a malformed vendor \"", absl::CHexEscape(*vendor_text),
-                            "\", skipped"));
+      attributes_.WarnOnce(absl::StrCat(dev, "/vendor"),
+                           absl::StrCat(card, " has a malformed vendor \"",
+                                        absl::CHexEscape(*vendor_text), "\", skipped"));
       return std::nullopt;
     }
     // NVIDIA cards belong to the nvml collector; others are not supported.
@@ -147,7 +123,7 @@ class DrmCollector : public Collector {
     info.model = model.value_or("");
     if (auto serial = ReadTrimmed(absl::StrCat(dev, "/serial_number"))) info.serial = *serial;
     // device/numa_node: -1 when the platform has no NUMA affinity for the device.
-    if (auto numa = ReadNumber(absl::StrCat(dev, "/numa_node")); numa && *numa >= 0) {
+    if (auto numa = attributes_.ReadNumber(absl::StrCat(dev, "/numa_node")); numa && *numa >= 0) {
       info.numa_node = static_cast<int64_t>(*numa);
     }
     // device/driver -> .../drivers/amdgpu | i915 | xe
@@ -216,8 +192,8 @@ class DrmCollector : public Collector {
       uint64_t count = 0;
       if ((key != "ue" && key != "ce") ||
           !absl::SimpleAtoi(absl::StripAsciiWhitespace(kv.second), &count)) {
-        WarnOnce(path,
-                 absl::StrCat("malformed line in ", path, ": \"", absl::CHexEscape(line), "\""));
+        attributes_.WarnOnce(
+            path, absl::StrCat("malformed line in ", path, ": \"", absl::CHexEscape(line), "\""));
         continue;
       }
       Sample sample;
@@ -232,7 +208,7 @@ class DrmCollector : public Collector {
   const std::string sysfs_;
   const std::string devfs_;
   const std::string advertise_resource_;
-  std::set<std::string> warned_;  // keys already logged; Collect runs on one thread
+  AttributeReader attributes_{"drm"};
 };
 
 }  // namespace

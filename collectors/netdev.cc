@@ -21,6 +21,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "collectors/attribute_reader.h"
 #include "collectors/collector.h"
 #include "collectors/registry.h"
 #include "common/config.h"
@@ -95,10 +96,6 @@ class NetdevCollector : public Collector {
   }
 
  private:
-  void WarnOnce(const std::string& key, const std::string& message) {
-    if (warned_.insert(key).second) Log().warn("collector=netdev {}", message);
-  }
-
   // PCI functions by address: those with a netdev, then the VFs their PFs list.
   std::map<std::string, Function> Discover() {
     std::map<std::string, Function> functions;
@@ -109,7 +106,8 @@ class NetdevCollector : public Collector {
       if (!fs::is_symlink(link, ec)) continue;  // virtual: lo, bridge, veth, bond, tunnel
       fs::path dir = fs::canonical(link, ec);
       if (ec) {
-        WarnOnce(link, absl::StrCat(name, ": unresolvable device link, skipped: ", ec.message()));
+        attributes_.WarnOnce(
+            link, absl::StrCat(name, ": unresolvable device link, skipped: ", ec.message()));
         continue;
       }
       // virtio-net: device -> .../0000:00:03.0/virtio0, the PCI function is the parent.
@@ -118,7 +116,8 @@ class NetdevCollector : public Collector {
         dir = dir.parent_path();
       }
       if (!IsPciAddress(dir.filename().string())) {
-        WarnOnce(link, absl::StrCat(name, ": not a PCI device (", dir.string(), "), skipped"));
+        attributes_.WarnOnce(
+            link, absl::StrCat(name, ": not a PCI device (", dir.string(), "), skipped"));
         continue;
       }
       Function& function = functions[dir.filename().string()];
@@ -134,8 +133,9 @@ class NetdevCollector : public Collector {
         std::error_code ec;
         const fs::path vf_dir = fs::canonical(pf_dir / entry, ec);
         if (ec || !IsPciAddress(vf_dir.filename().string())) {
-          WarnOnce((pf_dir / entry).string(),
-                   absl::StrCat((pf_dir / entry).string(), ": unresolvable VF link, skipped"));
+          attributes_.WarnOnce(
+              (pf_dir / entry).string(),
+              absl::StrCat((pf_dir / entry).string(), ": unresolvable VF link, skipped"));
           continue;
         }
         Function& function = functions[vf_dir.filename().string()];
@@ -143,23 +143,6 @@ class NetdevCollector : public Collector {
       }
     }
     return functions;
-  }
-
-  std::optional<double> ReadNumber(const std::string& path) {
-    auto content = ReadSmallFile(path, 4096);
-    if (!content.ok()) {
-      if (!absl::IsNotFound(content.status())) {
-        WarnOnce(path, absl::StrCat("unreadable attribute: ", content.status().message()));
-      }
-      return std::nullopt;
-    }
-    double value = 0;
-    if (!absl::SimpleAtod(absl::StripAsciiWhitespace(*content), &value)) {
-      WarnOnce(path, absl::StrCat("malformed attribute ", path, ": \"",
-                                  absl::CHexEscape(absl::StripAsciiWhitespace(*content)), "\""));
-      return std::nullopt;
-    }
-    return value;
   }
 
   DeviceReport Report(const std::string& address, const Function& function) {
@@ -173,14 +156,15 @@ class NetdevCollector : public Collector {
     info.vendor = VendorName(ReadTrimmed(absl::StrCat(dir, "/vendor")).value_or(""));
     info.model = ReadTrimmed(absl::StrCat(dir, "/device")).value_or("");
     // <pci>/numa_node: -1 when the platform gives no affinity.
-    if (auto numa = ReadNumber(absl::StrCat(dir, "/numa_node")); numa && *numa >= 0) {
+    if (auto numa = attributes_.ReadNumber(absl::StrCat(dir, "/numa_node")); numa && *numa >= 0) {
       info.numa_node = static_cast<int64_t>(*numa);
     }
     // <pci>/driver -> .../drivers/mlx5_core | ice | vfio-pci
     const std::string driver = SymlinkBasename(absl::StrCat(dir, "/driver")).value_or("");
     // A VF has <pci>/physfn -> its PF; a PF has <pci>/virtfnN and sriov_totalvfs.
     const std::optional<std::string> physfn = SymlinkBasename(absl::StrCat(dir, "/physfn"));
-    const std::optional<double> total_vfs = ReadNumber(absl::StrCat(dir, "/sriov_totalvfs"));
+    const std::optional<double> total_vfs =
+        attributes_.ReadNumber(absl::StrCat(dir, "/sriov_totalvfs"));
     const bool is_pf = !physfn && total_vfs && *total_vfs > 0;
 
     // Only VFs are advertised when devscope is configured to advertise NICs: handing a PF to a
@@ -218,7 +202,7 @@ class NetdevCollector : public Collector {
     }
     if (is_pf) {
       // <pci>/sriov_numvfs: VFs currently enabled.
-      if (auto num_vfs = ReadNumber(absl::StrCat(dir, "/sriov_numvfs"))) {
+      if (auto num_vfs = attributes_.ReadNumber(absl::StrCat(dir, "/sriov_numvfs"))) {
         Sample sample;
         sample.name = "devscope_device_sriov_vfs";
         sample.help = "SR-IOV virtual functions enabled on this physical function.";
@@ -270,7 +254,7 @@ class NetdevCollector : public Collector {
       }
     }
     for (const StatCounter& counter : kStatCounters) {
-      if (auto value = ReadNumber(absl::StrCat(dir, "/statistics/", counter.file))) {
+      if (auto value = attributes_.ReadNumber(absl::StrCat(dir, "/statistics/", counter.file))) {
         add(counter.metric, Sample::Kind::kCounter, *value, counter.kind, nullptr);
       }
     }
@@ -279,14 +263,15 @@ class NetdevCollector : public Collector {
   const std::string sysfs_;
   const std::string devfs_;
   const std::string advertise_resource_;
-  std::set<std::string> warned_;  // keys already logged; Collect runs on one thread
+  AttributeReader attributes_{"netdev"};
 };
 
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Collector>> NewNetdevCollector(const Config& config) {
-  return KeepIfItFindsDevices(std::make_unique<NetdevCollector>(config),
-                              absl::StrCat("PCI network device under ", config.sysfs, "/class/net"));
+  return KeepIfItFindsDevices(
+      std::make_unique<NetdevCollector>(config),
+      absl::StrCat("PCI network device under ", config.sysfs, "/class/net"));
 }
 
 }  // namespace devscope
