@@ -63,7 +63,7 @@ absl::StatusOr<WebConfig> LoadWebConfig(const std::string& path) {
           config.basic_auth_users[user.first.as<std::string>()] = hash;
         }
       } else if (key == "tls_server_config" || key == "http_server_config") {
-        // Not implemented yet: refuse rather than serve plain HTTP to someone who asked for TLS.
+        // devscope does not offer TLS: refuse rather than serve plain HTTP to someone who asked.
         return absl::InvalidArgumentError(absl::StrCat(
             path, ":", line, ": ", key,
             " is not supported yet (terminate TLS in front of devscope, e.g. kube-rbac-proxy)"));

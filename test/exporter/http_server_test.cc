@@ -2,59 +2,28 @@
 // throws (the process must answer 500, not abort inside CivetWeb).
 #include "exporter/http_server.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 #include <zlib.h>
 
 #include <atomic>
 #include <stdexcept>
 #include <string>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/escaping.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "test/integration/devscope_process.h"
 
 namespace devscope {
 namespace {
 
 using ::testing::HasSubstr;
 
-struct Reply {
-  int status = 0;
-  std::string headers;
-  std::string body;
-};
-
-// A plain HTTP/1.0 request to 127.0.0.1:port.
-Reply Request(int port, const std::string& method, const std::string& path,
-              const std::string& extra_headers = "") {
-  Reply reply;
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    close(fd);
-    return reply;
-  }
-  const std::string request =
-      absl::StrCat(method, " ", path, " HTTP/1.0\r\nHost: localhost\r\n", extra_headers, "\r\n");
-  (void)!write(fd, request.data(), request.size());
-  std::string response;
-  char buf[65536];
-  for (ssize_t n; (n = read(fd, buf, sizeof(buf))) > 0;) response.append(buf, n);
-  close(fd);
-  const size_t end = response.find("\r\n\r\n");
-  if (end == std::string::npos) return reply;
-  reply.headers = response.substr(0, end);
-  reply.body = response.substr(end + 4);
-  absl::SimpleAtoi(reply.headers.substr(9, 3), &reply.status);
-  return reply;
+// Every request goes over a real TCP connection to the server.
+HttpResponse Request(int port, const std::string& method, const std::string& path,
+                     const std::string& extra_headers = "") {
+  return HttpRequestLocal(port, method, path, extra_headers);
 }
 
 std::string Gunzip(const std::string& data) {
@@ -100,18 +69,18 @@ class HttpServerTest : public ::testing::Test {
 
 TEST_F(HttpServerTest, ServesEveryEndpoint) {
   StartServer();
-  Reply metrics = Request(port_, "GET", "/metrics");
+  HttpResponse metrics = Request(port_, "GET", "/metrics");
   EXPECT_EQ(metrics.status, 200);
   EXPECT_EQ(metrics.body, kMetrics);
   EXPECT_THAT(metrics.headers, HasSubstr("text/plain; version=0.0.4"));
 
   EXPECT_EQ(Request(port_, "GET", "/healthz").status, 200);
-  Reply landing = Request(port_, "GET", "/");
+  HttpResponse landing = Request(port_, "GET", "/");
   EXPECT_EQ(landing.status, 200);
   EXPECT_THAT(landing.body, HasSubstr("href=\"/metrics\""));
   EXPECT_EQ(Request(port_, "GET", "/nothing-here").status, 404);
   EXPECT_EQ(Request(port_, "POST", "/metrics").status, 405);
-  Reply head = Request(port_, "HEAD", "/metrics");
+  HttpResponse head = Request(port_, "HEAD", "/metrics");
   EXPECT_EQ(head.status, 200);
   EXPECT_EQ(head.body, "");
 }
@@ -125,11 +94,11 @@ TEST_F(HttpServerTest, ReadinessFollowsTheAgent) {
 
 TEST_F(HttpServerTest, GzipWhenAsked) {
   StartServer();
-  Reply zipped = Request(port_, "GET", "/metrics", "Accept-Encoding: gzip, deflate\r\n");
+  HttpResponse zipped = Request(port_, "GET", "/metrics", "Accept-Encoding: gzip, deflate\r\n");
   EXPECT_EQ(zipped.status, 200);
   EXPECT_THAT(zipped.headers, HasSubstr("Content-Encoding: gzip"));
   EXPECT_EQ(Gunzip(zipped.body), kMetrics);
-  Reply refused = Request(port_, "GET", "/metrics", "Accept-Encoding: gzip;q=0\r\n");
+  HttpResponse refused = Request(port_, "GET", "/metrics", "Accept-Encoding: gzip;q=0\r\n");
   EXPECT_EQ(refused.body, kMetrics);
 }
 

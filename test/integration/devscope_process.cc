@@ -109,6 +109,11 @@ void RemoveTree(const std::string& path) {
 }
 
 HttpResponse HttpGetLocal(int port, const std::string& path) {
+  return HttpRequestLocal(port, "GET", path);
+}
+
+HttpResponse HttpRequestLocal(int port, const std::string& method, const std::string& path,
+                              const std::string& extra_headers) {
   HttpResponse response;
   const int fd = socket(AF_INET, SOCK_STREAM, 0);
   if (fd < 0) return response;
@@ -123,8 +128,9 @@ HttpResponse HttpGetLocal(int port, const std::string& path) {
     close(fd);
     return response;
   }
-  const std::string request = absl::StrCat("GET ", path, " HTTP/1.0\r\nHost: 127.0.0.1:", port,
-                                           "\r\nConnection: close\r\n\r\n");
+  const std::string request =
+      absl::StrCat(method, " ", path, " HTTP/1.0\r\nHost: 127.0.0.1:", port,
+                   "\r\nConnection: close\r\n", extra_headers, "\r\n");
   size_t sent = 0;
   while (sent < request.size()) {
     const ssize_t n = send(fd, request.data() + sent, request.size() - sent, MSG_NOSIGNAL);

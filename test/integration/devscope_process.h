@@ -23,7 +23,11 @@ struct HttpResponse {
   std::string body;
 };
 
-// A blocking HTTP/1.0 GET of `path` on 127.0.0.1:port (10 s timeout).
+// A blocking HTTP/1.0 request on 127.0.0.1:port (10 s timeout). `extra_headers` are whole
+// header lines, each ending in \r\n.
+HttpResponse HttpRequestLocal(int port, const std::string& method, const std::string& path,
+                              const std::string& extra_headers = "");
+// GET of `path`.
 HttpResponse HttpGetLocal(int port, const std::string& path);
 
 class DevscopeProcess {
