@@ -79,13 +79,6 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Start(const Config& config) {
          p.collectors->Start();
          return absl::OkStatus();
        }},
-      {"start device plugin",
-       [&]() -> absl::Status {
-         if (!p.config.device_plugin) return absl::OkStatus();
-         p.plugin = std::make_unique<DevicePluginManager>(p.config, p.collectors->store(),
-                                                          *p.registry);
-         return p.plugin->Start();
-       }},
       {"start HTTP server",
        [&]() -> absl::Status {
          p.renderer = std::make_unique<MetricsRenderer>(
@@ -105,9 +98,16 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Start(const Config& config) {
          auto server = HttpServer::Start(std::move(options));
          if (!server.ok()) return server.status();
          p.http = *std::move(server);
-         Log().info("listening address={} url=http://{}{}", p.http->bound_address(),
-                    p.http->bound_address(), p.config.telemetry_path);
+         Log().info("listening address={} url={}://{}{}", p.http->bound_address(),
+                    p.http->scheme(), p.http->bound_address(), p.config.telemetry_path);
          return absl::OkStatus();
+       }},
+      {"start device plugin",
+       [&]() -> absl::Status {
+         if (!p.config.device_plugin) return absl::OkStatus();
+         p.plugin = std::make_unique<DevicePluginManager>(p.config, p.collectors->store(),
+                                                          *p.registry);
+         return p.plugin->Start();
        }},
   };
   for (const auto& [name, step] : steps) {

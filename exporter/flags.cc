@@ -134,7 +134,8 @@ ParseResult ParseCommandLine(int argc, const char* const* argv, std::ostream& ou
   app.add_option("--web.telemetry-path", c.telemetry_path, "Path of the metrics endpoint")
       ->capture_default_str()->group("Web");
   app.add_option("--web.config.file", c.web_config_file,
-                 "Web config (exporter-toolkit style: basic_auth_users with bcrypt hashes)")
+                 "Web config, exporter-toolkit style: basic_auth_users (bcrypt), tls_server_config, "
+                 "http_server_config.headers")
       ->group("Web");
   app.add_option("--kubelet.pod-resources-socket", c.pod_resources_socket,
                  "The kubelet's pod-resources socket")

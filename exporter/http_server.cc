@@ -21,19 +21,6 @@ namespace {
 
 constexpr char kTextFormat[] = "text/plain; version=0.0.4; charset=utf-8";
 
-void Send(mg_connection* conn, int status, absl::string_view content_type, absl::string_view body,
-          absl::string_view extra_headers = "") {
-  const std::string head = absl::StrCat(
-      "HTTP/1.1 ", status, " ", mg_get_response_code_text(conn, status), "\r\n",
-      "Content-Type: ", content_type, "\r\nContent-Length: ", body.size(), "\r\n",
-      "Cache-Control: no-store\r\n", extra_headers, "\r\n");
-  mg_write(conn, head.data(), head.size());
-  const mg_request_info* request = mg_get_request_info(conn);
-  if (request != nullptr && std::strcmp(request->request_method, "HEAD") == 0) return;
-  // mg_write returns early on a closed connection; nothing to do about a client that left.
-  mg_write(conn, body.data(), body.size());
-}
-
 bool AcceptsGzip(mg_connection* conn) {
   const char* header = mg_get_header(conn, "Accept-Encoding");
   if (header == nullptr) return false;
@@ -77,6 +64,19 @@ std::string LandingPage(const std::string& telemetry_path) {
 
 }  // namespace
 
+void HttpServer::Send(mg_connection* conn, int status, absl::string_view content_type,
+                      absl::string_view body, absl::string_view extra_headers) const {
+  const std::string head = absl::StrCat(
+      "HTTP/1.1 ", status, " ", mg_get_response_code_text(conn, status), "\r\n",
+      "Content-Type: ", content_type, "\r\nContent-Length: ", body.size(), "\r\n",
+      "Cache-Control: no-store\r\n", response_headers_, extra_headers, "\r\n");
+  mg_write(conn, head.data(), head.size());
+  const mg_request_info* request = mg_get_request_info(conn);
+  if (request != nullptr && std::strcmp(request->request_method, "HEAD") == 0) return;
+  // mg_write returns early on a closed connection; nothing to do about a client that left.
+  mg_write(conn, body.data(), body.size());
+}
+
 absl::StatusOr<std::string> CivetListeningPort(const std::string& listen_address) {
   const size_t colon = listen_address.rfind(':');
   if (colon == std::string::npos) {
@@ -99,18 +99,46 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(HttpServerOptions 
   auto port = CivetListeningPort(options.listen_address);
   if (!port.ok()) return port.status();
   std::unique_ptr<HttpServer> server(new HttpServer(std::move(options)));
+  for (const auto& [name, value] : server->options_.web_config.response_headers) {
+    absl::StrAppend(&server->response_headers_, name, ": ", value, "\r\n");
+  }
 
   mg_init_library(0);
-  // Few threads: a node agent is scraped by one or two Prometheus servers.
-  const char* civet_options[] = {"listening_ports", port->c_str(), "num_threads", "4",
-                                 "request_timeout_ms", "10000", nullptr};
   mg_callbacks callbacks{};
+  std::string listening_ports = *port;
+  if (server->options_.web_config.tls.has_value()) {
+    absl::Status enabled = EnableCivetWebTls();
+    if (!enabled.ok()) return enabled;
+    auto tls = TlsServer::Create(*server->options_.web_config.tls);
+    if (!tls.ok()) return tls.status();
+    server->tls_ = *std::move(tls);
+    listening_ports += "s";  // CivetWeb's mark for a TLS port
+    callbacks.init_ssl = [](void* ssl_ctx, void* user_data) {
+      auto* self = static_cast<HttpServer*>(user_data);
+      try {
+        absl::Status status = self->tls_->Configure(static_cast<SSL_CTX*>(ssl_ctx));
+        if (status.ok()) return 1;  // configured: CivetWeb loads no certificate itself
+        self->tls_error_ = std::string(status.message());
+      } catch (const std::exception& e) {
+        self->tls_error_ = e.what();
+      } catch (...) {
+        self->tls_error_ = "unknown exception";
+      }
+      return -1;
+    };
+  }
+  // Few threads: a node agent is scraped by one or two Prometheus servers.
+  const char* civet_options[] = {"listening_ports", listening_ports.c_str(), "num_threads", "4",
+                                 "request_timeout_ms", "10000", nullptr};
   // CivetWeb logs a bind failure itself; route it through our logger instead of stderr.
   callbacks.log_message = [](const mg_connection*, const char* message) {
     Log().warn("http server: {}", message);
     return 1;
   };
-  server->context_ = mg_start(&callbacks, nullptr, civet_options);
+  server->context_ = mg_start(&callbacks, server.get(), civet_options);
+  if (server->context_ == nullptr && !server->tls_error_.empty()) {
+    return absl::InvalidArgumentError(server->tls_error_);
+  }
   if (server->context_ == nullptr) {
     return absl::UnavailableError(absl::StrCat("--web.listen-address: cannot listen on ",
                                                server->options_.listen_address,
@@ -132,15 +160,16 @@ HttpServer::~HttpServer() {
 }
 
 int HttpServer::Handle(mg_connection* conn, void* self) {
+  auto* server = static_cast<HttpServer*>(self);
   // The C boundary: nothing may escape.
   try {
-    static_cast<HttpServer*>(self)->Dispatch(conn);
+    server->Dispatch(conn);
   } catch (const std::exception& e) {
     Log().error("http handler failed: {}", e.what());
-    Send(conn, 500, "text/plain", "internal error\n");
+    server->Send(conn, 500, "text/plain", "internal error\n");
   } catch (...) {
     Log().error("http handler failed with an unknown exception");
-    Send(conn, 500, "text/plain", "internal error\n");
+    server->Send(conn, 500, "text/plain", "internal error\n");
   }
   return 1;
 }

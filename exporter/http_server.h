@@ -1,5 +1,5 @@
 // The HTTP endpoints of interface.md on CivetWeb's C API: the telemetry path, /healthz, /readyz
-// and a landing page. Every handler catches everything: an exception escaping into CivetWeb's C
+// and a landing page, over HTTPS when the web config asks for TLS. Every handler catches everything: an exception escaping into CivetWeb's C
 // callback would abort the process.
 #ifndef DEVSCOPE_EXPORTER_HTTP_SERVER_H_
 #define DEVSCOPE_EXPORTER_HTTP_SERVER_H_
@@ -9,6 +9,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "exporter/tls.h"
 #include "exporter/web_config.h"
 
 struct mg_context;
@@ -34,13 +35,21 @@ class HttpServer {
 
   // "HOST:PORT" actually bound (the real port when 0 was asked for).
   const std::string& bound_address() const { return bound_address_; }
+  // "http" or "https".
+  const char* scheme() const { return tls_ != nullptr ? "https" : "http"; }
 
  private:
   explicit HttpServer(HttpServerOptions options) : options_(std::move(options)) {}
   static int Handle(mg_connection* conn, void* self);
   void Dispatch(mg_connection* conn);
 
+  void Send(mg_connection* conn, int status, absl::string_view content_type,
+            absl::string_view body, absl::string_view extra_headers = "") const;
+
   const HttpServerOptions options_;
+  std::string response_headers_;  // http_server_config.headers, as header lines
+  std::unique_ptr<TlsServer> tls_;
+  std::string tls_error_;  // why CivetWeb's init_ssl failed, for Start's error
   mg_context* context_ = nullptr;
   std::string bound_address_;
 };

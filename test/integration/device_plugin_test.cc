@@ -69,7 +69,9 @@ class DevicePluginTest : public ::testing::Test {
         kWidget, [](const auto& devices) { return devices.size() == 4; }, absl::Seconds(10)));
   }
   void TearDown() override {
-    if (devscope_) EXPECT_EQ(devscope_->Stop(), 0);
+    if (devscope_) {
+      EXPECT_EQ(devscope_->Stop(), 0);
+    }
     kubelet_.Stop();
     RemoveTree(dir_);
   }

@@ -149,6 +149,11 @@ HttpResponse HttpRequestLocal(int port, const std::string& method, const std::st
     raw.append(buf, static_cast<size_t>(n));
   }
   close(fd);
+  return ParseHttpResponse(raw);
+}
+
+HttpResponse ParseHttpResponse(const std::string& raw) {
+  HttpResponse response;
   const size_t head_end = raw.find("\r\n\r\n");
   if (!absl::StartsWith(raw, "HTTP/1.") || head_end == std::string::npos) return response;
   const size_t space = raw.find(' ');

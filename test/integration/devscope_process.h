@@ -29,6 +29,8 @@ HttpResponse HttpRequestLocal(int port, const std::string& method, const std::st
                               const std::string& extra_headers = "");
 // GET of `path`.
 HttpResponse HttpGetLocal(int port, const std::string& path);
+// A whole HTTP/1.x response as read off a connection closed by the server.
+HttpResponse ParseHttpResponse(const std::string& raw);
 
 class DevscopeProcess {
  public:

@@ -59,7 +59,7 @@ while read -r soname; do
     [[ $names == *" $dep "* ]] && found=$dep
   done
   [[ -n $found ]] || fail "Depends lacks $pkg, which provides NEEDED $soname: $depends"
-done < <(objdump -p "$bin" | awk '$1 == "NEEDED" {print $2}')
+done < <(objdump -p "$bin" "$tmp"/root/usr/lib/devscope/*.so | awk '$1 == "NEEDED" {print $2}' | sort -u)
 ok "Depends covers every NEEDED library: $depends"
 
 # --- contents -----------------------------------------------------------------------------------
@@ -69,6 +69,8 @@ cat >"$tmp/want" <<'EOF'
 /etc/devscope/config.yaml
 /lib/systemd/system/devscope.service
 /usr/bin/devscope
+/usr/lib/devscope/libdevscope-civetweb-crypto.so
+/usr/lib/devscope/libdevscope-civetweb-ssl.so
 /usr/lib/tmpfiles.d/devscope.conf
 /usr/share/devscope/alerts/devscope.rules.yaml
 /usr/share/doc/devscope/changelog.Debian.gz
@@ -156,6 +158,31 @@ for cfg in "$tmp/root/etc/devscope/config.yaml" "$tmp/example.yaml"; do
   [[ $rc -eq 124 ]] || fail "devscope exited $rc with $(basename "$cfg") instead of running: $(cat "$tmp/cfg.out")"
 done
 ok "config.yaml and its example are accepted"
+
+# HTTPS through the installed binary: it must find the libraries that let CivetWeb use OpenSSL 3
+# where the package put them (exporter/tls.h), and answer a TLS client.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=devscope \
+  -keyout "$tmp/tls.key" -out "$tmp/tls.crt" >/dev/null 2>&1 || fail "openssl could not make a certificate"
+printf 'tls_server_config:\n  cert_file: tls.crt\n  key_file: tls.key\n' >"$tmp/web.yaml"
+"$bin" --web.config.file="$tmp/web.yaml" --web.listen-address=127.0.0.1:0 \
+  --kubelet.pod-resources-socket="$tmp/none.sock" --path.sysfs="$tmp/sys" --path.devfs="$tmp/dev" \
+  --no-device-plugin --no-collector.nvml --no-collector.drm --no-collector.netdev >"$tmp/tls.out" 2>&1 &
+tls_pid=$!
+port=""
+for _ in $(seq 50); do
+  port=$(grep -o 'url=https://127.0.0.1:[0-9]*' "$tmp/tls.out" | head -n1 | sed 's/.*://' || true)
+  [[ -n $port ]] && break
+  sleep 0.1
+done
+answer=""
+[[ -n $port ]] && answer=$(printf 'GET /healthz HTTP/1.0\r\n\r\n' |
+  timeout 5 openssl s_client -connect "127.0.0.1:$port" -CAfile "$tmp/tls.crt" -verify_return_error \
+    -quiet 2>/dev/null | head -n1 | tr -d '\r')
+kill "$tls_pid" 2>/dev/null || true
+wait "$tls_pid" 2>/dev/null || true
+[[ $answer == "HTTP/1.1 200 OK" ]] ||
+  fail "installed binary did not answer over HTTPS (got '$answer'): $(tail -n3 "$tmp/tls.out")"
+ok "installed binary serves HTTPS with the packaged OpenSSL 3 shims"
 
 # --- the systemd unit -----------------------------------------------------------------------------
 unit=$tmp/root/lib/systemd/system/devscope.service

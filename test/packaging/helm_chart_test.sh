@@ -138,12 +138,21 @@ cat >"$tmp/custom.want" <<'ARGS'
 --config.file=/etc/devscope/config.yaml
 --log.level=debug
 --log.format=json
---web.config.file=/etc/devscope-web/web.yaml
+--web.config.file=/etc/devscope/web/web.yaml
+--log.level=debug
 ARGS
 diff -u "$tmp/custom.want" "$tmp/custom.args" >"$tmp/args.diff" || fail "custom args differ: $(cat "$tmp/args.diff")"
 check_flags custom
 expect "hostPath volumes (custom)" "$(q custom DaemonSet '.spec.template.spec.volumes[] | select(.hostPath) | .name' | tr '\n' ' ')" \
   "pod-resources sys dev devicedir "
+expect "web config and TLS Secrets (custom)" "$(q custom DaemonSet '.spec.template.spec.volumes[] | select(.secret) | "\(.name)=\(.secret.secretName)"' | tr '\n' ' ')" \
+  "web-config=devscope-web web-tls=devscope-tls "
+expect "web config and TLS mounts (custom)" "$(q custom DaemonSet '.spec.template.spec.containers[0].volumeMounts[] | select(.name | startswith("web-")) | "\(.mountPath):\(.readOnly)"' | tr '\n' ' ')" \
+  "/etc/devscope/web:true /etc/devscope/tls:true "
+expect "probes over HTTPS (custom)" "$(q custom DaemonSet '.spec.template.spec.containers[0] | "\(.livenessProbe.httpGet.scheme) \(.readinessProbe.httpGet.scheme)"')" "HTTPS HTTPS"
+expect "no web Secrets (default)" "$(q default DaemonSet '[.spec.template.spec.volumes[] | select(.secret)] | length')" 0
+expect "ServiceMonitor scheme and TLS" "$(q custom ServiceMonitor '.spec.endpoints[0] | "\(.scheme) \(.tlsConfig.serverName) \(.basicAuth.username.name)"')" \
+  "https devscope devscope-scrape"
 expect "container port" "$(q custom DaemonSet '.spec.template.spec.containers[0].ports[0].containerPort')" 9500
 expect "no priorityClassName" "$(q custom DaemonSet '.spec.template.spec.priorityClassName // "none"')" none
 expect "nodeSelector" "$(q custom DaemonSet '.spec.template.spec.nodeSelector | tojson')" '{"devscope.example.com/enabled":"true"}'
@@ -194,7 +203,7 @@ fi
 
 # --- the schema rejects bad values --------------------------------------------------------------
 for bad in 'bogus=1' 'web.port=0' 'collectors.nvml=maybe' 'log.level=loud' 'kubelet.devicePluginsDir=relative' \
-  'podResources.interval=soon' 'config.unknown_section=1' 'serviceMonitor.jobLabel=prom'; do
+  'podResources.interval=soon' 'config.unknown_section=1' 'serviceMonitor.jobLabel=prom' 'web.scheme=ftp'; do
   if "$helm" template rel "$chart" --set "$bad" >/dev/null 2>"$tmp/bad.err"; then
     fail "values schema accepted --set $bad"
   fi

@@ -1,0 +1,73 @@
+// TLS for the HTTP server, from the web config's tls_server_config.
+//
+// CivetWeb does the handshakes; this configures the SSL_CTX it creates (through its init_ssl
+// callback) with OpenSSL directly, because CivetWeb's own options cannot say what the exporter
+// toolkit can (a separate key file, client certificate modes, versions, suites, curves). The
+// certificate and key are read again when their files change, so a rotated certificate (a
+// cert-manager Secret, say) is served on the next connection without a restart.
+#ifndef DEVSCOPE_EXPORTER_TLS_H_
+#define DEVSCOPE_EXPORTER_TLS_H_
+
+#include <sys/stat.h>
+
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "exporter/web_config.h"
+
+typedef struct ssl_st SSL;
+typedef struct ssl_ctx_st SSL_CTX;
+
+namespace devscope {
+
+// Debian 12's CivetWeb 1.15 loads OpenSSL at run time by the unversioned names libssl.so and
+// libcrypto.so and expects OpenSSL 1.1's SSL_get_peer_certificate, which OpenSSL 3 no longer
+// exports: left alone, every TLS connection calls a null pointer. devscope ships two small
+// libraries whose sonames are those names: one forwards SSL_get_peer_certificate to OpenSSL 3's
+// SSL_get1_peer_certificate (same contract) and pulls in libssl.so.3, the other pulls in
+// libcrypto.so.3. Loaded before CivetWeb's own dlopen, they are what that dlopen finds (the
+// dynamic loader matches an already loaded library by soname), so no -dev package is needed on
+// the node. Looked for in <dir of the binary>/../lib/devscope (installed) and beside the binary
+// (build tree). Idempotent.
+absl::Status EnableCivetWebTls();
+
+class TlsServer {
+ public:
+  // Loads the certificate, key and client CA once to report problems before serving.
+  static absl::StatusOr<std::unique_ptr<TlsServer>> Create(const TlsServerConfig& config);
+  ~TlsServer();
+
+  // CivetWeb's init_ssl: sets versions, suites, curves, client verification and the
+  // per-connection certificate callback on CivetWeb's context.
+  absl::Status Configure(SSL_CTX* ctx);
+
+ private:
+  struct KeyPair;
+  struct FileStamp {
+    ino_t inode = 0;
+    off_t size = 0;
+    timespec modified{};
+    bool operator==(const FileStamp& other) const;
+  };
+
+  explicit TlsServer(const TlsServerConfig& config) : config_(config) {}
+  static FileStamp Stamp(const std::string& path);
+  static absl::StatusOr<std::shared_ptr<const KeyPair>> LoadKeyPair(const TlsServerConfig& config);
+  static int CertificateCallback(SSL* ssl, void* self);
+  // The pair to serve, reloaded first when a file changed (checked at most once a second).
+  std::shared_ptr<const KeyPair> Current();
+
+  const TlsServerConfig config_;
+  std::mutex mu_;
+  std::shared_ptr<const KeyPair> pair_;  // never null after Create
+  FileStamp cert_stamp_, key_stamp_;
+  absl::Time last_check_ = absl::InfinitePast();
+  bool reload_failing_ = false;  // to log a failing reload once, not per connection
+};
+
+}  // namespace devscope
+
+#endif  // DEVSCOPE_EXPORTER_TLS_H_
