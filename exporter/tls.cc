@@ -64,14 +64,14 @@ int AcceptAnyCertificate(int, X509_STORE_CTX*) { return 1; }
 }  // namespace
 
 absl::Status EnableCivetWebTls() {
-  static const absl::Status* status = [] {
+  static const absl::Status status = [] {
     absl::Status loaded = LoadShims();
     if (loaded.ok() && (mg_init_library(MG_FEATURES_TLS) & MG_FEATURES_TLS) == 0) {
       loaded = absl::FailedPreconditionError("CivetWeb could not initialise OpenSSL");
     }
-    return new absl::Status(loaded);
+    return loaded;
   }();
-  return *status;
+  return status;
 }
 
 struct TlsServer::KeyPair {
