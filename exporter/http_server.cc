@@ -90,7 +90,12 @@ absl::StatusOr<std::string> CivetListeningPort(const std::string& listen_address
         absl::StrCat("--web.listen-address: \"", listen_address, "\" has no valid port"));
   }
   if (host.empty() || host == "0.0.0.0") return absl::StrCat(port);
-  if (host == "[::]") return absl::StrCat("[::]:", port);
+  if (absl::StartsWith(host, "[") && !mg_check_feature(MG_FEATURES_IPV6)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--web.listen-address: \"", listen_address,
+        "\" is IPv6, and this CivetWeb is built without IPv6 (Debian 12's is); use :PORT or an "
+        "IPv4 address"));
+  }
   if (host == "localhost") return absl::StrCat("127.0.0.1:", port);
   return absl::StrCat(host, ":", port);
 }
