@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "civetweb.h"
 #include "common/files.h"
 #include "common/log.h"
@@ -35,10 +36,13 @@ std::string OpenSslErrors() {
 
 absl::Status LoadShims() {
   std::error_code error;
+  std::vector<std::filesystem::path> dirs;
   const std::filesystem::path binary = std::filesystem::read_symlink("/proc/self/exe", error);
-  if (error) return absl::InternalError("cannot find devscope's own binary (/proc/self/exe)");
-  const std::vector<std::filesystem::path> dirs = {
-      binary.parent_path() / ".." / "lib" / "devscope", binary.parent_path()};
+  if (!error) {
+    dirs = {binary.parent_path() / ".." / "lib" / "devscope", binary.parent_path()};
+  }
+  // Where the .deb and the image put them: found even in a chroot without /proc.
+  dirs.push_back("/usr/lib/devscope");
   for (const auto& dir : dirs) {
     if (!std::filesystem::exists(dir / kSslShim, error)) continue;
     for (const char* shim : {kSslShim, kCryptoShim}) {
@@ -50,9 +54,11 @@ absl::Status LoadShims() {
     }
     return absl::OkStatus();
   }
-  return absl::FailedPreconditionError(absl::StrCat(
-      "TLS needs ", kSslShim, " and ", kCryptoShim, ", which are in neither ",
-      dirs[0].lexically_normal().string(), " nor ", dirs[1].string()));
+  std::vector<std::string> looked;
+  for (const auto& dir : dirs) looked.push_back(dir.lexically_normal().string());
+  return absl::FailedPreconditionError(absl::StrCat("TLS needs ", kSslShim, " and ", kCryptoShim,
+                                                    ", which are in none of ",
+                                                    absl::StrJoin(looked, ", ")));
 }
 
 // A private key protected by a passphrase is refused rather than prompted for on a terminal.

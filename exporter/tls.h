@@ -30,8 +30,8 @@ namespace devscope {
 // SSL_get1_peer_certificate (same contract) and pulls in libssl.so.3, the other pulls in
 // libcrypto.so.3. Loaded before CivetWeb's own dlopen, they are what that dlopen finds (the
 // dynamic loader matches an already loaded library by soname), so no -dev package is needed on
-// the node. Looked for in <dir of the binary>/../lib/devscope (installed) and beside the binary
-// (build tree). Idempotent.
+// the node. Looked for in <dir of the binary>/../lib/devscope (installed), beside the binary
+// (build tree), and /usr/lib/devscope (the .deb's and the image's place). Idempotent.
 absl::Status EnableCivetWebTls();
 
 class TlsServer {

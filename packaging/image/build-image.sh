@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Builds devscope's container image, for the Helm chart, without a container engine: an OCI image
+# archive (what `skopeo copy oci-archive:FILE docker://REGISTRY/devscope:TAG` pushes) made with
+# umoci. The image holds the binary, the libraries that let CivetWeb do TLS (exporter/tls.h) and
+# exactly the shared libraries they load, copied from this Debian 12 machine's packages, with each
+# package's name, version and copyright file. No shell, no package manager: nothing else to patch.
+#
+# usage: build-image.sh BUILD_DIR OUT.tar VERSION REVISION
+set -euo pipefail
+build=${1:?usage: build-image.sh BUILD_DIR OUT.tar VERSION REVISION}
+out=${2:?usage: build-image.sh BUILD_DIR OUT.tar VERSION REVISION}
+version=${3:?usage: build-image.sh BUILD_DIR OUT.tar VERSION REVISION}
+revision=${4:?usage: build-image.sh BUILD_DIR OUT.tar VERSION REVISION}
+for tool in umoci ldd dpkg-query strip; do
+  command -v $tool >/dev/null || { echo "build-image: needs $tool (scripts/install-deps)" >&2; exit 1; }
+done
+binary=$build/devscope
+shims=("$build"/libdevscope-civetweb-ssl.so "$build"/libdevscope-civetweb-crypto.so)
+for f in "$binary" "${shims[@]}"; do
+  [[ -f $f ]] || { echo "build-image: $f is not built" >&2; exit 1; }
+done
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+layout=$work/layout
+bundle=$work/bundle
+umoci init --layout "$layout"
+umoci new --image "$layout:$version"
+umoci unpack --rootless --image "$layout:$version" "$bundle" >/dev/null
+root=$bundle/rootfs
+
+# Debian 12's merged /usr: /lib, /lib64, /bin are links into /usr, so library paths that ldd
+# reports under /lib resolve in the image as they do on the host.
+mkdir -p "$root"/usr/{bin,lib,lib64,share/doc} "$root"/usr/lib/devscope "$root"/etc/devscope
+for d in bin lib lib64; do ln -s usr/$d "$root/$d"; done
+mkdir -m 1777 "$root/tmp"
+install -m 0755 "$binary" "$root/usr/bin/devscope"
+install -m 0644 "${shims[@]}" "$root/usr/lib/devscope/"
+strip --strip-unneeded "$root/usr/bin/devscope" "$root"/usr/lib/devscope/*.so
+
+# Every library the binary and the shims load, by the path the dynamic loader resolves.
+mapfile -t libraries < <(ldd "$binary" "${shims[@]}" |
+  awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// && $2 ~ /^\(/ {print $1}' | sort -u)
+packages=()
+for lib in "${libraries[@]}"; do
+  dest=$root/usr${lib#/usr}
+  mkdir -p "$(dirname "$dest")"
+  cp -L "$lib" "$dest"
+  real=$(readlink -f "$lib")
+  package=$(dpkg-query -S "$real" 2>/dev/null | head -n1 | cut -d: -f1) ||
+    package=$(dpkg-query -S "${real#/usr}" 2>/dev/null | head -n1 | cut -d: -f1) || true
+  [[ -n $package ]] || { echo "build-image: no Debian package owns $real" >&2; exit 1; }
+  packages+=("$package")
+done
+# Provenance and licences of what was copied.
+mapfile -t packages < <(printf '%s\n' "${packages[@]}" | sort -u)
+{
+  echo "# Debian 12 packages whose shared libraries this image carries (package version arch)"
+  for p in "${packages[@]}"; do dpkg-query -W -f='${Package} ${Version} ${Architecture}\n' "$p"; done
+} >"$root/usr/share/doc/devscope-image-packages.txt"
+for p in "${packages[@]}"; do
+  base=${p%%:*}
+  if [[ -f /usr/share/doc/$base/copyright ]]; then
+    mkdir -p "$root/usr/share/doc/$base"
+    cp /usr/share/doc/"$base"/copyright "$root/usr/share/doc/$base/"
+  fi
+done
+src=$(cd "$(dirname "$0")/../.." && pwd)
+mkdir -p "$root/usr/share/doc/devscope"
+cp "$src/packaging/debian/copyright" "$root/usr/share/doc/devscope/copyright"
+
+umoci repack --image "$layout:$version" "$bundle"
+umoci config --image "$layout:$version" \
+  --os linux --architecture amd64 \
+  --config.entrypoint /usr/bin/devscope \
+  --config.workingdir / \
+  --config.env PATH=/usr/bin \
+  --config.exposedports 9410/tcp \
+  --config.label org.opencontainers.image.title=devscope \
+  --config.label org.opencontainers.image.version="$version" \
+  --config.label org.opencontainers.image.revision="$revision" \
+  --config.label org.opencontainers.image.description="Kubernetes node agent: which pod holds which device, and how it is doing" \
+  --history.comment "devscope $version and the Debian 12 libraries it loads"
+umoci gc --layout "$layout"
+# An OCI archive is the layout, tarred.
+tar --sort=name -C "$layout" -cf "$out.tmp" .
+mv "$out.tmp" "$out"
+echo "build-image: $out ($(du -h "$out" | cut -f1), ${#libraries[@]} libraries from ${#packages[@]} packages)"
