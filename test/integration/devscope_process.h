@@ -32,6 +32,21 @@ HttpResponse HttpGetLocal(int port, const std::string& path);
 // A whole HTTP/1.x response as read off a connection closed by the server.
 HttpResponse ParseHttpResponse(const std::string& raw);
 
+struct HttpsClientOptions {
+  std::string ca_file;              // the server's certificate must verify against it
+  std::string cert_file, key_file;  // a client certificate, when set
+  std::string extra_headers;        // whole header lines, each ending in \r\n
+};
+
+struct HttpsResponse {
+  bool handshake = false;  // the client's side of the handshake completed
+  std::string server_common_name;
+  HttpResponse response;  // status -1 when the server closed without an answer
+};
+
+// One HTTPS GET (HTTP/1.0, a new connection) on 127.0.0.1:port with OpenSSL.
+HttpsResponse HttpsGetLocal(int port, const std::string& path, const HttpsClientOptions& options);
+
 class DevscopeProcess {
  public:
   // Starts DEVSCOPE_BINARY with `args` (stdout and stderr to temporary files) and waits until it

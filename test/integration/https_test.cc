@@ -1,20 +1,14 @@
 // HTTPS through the real binary: the web config's tls_server_config (server certificate, client
 // certificate modes, certificate rotation without a restart) with an OpenSSL client, and a real
 // Prometheus scraping the demo over HTTPS with basic auth.
-#include <arpa/inet.h>
 #include <netinet/in.h>
-#include <openssl/err.h>
-#include <openssl/ssl.h>
-#include <openssl/x509.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <optional>
 #include <string>
 #include <vector>
 
@@ -38,67 +32,6 @@ void RunShell(const std::string& command) {
 }
 
 void WriteFile(const std::string& path, const std::string& text) { std::ofstream(path) << text; }
-
-struct HttpsResult {
-  bool handshake = false;
-  std::string server_common_name;
-  HttpResponse response;
-};
-
-struct ClientOptions {
-  std::string ca_file;  // verify the server against it
-  std::string cert_file, key_file;  // a client certificate, when set
-  std::string extra_headers;
-};
-
-// One HTTPS GET on 127.0.0.1:port with OpenSSL, verifying the server's certificate.
-HttpsResult HttpsGet(int port, const std::string& path, const ClientOptions& options) {
-  // A server that refuses the client closes the connection; writing to it must not kill the test.
-  signal(SIGPIPE, SIG_IGN);
-  HttpsResult result;
-  SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
-  SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
-  SSL_CTX_load_verify_locations(ctx, options.ca_file.c_str(), nullptr);
-  if (!options.cert_file.empty()) {
-    SSL_CTX_use_certificate_chain_file(ctx, options.cert_file.c_str());
-    SSL_CTX_use_PrivateKey_file(ctx, options.key_file.c_str(), SSL_FILETYPE_PEM);
-  }
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  timeval timeout{10, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  SSL* ssl = SSL_new(ctx);
-  SSL_set1_host(ssl, "127.0.0.1");
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-      SSL_set_fd(ssl, fd) == 1 && SSL_connect(ssl) == 1) {
-    result.handshake = true;
-    if (X509* peer = SSL_get1_peer_certificate(ssl)) {
-      char name[256] = {};
-      X509_NAME_get_text_by_NID(X509_get_subject_name(peer), NID_commonName, name, sizeof(name));
-      result.server_common_name = name;
-      X509_free(peer);
-    }
-    const std::string request =
-        absl::StrCat("GET ", path, " HTTP/1.0\r\nHost: 127.0.0.1\r\n", options.extra_headers,
-                     "\r\n");
-    std::string raw;
-    if (SSL_write(ssl, request.data(), static_cast<int>(request.size())) > 0) {
-      char buffer[65536];
-      int n;
-      while ((n = SSL_read(ssl, buffer, sizeof(buffer))) > 0) raw.append(buffer, n);
-    }
-    // With TLS 1.3 a refused client certificate shows only here, as no response.
-    result.response = ParseHttpResponse(raw);
-  }
-  ERR_clear_error();
-  SSL_free(ssl);
-  close(fd);
-  SSL_CTX_free(ctx);
-  return result;
-}
 
 class HttpsTest : public ::testing::Test {
  protected:
@@ -142,8 +75,8 @@ class HttpsTest : public ::testing::Test {
          "--no-collector.nvml", "--no-collector.drm", "--no-collector.netdev"});
   }
 
-  ClientOptions Client(const std::string& cert = "") const {
-    ClientOptions options;
+  HttpsClientOptions Client(const std::string& cert = "") const {
+    HttpsClientOptions options;
     options.ca_file = Path("ca.crt");
     if (!cert.empty()) {
       options.cert_file = Path(cert + ".crt");
@@ -163,35 +96,35 @@ TEST_F(HttpsTest, ServesMetricsOverTlsWithBasicAuthAndConfiguredHeaders) {
   ASSERT_TRUE(process.ok()) << process.status();
   EXPECT_THAT((*process)->Stderr(), HasSubstr("url=https://127.0.0.1:"));
 
-  ClientOptions client = Client();
-  HttpsResult anonymous = HttpsGet((*process)->port(), "/metrics", client);
+  HttpsClientOptions client = Client();
+  HttpsResponse anonymous = HttpsGetLocal((*process)->port(), "/metrics", client);
   ASSERT_TRUE(anonymous.handshake);
   EXPECT_EQ(anonymous.server_common_name, "devscope-one");
   EXPECT_EQ(anonymous.response.status, 401);
   EXPECT_THAT(anonymous.response.headers, HasSubstr("Strict-Transport-Security: max-age=600"));
 
   client.extra_headers = "Authorization: Basic cHJvbWV0aGV1czpzZWNyZXQ=\r\n";  // prometheus:secret
-  HttpsResult scrape = HttpsGet((*process)->port(), "/metrics", client);
+  HttpsResponse scrape = HttpsGetLocal((*process)->port(), "/metrics", client);
   EXPECT_EQ(scrape.response.status, 200);
   EXPECT_THAT(scrape.response.body, HasSubstr("devscope_pod_resources_up 0"));
   EXPECT_EQ(PromtoolCheck(scrape.response.body), "");
 
   // Plain HTTP on the TLS port gets no HTTP answer, and the process stays up.
   EXPECT_NE((*process)->HttpGet("/metrics").status, 200);
-  EXPECT_EQ(HttpsGet((*process)->port(), "/healthz", Client()).response.status, 200);
+  EXPECT_EQ(HttpsGetLocal((*process)->port(), "/healthz", Client()).response.status, 200);
   EXPECT_TRUE((*process)->Alive());
 }
 
 TEST_F(HttpsTest, RotatedCertificateIsServedWithoutARestart) {
   auto process = StartDevscope("tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n");
   ASSERT_TRUE(process.ok()) << process.status();
-  EXPECT_EQ(HttpsGet((*process)->port(), "/healthz", Client()).server_common_name, "devscope-one");
+  EXPECT_EQ(HttpsGetLocal((*process)->port(), "/healthz", Client()).server_common_name, "devscope-one");
 
   // A half-done rotation (new certificate, old key) keeps the old pair in service.
   std::filesystem::copy_file(Path("server-two.crt"), Path("server.crt"),
                              std::filesystem::copy_options::overwrite_existing);
   absl::SleepFor(absl::Milliseconds(1100));
-  HttpsResult half = HttpsGet((*process)->port(), "/healthz", Client());
+  HttpsResponse half = HttpsGetLocal((*process)->port(), "/healthz", Client());
   EXPECT_EQ(half.response.status, 200);
   EXPECT_EQ(half.server_common_name, "devscope-one");
 
@@ -200,7 +133,7 @@ TEST_F(HttpsTest, RotatedCertificateIsServedWithoutARestart) {
   std::string name;
   for (int i = 0; i < 30 && name != "devscope-two"; ++i) {
     absl::SleepFor(absl::Milliseconds(100));
-    name = HttpsGet((*process)->port(), "/healthz", Client()).server_common_name;
+    name = HttpsGetLocal((*process)->port(), "/healthz", Client()).server_common_name;
   }
   EXPECT_EQ(name, "devscope-two");
   EXPECT_THAT((*process)->Stderr(), HasSubstr("keeping the current certificate"));
@@ -212,9 +145,9 @@ TEST_F(HttpsTest, ClientCertificatesAreRequiredAndVerifiedAgainstTheClientCa) {
       "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n"
       "  client_ca_file: ca.crt\n");  // no type: RequireAndVerifyClientCert, as the toolkit
   ASSERT_TRUE(process.ok()) << process.status();
-  EXPECT_EQ(HttpsGet((*process)->port(), "/metrics", Client("client")).response.status, 200);
-  EXPECT_EQ(HttpsGet((*process)->port(), "/metrics", Client()).response.status, -1);
-  EXPECT_EQ(HttpsGet((*process)->port(), "/metrics", Client("stranger")).response.status, -1);
+  EXPECT_EQ(HttpsGetLocal((*process)->port(), "/metrics", Client("client")).response.status, 200);
+  EXPECT_EQ(HttpsGetLocal((*process)->port(), "/metrics", Client()).response.status, -1);
+  EXPECT_EQ(HttpsGetLocal((*process)->port(), "/metrics", Client("stranger")).response.status, -1);
   EXPECT_TRUE((*process)->Alive());
 }
 
@@ -224,9 +157,9 @@ TEST_F(HttpsTest, VerifyClientCertIfGivenLetsAnonymousClientsIn) {
       "  client_ca_file: ca.crt\n  client_auth_type: VerifyClientCertIfGiven\n"
       "  min_version: TLS13\n");
   ASSERT_TRUE(process.ok()) << process.status();
-  EXPECT_EQ(HttpsGet((*process)->port(), "/metrics", Client()).response.status, 200);
-  EXPECT_EQ(HttpsGet((*process)->port(), "/metrics", Client("client")).response.status, 200);
-  EXPECT_EQ(HttpsGet((*process)->port(), "/metrics", Client("stranger")).response.status, -1);
+  EXPECT_EQ(HttpsGetLocal((*process)->port(), "/metrics", Client()).response.status, 200);
+  EXPECT_EQ(HttpsGetLocal((*process)->port(), "/metrics", Client("client")).response.status, 200);
+  EXPECT_EQ(HttpsGetLocal((*process)->port(), "/metrics", Client("stranger")).response.status, -1);
 }
 
 TEST_F(HttpsTest, UnusableCertificatesStopTheStartWithExitTwo) {
