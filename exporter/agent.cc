@@ -88,6 +88,7 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Start(const Config& config) {
          options.listen_address = p.config.listen_address;
          options.telemetry_path = p.config.telemetry_path;
          options.web_config = web_config;
+         options.registry = p.registry.get();
          MetricsRenderer* renderer = p.renderer.get();
          options.render_metrics = [renderer] { return renderer->Render(); };
          PodResourcesPoller* poller = p.poller.get();

@@ -114,7 +114,7 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(HttpServerOptions 
   if (server->options_.web_config.tls.has_value()) {
     absl::Status enabled = EnableCivetWebTls();
     if (!enabled.ok()) return enabled;
-    auto tls = TlsServer::Create(*server->options_.web_config.tls);
+    auto tls = TlsServer::Create(*server->options_.web_config.tls, server->options_.registry);
     if (!tls.ok()) return tls.status();
     server->tls_ = *std::move(tls);
     listening_ports += "s";  // CivetWeb's mark for a TLS port

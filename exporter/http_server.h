@@ -25,6 +25,8 @@ struct HttpServerOptions {
   std::function<std::shared_ptr<const std::string>()> render_metrics;
   // True once the first poll and first collector pass are done.
   std::function<bool()> ready;
+  // Where the TLS metrics go; none when null.
+  prometheus::Registry* registry = nullptr;
 };
 
 class HttpServer {

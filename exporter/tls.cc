@@ -6,6 +6,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include <ctime>
 #include <exception>
 #include <filesystem>
 #include <string>
@@ -157,13 +158,29 @@ absl::StatusOr<std::shared_ptr<const TlsServer::KeyPair>> TlsServer::LoadKeyPair
 
 TlsServer::~TlsServer() = default;
 
-absl::StatusOr<std::unique_ptr<TlsServer>> TlsServer::Create(const TlsServerConfig& config) {
+absl::StatusOr<std::unique_ptr<TlsServer>> TlsServer::Create(const TlsServerConfig& config,
+                                                              prometheus::Registry* registry) {
   std::unique_ptr<TlsServer> server(new TlsServer(config));
+  if (registry != nullptr) {
+    server->expiry_ = &prometheus::BuildGauge()
+                           .Name("devscope_tls_certificate_expiry_timestamp_seconds")
+                           .Help("Unix time at which the certificate devscope serves HTTPS with "
+                                 "expires (tls_server_config.cert_file, as last loaded).")
+                           .Register(*registry)
+                           .Add({});
+    server->reload_failures_ =
+        &prometheus::BuildCounter()
+             .Name("devscope_tls_certificate_reload_failures_total")
+             .Help("Changed certificate or key files that did not load; the previous pair stays "
+                   "in service.")
+             .Register(*registry)
+             .Add({});
+  }
   server->cert_stamp_ = Stamp(config.cert_file);
   server->key_stamp_ = Stamp(config.key_file);
   auto pair = LoadKeyPair(config);
   if (!pair.ok()) return pair.status();
-  server->pair_ = *std::move(pair);
+  server->Install(*std::move(pair));
   server->last_check_ = absl::Now();
   if (!config.client_ca_file.empty()) {
     auto ca = ReadPem(config.client_ca_file);
@@ -177,6 +194,15 @@ absl::StatusOr<std::unique_ptr<TlsServer>> TlsServer::Create(const TlsServerConf
     X509_free(first);
   }
   return server;
+}
+
+void TlsServer::Install(std::shared_ptr<const KeyPair> pair) {
+  pair_ = std::move(pair);
+  if (expiry_ == nullptr) return;
+  std::tm expires{};
+  if (ASN1_TIME_to_tm(X509_get0_notAfter(pair_->certificate), &expires) == 1) {
+    expiry_->Set(static_cast<double>(timegm(&expires)));
+  }
 }
 
 std::shared_ptr<const TlsServer::KeyPair> TlsServer::Current() {
@@ -194,10 +220,11 @@ std::shared_ptr<const TlsServer::KeyPair> TlsServer::Current() {
                  loaded.status().message());
     }
     reload_failing_ = true;
+    if (reload_failures_ != nullptr) reload_failures_->Increment();
     return pair_;
   }
   Log().info("tls: certificate reloaded from {}", config_.cert_file);
-  pair_ = *std::move(loaded);
+  Install(*std::move(loaded));
   cert_stamp_ = cert;
   key_stamp_ = key;
   reload_failing_ = false;

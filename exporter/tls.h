@@ -17,6 +17,9 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "exporter/web_config.h"
+#include "prometheus/counter.h"
+#include "prometheus/gauge.h"
+#include "prometheus/registry.h"
 
 typedef struct ssl_st SSL;
 typedef struct ssl_ctx_st SSL_CTX;
@@ -36,8 +39,10 @@ absl::Status EnableCivetWebTls();
 
 class TlsServer {
  public:
-  // Loads the certificate, key and client CA once to report problems before serving.
-  static absl::StatusOr<std::unique_ptr<TlsServer>> Create(const TlsServerConfig& config);
+  // Loads the certificate, key and client CA once to report problems before serving. With a
+  // registry, exports the served certificate's expiry and the failed reloads.
+  static absl::StatusOr<std::unique_ptr<TlsServer>> Create(const TlsServerConfig& config,
+                                                           prometheus::Registry* registry);
   ~TlsServer();
 
   // CivetWeb's init_ssl: sets versions, suites, curves, client verification and the
@@ -54,6 +59,8 @@ class TlsServer {
   };
 
   explicit TlsServer(const TlsServerConfig& config) : config_(config) {}
+  // Installs `pair` as the one to serve and records its expiry. Requires mu_ (or no sharing yet).
+  void Install(std::shared_ptr<const KeyPair> pair);
   static FileStamp Stamp(const std::string& path);
   static absl::StatusOr<std::shared_ptr<const KeyPair>> LoadKeyPair(const TlsServerConfig& config);
   static int CertificateCallback(SSL* ssl, void* self);
@@ -66,6 +73,8 @@ class TlsServer {
   FileStamp cert_stamp_, key_stamp_;
   absl::Time last_check_ = absl::InfinitePast();
   bool reload_failing_ = false;  // to log a failing reload once, not per connection
+  prometheus::Gauge* expiry_ = nullptr;           // devscope_tls_certificate_expiry_timestamp_seconds
+  prometheus::Counter* reload_failures_ = nullptr;  // devscope_tls_certificate_reload_failures_total
 };
 
 }  // namespace devscope

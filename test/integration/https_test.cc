@@ -108,6 +108,12 @@ TEST_F(HttpsTest, ServesMetricsOverTlsWithBasicAuthAndConfiguredHeaders) {
   EXPECT_EQ(scrape.response.status, 200);
   EXPECT_THAT(scrape.response.body, HasSubstr("devscope_pod_resources_up 0"));
   EXPECT_EQ(PromtoolCheck(scrape.response.body), "");
+  // The served certificate's expiry, for the alert that warns before it lapses (made -days 2).
+  auto expiry = FindSamples(scrape.response.body, "devscope_tls_certificate_expiry_timestamp_seconds");
+  ASSERT_EQ(expiry.size(), 1u);
+  const double now = absl::ToUnixSeconds(absl::Now());
+  EXPECT_GT(expiry[0].value, now + 86400);
+  EXPECT_LT(expiry[0].value, now + 3 * 86400);
 
   // Plain HTTP on the TLS port gets no HTTP answer, and the process stays up.
   EXPECT_NE((*process)->HttpGet("/metrics").status, 200);
@@ -138,6 +144,10 @@ TEST_F(HttpsTest, RotatedCertificateIsServedWithoutARestart) {
   EXPECT_EQ(name, "devscope-two");
   EXPECT_THAT((*process)->Stderr(), HasSubstr("keeping the current certificate"));
   EXPECT_THAT((*process)->Stderr(), HasSubstr("certificate reloaded"));
+  auto failures = FindSamples(HttpsGetLocal((*process)->port(), "/metrics", Client()).response.body,
+                              "devscope_tls_certificate_reload_failures_total");
+  ASSERT_EQ(failures.size(), 1u);
+  EXPECT_GE(failures[0].value, 1);
 }
 
 TEST_F(HttpsTest, ClientCertificatesAreRequiredAndVerifiedAgainstTheClientCa) {
