@@ -35,6 +35,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
@@ -79,6 +80,7 @@ struct NvmlApi {
   nvmlDeviceGetMaxMigDeviceCount_fn GetMaxMigDeviceCount = nullptr;
   nvmlDeviceGetMigDeviceHandleByIndex_fn GetMigDeviceHandleByIndex = nullptr;
   nvmlDeviceGetGpuInstanceId_fn GetGpuInstanceId = nullptr;
+  nvmlDeviceGetComputeInstanceId_fn GetComputeInstanceId = nullptr;
   nvmlEventSetCreate_fn EventSetCreate = nullptr;
   nvmlDeviceRegisterEvents_fn RegisterEvents = nullptr;
   nvmlEventSetWait_v2_fn EventSetWait = nullptr;
@@ -127,6 +129,7 @@ absl::StatusOr<NvmlApi> LoadNvml(const std::string& library) {
   Resolve(h, "nvmlDeviceGetMaxMigDeviceCount", api.GetMaxMigDeviceCount);
   Resolve(h, "nvmlDeviceGetMigDeviceHandleByIndex", api.GetMigDeviceHandleByIndex);
   Resolve(h, "nvmlDeviceGetGpuInstanceId", api.GetGpuInstanceId);
+  Resolve(h, "nvmlDeviceGetComputeInstanceId", api.GetComputeInstanceId);
   Resolve(h, "nvmlEventSetCreate", api.EventSetCreate);
   Resolve(h, "nvmlDeviceRegisterEvents", api.RegisterEvents);
   Resolve(h, "nvmlEventSetWait_v2", api.EventSetWait);
@@ -176,6 +179,7 @@ class NvmlCollector : public Collector {
       : api_(api),
         sysfs_(config.sysfs),
         devfs_(config.devfs),
+        mig_minors_file_(config.nvml_mig_minors_file),
         advertise_resource_(config.nvml.advertise_resource),
         ignored_xids_(config.nvml_ignored_xids.begin(), config.nvml_ignored_xids.end()),
         xid_recovery_(config.nvml_xid_recovery) {}
@@ -335,10 +339,10 @@ class NvmlCollector : public Collector {
 
     // /dev/nvidia<minor> and the control nodes every CUDA process opens.
     unsigned int minor = 0;
-    if (api_.GetMinorNumber != nullptr &&
-        Check(api_.GetMinorNumber(device, &minor), *uuid, "nvmlDeviceGetMinorNumber", lost)) {
-      AddNode(info.allocate, absl::StrCat("nvidia", minor), /*required=*/true);
-    }
+    const bool minor_known =
+        api_.GetMinorNumber != nullptr &&
+        Check(api_.GetMinorNumber(device, &minor), *uuid, "nvmlDeviceGetMinorNumber", lost);
+    if (minor_known) AddNode(info.allocate, absl::StrCat("nvidia", minor), /*required=*/true);
     for (const char* node : {"nvidiactl", "nvidia-uvm", "nvidia-uvm-tools"}) {
       AddNode(info.allocate, node, /*required=*/false);
     }
@@ -355,6 +359,8 @@ class NvmlCollector : public Collector {
     const DeviceInfo parent = info;
     const HealthSignal parent_health = report.health;
     reports.push_back(std::move(report));
+    const std::map<std::string, unsigned int> mig_minors =
+        migs.empty() ? std::map<std::string, unsigned int>{} : ReadMigMinors();
 
     for (nvmlDevice_t mig : migs) {
       bool mig_lost = false;
@@ -372,12 +378,34 @@ class NvmlCollector : public Collector {
       mig_info.numa_node = parent.numa_node;
       mig_info.resource = parent.resource;
       mig_info.advertise = !advertise_resource_.empty();
-      // The parent's nodes; the MIG capability nodes (/dev/nvidia-caps) are not handed out yet.
       mig_info.allocate = parent.allocate;
       unsigned int gpu_instance = NVML_INVALID_INSTANCE_ID;
       if (api_.GetGpuInstanceId != nullptr) {
         Check(api_.GetGpuInstanceId(mig, &gpu_instance), *mig_uuid, "nvmlDeviceGetGpuInstanceId",
               mig_lost);
+      }
+      unsigned int compute_instance = NVML_INVALID_INSTANCE_ID;
+      if (api_.GetComputeInstanceId != nullptr) {
+        Check(api_.GetComputeInstanceId(mig, &compute_instance), *mig_uuid,
+              "nvmlDeviceGetComputeInstanceId", mig_lost);
+      }
+      // A MIG device is usable only with the capability nodes of its GPU instance and compute
+      // instance, /dev/nvidia-caps/nvidia-cap<minor>, whose minors the driver lists by path.
+      if (minor_known && gpu_instance != NVML_INVALID_INSTANCE_ID &&
+          compute_instance != NVML_INVALID_INSTANCE_ID) {
+        const std::string gi = absl::StrCat("gpu", minor, "/gi", gpu_instance);
+        for (const std::string& cap : {absl::StrCat(gi, "/access"),
+                                       absl::StrCat(gi, "/ci", compute_instance, "/access")}) {
+          auto cap_minor = mig_minors.find(cap);
+          if (cap_minor == mig_minors.end()) {
+            WarnOnce(absl::StrCat("mig-minor/", cap),
+                     absl::StrCat("device=", *mig_uuid, " ", mig_minors_file_, " lists no ", cap,
+                                  ": its MIG capability node is not handed out"));
+            continue;
+          }
+          AddNode(mig_info.allocate, absl::StrCat("nvidia-caps/nvidia-cap", cap_minor->second),
+                  /*required=*/false);
+        }
       }
       mig_report.samples = Telemetry(mig, *mig_uuid, mig_lost);
       Sample mig_sample;
@@ -393,6 +421,28 @@ class NvmlCollector : public Collector {
           parent_health.healthy ? Health(*uuid, gpu_instance, xids, mig_lost) : parent_health;
       reports.push_back(std::move(mig_report));
     }
+  }
+
+  // The driver's table of MIG capability minors: lines "gpu<minor>/gi<id>/access <cap minor>"
+  // and "gpu<minor>/gi<id>/ci<id>/access <cap minor>" (plus "config" and "monitor").
+  std::map<std::string, unsigned int> ReadMigMinors() {
+    std::map<std::string, unsigned int> minors;
+    auto text = ReadSmallFile(mig_minors_file_, 1 << 20);
+    if (!text.ok()) {
+      WarnOnce("mig-minors", absl::StrCat("cannot read ", mig_minors_file_, " (",
+                                          text.status().message(),
+                                          "): MIG devices get no capability nodes"));
+      return minors;
+    }
+    for (absl::string_view line : absl::StrSplit(*text, '\n', absl::SkipWhitespace())) {
+      std::vector<absl::string_view> fields =
+          absl::StrSplit(line, absl::ByAnyChar(" \t"), absl::SkipEmpty());
+      unsigned int minor = 0;
+      if (fields.size() == 2 && absl::SimpleAtoi(fields[1], &minor)) {
+        minors[std::string(fields[0])] = minor;
+      }
+    }
+    return minors;
   }
 
   void AddNode(AllocateSpec& allocate, const std::string& node, bool required) {
@@ -600,6 +650,7 @@ class NvmlCollector : public Collector {
   const NvmlApi api_;
   const std::string sysfs_;
   const std::string devfs_;
+  const std::string mig_minors_file_;
   const std::string advertise_resource_;
   const std::set<uint64_t> ignored_xids_;
   const absl::Duration xid_recovery_;

@@ -141,6 +141,7 @@ typedef nvmlReturn_t (*nvmlDeviceGetMigDeviceHandleByIndex_fn)(nvmlDevice_t devi
                                                                unsigned int index,
                                                                nvmlDevice_t* migDevice);
 typedef nvmlReturn_t (*nvmlDeviceGetGpuInstanceId_fn)(nvmlDevice_t device, unsigned int* id);
+typedef nvmlReturn_t (*nvmlDeviceGetComputeInstanceId_fn)(nvmlDevice_t device, unsigned int* id);
 typedef nvmlReturn_t (*nvmlEventSetCreate_fn)(nvmlEventSet_t* set);
 typedef nvmlReturn_t (*nvmlDeviceRegisterEvents_fn)(nvmlDevice_t device,
                                                     unsigned long long eventTypes,

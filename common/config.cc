@@ -79,11 +79,16 @@ absl::Status Load(const ConfigError& error, const YAML::Node& root, Config& conf
       return s;
     }
     const YAML::Node nvml = collectors["nvml"];
-    if (!(s = ReadHardware(error, nvml, "nvml", {"advertise", "library", "ignored_xids", "xid_recovery"},
+    if (!(s = ReadHardware(error, nvml, "nvml",
+                           {"advertise", "library", "ignored_xids", "xid_recovery",
+                            "mig_minors_file"},
                            config.nvml)).ok()) {
       return s;
     }
     if (nvml && nvml["library"]) config.nvml_library = nvml["library"].as<std::string>();
+    if (nvml && nvml["mig_minors_file"]) {
+      config.nvml_mig_minors_file = nvml["mig_minors_file"].as<std::string>();
+    }
     if (nvml && nvml["ignored_xids"]) {
       if (!nvml["ignored_xids"].IsSequence()) {
         return error.At(nvml["ignored_xids"], "collectors.nvml.ignored_xids must be a list");

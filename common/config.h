@@ -61,6 +61,9 @@ struct Config {
   // critical XID (a reset or a recovered fault leaves it quiet; a broken GPU keeps reporting).
   // Zero: never recover while devscope runs. YAML collectors.nvml.xid_recovery.
   absl::Duration nvml_xid_recovery = absl::Minutes(10);
+  // The driver's table of MIG capability minors, for the /dev/nvidia-caps nodes a MIG device
+  // needs. YAML collectors.nvml.mig_minors_file.
+  std::string nvml_mig_minors_file = "/proc/driver/nvidia-caps/mig-minors";
   absl::Duration collector_interval = absl::Seconds(5);  // YAML collectors.interval
   // A device whose last good sample is older than this is dropped (YAML collectors.stale_after).
   absl::Duration collector_stale_after = absl::Minutes(1);

@@ -39,6 +39,7 @@ struct FakeNvml {
   void (*set_init_result)(int);
   int (*add_gpu)(const char*, const char*, const char*);
   int (*add_mig)(int, const char*, const char*, unsigned);
+  int (*set_compute_instance)(int, unsigned);
   int (*set)(int, const char*, unsigned long long);
   void (*set_serial)(int, const char*);
   void (*set_lost)(int, int);
@@ -58,6 +59,7 @@ class NvmlTest : public ::testing::Test {
     Resolve("fake_nvml_set_init_result", fake_.set_init_result);
     Resolve("fake_nvml_add_gpu", fake_.add_gpu);
     Resolve("fake_nvml_add_mig", fake_.add_mig);
+    Resolve("fake_nvml_set_compute_instance", fake_.set_compute_instance);
     Resolve("fake_nvml_set", fake_.set);
     Resolve("fake_nvml_set_serial", fake_.set_serial);
     Resolve("fake_nvml_set_lost", fake_.set_lost);
@@ -74,6 +76,7 @@ class NvmlTest : public ::testing::Test {
     config_.sysfs = root_ + "/sys";
     config_.devfs = root_ + "/dev";
     config_.nvml_library = FAKE_NVML_LIBRARY;
+    config_.nvml_mig_minors_file = root_ + "/proc/driver/nvidia-caps/mig-minors";
     fs::create_directories(config_.devfs);
   }
 
@@ -301,7 +304,63 @@ TEST_F(NvmlTest, MigDevicesAreSeparateDevices) {
   EXPECT_EQ(
       Value(*m2, "devscope_device_mig_info", {{"parent_device", kGpu0}, {"gpu_instance_id", "2"}}),
       1);
-  EXPECT_EQ(m1->info.allocate.device_nodes.size(), parent->info.allocate.device_nodes.size());
+}
+
+// The host paths of a device's Allocate nodes.
+std::vector<std::string> NodePaths(const DeviceReport& report) {
+  std::vector<std::string> paths;
+  for (const auto& node : report.info.allocate.device_nodes) paths.push_back(node.host_path);
+  return paths;
+}
+
+TEST_F(NvmlTest, MigDevicesGetTheCapabilityNodesOfTheirInstances) {
+  const int gpu = AddFullGpu(kGpu0, "00000000:3B:00.0", 3);  // /dev/nvidia3
+  fake_.add_mig(gpu, kMig1, "MIG 1g.5gb", 1);
+  const int mig2 = fake_.add_mig(gpu, kMig2, "MIG 3g.20gb", 2);
+  fake_.set_compute_instance(mig2, 1);
+  // The driver's table, keyed by the parent's minor (3), and the nodes nvidia-modprobe made.
+  Write(config_.nvml_mig_minors_file,
+        "config 1\nmonitor 2\ngpu3/gi1/access 30\ngpu3/gi1/ci0/access 31\n"
+        "gpu3/gi2/access 39\ngpu3/gi2/ci0/access 40\ngpu3/gi2/ci1/access 41\n"
+        "gpu0/gi1/access 3\ngpu0/gi1/ci0/access 4\n");
+  for (const char* node : {"nvidia3", "nvidiactl", "nvidia-caps/nvidia-cap30",
+                           "nvidia-caps/nvidia-cap31", "nvidia-caps/nvidia-cap39",
+                           "nvidia-caps/nvidia-cap41"}) {
+    Write(config_.devfs + "/" + node, "");
+  }
+  config_.nvml.advertise_resource = "nvidia.com/gpu";
+  auto collector = Make();
+  ASSERT_NE(collector, nullptr);
+  const auto reports = Collect(*collector);
+  const DeviceReport* m1 = Find(reports, kMig1);
+  const DeviceReport* m2 = Find(reports, kMig2);
+  ASSERT_NE(m1, nullptr);
+  ASSERT_NE(m2, nullptr);
+  const std::string dev = config_.devfs + "/";
+  // The parent's node and the control node, then the GPU instance's and compute instance's caps.
+  EXPECT_THAT(NodePaths(*m1),
+              ElementsAre(dev + "nvidia3", dev + "nvidiactl",
+                                     dev + "nvidia-caps/nvidia-cap30",
+                                     dev + "nvidia-caps/nvidia-cap31"));
+  EXPECT_THAT(NodePaths(*m2),
+              ElementsAre(dev + "nvidia3", dev + "nvidiactl",
+                                     dev + "nvidia-caps/nvidia-cap39",
+                                     dev + "nvidia-caps/nvidia-cap41"));
+  EXPECT_EQ(m1->info.allocate.device_nodes[2].container_path, "/dev/nvidia-caps/nvidia-cap30");
+  // The whole GPU gets none: with MIG on it is not what pods are given.
+  EXPECT_THAT(NodePaths(*Find(reports, kGpu0)),
+              ElementsAre(dev + "nvidia3", dev + "nvidiactl"));
+}
+
+TEST_F(NvmlTest, MigDevicesWithoutTheMinorsTableKeepTheParentsNodes) {
+  const int gpu = AddFullGpu(kGpu0, "00000000:3B:00.0", 0);
+  fake_.add_mig(gpu, kMig1, "MIG 1g.5gb", 1);
+  Write(config_.devfs + "/nvidia0", "");
+  auto collector = Make();  // no mig-minors file: logged once, the pass goes on
+  ASSERT_NE(collector, nullptr);
+  const auto reports = Collect(*collector);
+  ASSERT_NE(Find(reports, kMig1), nullptr);
+  EXPECT_THAT(NodePaths(*Find(reports, kMig1)), ElementsAre(config_.devfs + "/nvidia0"));
 }
 
 TEST_F(NvmlTest, CriticalXidMakesGpuUnhealthyAndWakesTheRunner) {

@@ -43,6 +43,7 @@ struct nvmlDevice_st {
   int is_mig;
   int parent;              /* slot of the parent GPU, for a MIG device */
   unsigned gpu_instance;   /* MIG GPU instance ID */
+  unsigned compute_instance; /* MIG compute instance ID (0 unless set) */
   int lost;                /* every query answers NVML_ERROR_GPU_IS_LOST */
   int registered;          /* registered for events */
   char uuid[NVML_DEVICE_UUID_V2_BUFFER_SIZE];
@@ -76,9 +77,12 @@ static int g_event_sets_open;
 static struct fake_event g_events[FAKE_MAX_EVENTS];
 static int g_event_head, g_event_count;
 
+/* Copies src into dst, cut to fit as NVML cuts what does not fit its buffers. */
 static void copy_string(char* dst, size_t size, const char* src) {
-  strncpy(dst, src != NULL ? src : "", size - 1);
-  dst[size - 1] = '\0';
+  size_t n = src != NULL ? strlen(src) : 0;
+  if (n >= size) n = size - 1;
+  if (n > 0) memmove(dst, src, n);
+  dst[n] = '\0';
 }
 
 /* ---- the scenario, driven by the test ---- */
@@ -136,6 +140,18 @@ FAKE_EXPORT int fake_nvml_add_mig(int parent, const char* uuid, const char* name
   }
   pthread_mutex_unlock(&g_mu);
   return slot;
+}
+
+/* Sets a MIG device's compute instance ID; returns 0, or -1 for a slot that is not MIG. */
+FAKE_EXPORT int fake_nvml_set_compute_instance(int slot, unsigned compute_instance) {
+  int result = -1;
+  pthread_mutex_lock(&g_mu);
+  if (slot >= 0 && slot < g_slot_count && g_slots[slot].is_mig) {
+    g_slots[slot].compute_instance = compute_instance;
+    result = 0;
+  }
+  pthread_mutex_unlock(&g_mu);
+  return result;
 }
 
 /* Sets an attribute by name (see kAttrNames); returns 0, or -1 for an unknown name or slot. */
@@ -447,6 +463,21 @@ FAKE_EXPORT nvmlReturn_t nvmlDeviceGetMigDeviceHandleByIndex(nvmlDevice_t device
       *mig = &g_slots[children[index]];
     } else {
       ret = NVML_ERROR_NOT_FOUND;
+    }
+  }
+  pthread_mutex_unlock(&g_mu);
+  return ret;
+}
+
+FAKE_EXPORT nvmlReturn_t nvmlDeviceGetComputeInstanceId(nvmlDevice_t device, unsigned int* id) {
+  nvmlReturn_t ret;
+  pthread_mutex_lock(&g_mu);
+  struct nvmlDevice_st* d = lookup(device, &ret);
+  if (d != NULL) {
+    if (d->is_mig) {
+      *id = d->compute_instance;
+    } else {
+      ret = NVML_ERROR_INVALID_ARGUMENT;
     }
   }
   pthread_mutex_unlock(&g_mu);
