@@ -127,6 +127,19 @@ void RegistrationStandin::StopLocked() {
   endpoints_.clear();
 }
 
+void RegistrationStandin::DropWatch(const std::string& resource) {
+  Watch dropped;
+  {
+    absl::MutexLock lock(&watch_mu_);
+    auto it = watches_.find(resource);
+    if (it == watches_.end()) return;
+    dropped = std::move(it->second);
+    watches_.erase(it);
+  }
+  dropped.context->TryCancel();
+  dropped.thread.join();
+}
+
 absl::Status RegistrationStandin::Restart() {
   absl::MutexLock lock(&lifecycle_mu_);
   StopLocked();

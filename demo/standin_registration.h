@@ -67,6 +67,9 @@ class RegistrationStandin {
   // Waits until `predicate` holds for the device list of `resource`; false on timeout.
   bool WaitForDevices(const std::string& resource, const DevicePredicate& predicate,
                       absl::Duration timeout) const ABSL_LOCKS_EXCLUDED(mu_);
+  // Closes the ListAndWatch stream of `resource` while staying up, as a kubelet does when the
+  // stream fails: the devices turn unhealthy until the plugin registers again.
+  void DropWatch(const std::string& resource) ABSL_LOCKS_EXCLUDED(watch_mu_);
   // Makes Register fail (code UNKNOWN, like the kubelet's error return) while set.
   void SetRefuse(bool refuse) ABSL_LOCKS_EXCLUDED(mu_);
 

@@ -463,11 +463,12 @@ void DevicePluginManager::ReviewStreams(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQ
   if (!registry_dir_.empty()) return;
   for (auto& [resource, slot] : slots_) {
     if (!slot->registered || slot->in_flight) continue;
-    // The kubelet opens one stream after Register and never reopens it: once the streams opened
-    // since then are all closed, the kubelet has marked the devices unhealthy and waits for a new
-    // registration.
-    if (slot->server->LiveStreams() == 0 &&
-        slot->server->StreamsOpened() > slot->opened_at_register) {
+    // The kubelet dials back with one stream right after Register (the first one opened since)
+    // and never reopens it: once that stream has closed, the kubelet has marked the devices
+    // unhealthy and waits for a new registration. Other clients' streams do not count.
+    const uint64_t kubelet_stream = slot->opened_at_register + 1;
+    if (slot->server->StreamsOpened() >= kubelet_stream &&
+        !slot->server->StreamOpen(kubelet_stream)) {
       Log().warn("the kubelet's ListAndWatch stream closed; registering again resource={}",
                  resource);
       slot->registered = false;

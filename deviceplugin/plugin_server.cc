@@ -368,7 +368,7 @@ void PluginServer::ShutdownLocked() {
   std::vector<Stream*> to_finish;
   {
     absl::MutexLock streams_lock(&streams_mu_);
-    for (Stream* stream : streams_) {
+    for (const auto& [stream, serial] : streams_) {
       if (stream->ClaimFinish(stopping)) to_finish.push_back(stream);
     }
   }
@@ -434,17 +434,19 @@ void PluginServer::NotifyStreams() {
   absl::MutexLock lock(&streams_mu_);
   // StartWrite never runs a reaction inline, so calling it under streams_mu_ cannot re-enter
   // RemoveStream; a stream with a claimed write stays alive until its OnWriteDone.
-  for (Stream* stream : streams_) stream->Notify();
+  for (const auto& [stream, serial] : streams_) stream->Notify();
 }
 
-void PluginServer::AddStream(Stream* stream) {
+uint64_t PluginServer::AddStream(Stream* stream) {
+  uint64_t serial = 0;
   {
     absl::MutexLock lock(&streams_mu_);
-    streams_.insert(stream);
-    ++streams_opened_;
+    serial = ++streams_opened_;
+    streams_[stream] = serial;
   }
-  Log().debug("ListAndWatch stream opened resource={}", options_.resource);
+  Log().debug("ListAndWatch stream opened resource={} stream={}", options_.resource, serial);
   if (options_.on_streams_changed) options_.on_streams_changed();
+  return serial;
 }
 
 void PluginServer::RemoveStream(Stream* stream) {
@@ -464,6 +466,14 @@ int PluginServer::LiveStreams() const {
 uint64_t PluginServer::StreamsOpened() const {
   absl::MutexLock lock(&streams_mu_);
   return streams_opened_;
+}
+
+bool PluginServer::StreamOpen(uint64_t serial) const {
+  absl::MutexLock lock(&streams_mu_);
+  for (const auto& [stream, number] : streams_) {
+    if (number == serial) return true;
+  }
+  return false;
 }
 
 v1beta1::DevicePluginOptions PluginServer::PluginOptions() const {

@@ -95,7 +95,10 @@ class PluginServer {
   void SetRegistered(bool registered);
 
   int LiveStreams() const ABSL_LOCKS_EXCLUDED(streams_mu_);
+  // Streams are numbered 1, 2, ... in the order they opened; this is the last number given.
   uint64_t StreamsOpened() const ABSL_LOCKS_EXCLUDED(streams_mu_);
+  // Whether stream number `serial` is still open.
+  bool StreamOpen(uint64_t serial) const ABSL_LOCKS_EXCLUDED(streams_mu_);
 
   v1beta1::DevicePluginOptions PluginOptions() const;
   const std::string& resource() const { return options_.resource; }
@@ -112,7 +115,8 @@ class PluginServer {
   // For the ListAndWatch reactor (internal).
   class Stream;
   std::shared_ptr<const ResourceDevices> CurrentFor(uint64_t* version) const ABSL_LOCKS_EXCLUDED(mu_);
-  void AddStream(Stream* stream) ABSL_LOCKS_EXCLUDED(streams_mu_);
+  // Returns the stream's number.
+  uint64_t AddStream(Stream* stream) ABSL_LOCKS_EXCLUDED(streams_mu_);
   void RemoveStream(Stream* stream) ABSL_LOCKS_EXCLUDED(streams_mu_);
 
  private:
@@ -137,7 +141,7 @@ class PluginServer {
   uint64_t version_ ABSL_GUARDED_BY(mu_) = 1;
 
   mutable absl::Mutex streams_mu_;  // taken before a Stream's own lock, never after
-  absl::flat_hash_set<Stream*> streams_ ABSL_GUARDED_BY(streams_mu_);
+  absl::flat_hash_map<Stream*, uint64_t> streams_ ABSL_GUARDED_BY(streams_mu_);  // -> number
   uint64_t streams_opened_ ABSL_GUARDED_BY(streams_mu_) = 0;
 };
 

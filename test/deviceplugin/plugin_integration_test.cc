@@ -489,6 +489,28 @@ TEST_F(PluginTest, KubeletGoneMidStreamThenBack) {
   EXPECT_TRUE(standin_.WaitForDevices(kWidget, HealthIs("w0", "Healthy"), absl::Seconds(1)));
 }
 
+TEST_F(PluginTest, KubeletStreamBreakIsNoticedBesideOtherClientsStreams) {
+  ASSERT_TRUE(standin_.Start(dir_).ok());
+  Publish({Dev("w0", kWidget)});
+  StartManager();
+  ASSERT_TRUE(WaitRegistered(kWidget));
+  ASSERT_TRUE(standin_.WaitForDevices(kWidget, HealthIs("w0", "Healthy"), kWait));
+  // Another client (a debugging tool, say) watches too and stays.
+  auto stub = PluginStub(kWidget);
+  grpc::ClientContext context;
+  auto reader = stub->ListAndWatch(&context, v1beta1::Empty());
+  v1beta1::ListAndWatchResponse response;
+  ASSERT_TRUE(reader->Read(&response));
+  // The kubelet's own stream fails while the kubelet stays up: its devices turn unhealthy there
+  // until devscope registers again, which it must do although a stream is still open.
+  standin_.DropWatch(kWidget);
+  ASSERT_TRUE(standin_.WaitForDevices(kWidget, HealthIs("w0", "Unhealthy"), absl::Seconds(1)));
+  ASSERT_TRUE(WaitRegistered(kWidget, 2));
+  EXPECT_TRUE(standin_.WaitForDevices(kWidget, HealthIs("w0", "Healthy"), absl::Seconds(2)));
+  context.TryCancel();
+  reader->Finish();
+}
+
 TEST_F(PluginTest, TwoResourcesAtOnce) {
   ASSERT_TRUE(standin_.Start(dir_).ok());
   Publish({Dev("w0", kWidget), Dev("g0", kGadget), Dev("g1", kGadget, false)});
