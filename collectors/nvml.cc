@@ -348,6 +348,7 @@ class NvmlCollector : public Collector {
     }
 
     report.samples = Telemetry(device, *uuid, lost);
+    if (!lost) RegisterForXids(device, *uuid);
     const bool events = WithEvents(*uuid);
     if (events) AddXidCount(*uuid, report.samples);
     report.health = Health(*uuid, NVML_INVALID_INSTANCE_ID, xids, lost);
@@ -544,6 +545,21 @@ class NvmlCollector : public Collector {
     return xids_;
   }
 
+  // A GPU that NVML did not list at start (or whose registration failed then) is registered for
+  // XID events when a pass first sees it; tried once per GPU.
+  void RegisterForXids(nvmlDevice_t device, const std::string& uuid) {
+    if (event_set_ == nullptr || WithEvents(uuid) || !xid_tried_.insert(uuid).second) return;
+    const nvmlReturn_t r = api_.RegisterEvents(device, nvmlEventTypeXidCriticalError, event_set_);
+    if (r != NVML_SUCCESS) {
+      Log().warn("collector=nvml device={} nvmlDeviceRegisterEvents: {}: no XID health", uuid,
+                 api_.Error(r));
+      return;
+    }
+    Log().info("collector=nvml device={} registered for XID events", uuid);
+    absl::MutexLock lock(&mu_);
+    xid_counts_[uuid] = 0;
+  }
+
   bool WithEvents(const std::string& uuid) {
     absl::MutexLock lock(&mu_);
     return xid_counts_.count(uuid) > 0;
@@ -581,6 +597,7 @@ class NvmlCollector : public Collector {
         continue;
       }
       uuid[sizeof(uuid) - 1] = '\0';
+      xid_tried_.insert(uuid);
       const nvmlReturn_t r = api_.RegisterEvents(device, nvmlEventTypeXidCriticalError, event_set_);
       if (r != NVML_SUCCESS) {
         Log().warn("collector=nvml device={} nvmlDeviceRegisterEvents: {}: no XID health", uuid,
@@ -591,7 +608,12 @@ class NvmlCollector : public Collector {
       absl::MutexLock lock(&mu_);
       xid_counts_[uuid] = 0;
     }
-    if (registered == 0) return;
+    if (registered == 0) {
+      // Nothing to wait for: no XID health, and no GPU registered later either.
+      api_.EventSetFree(event_set_);
+      event_set_ = nullptr;
+      return;
+    }
     event_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (event_fd_ < 0) Log().warn("collector=nvml eventfd failed: XIDs wait for the next pass");
     event_thread_ = std::thread([this] { EventLoop(); });
@@ -667,6 +689,7 @@ class NvmlCollector : public Collector {
   // Collect's own state (one call at a time, on the runner's thread).
   std::map<unsigned int, DeviceInfo> known_;  // by NVML index: to report a lost GPU
   std::set<std::string> warned_;
+  std::set<std::string> xid_tried_;  // GPUs whose XID registration was tried (Collect's thread)
 
   absl::Notification stop_;
   std::thread event_thread_;  // last: started after everything it reads

@@ -388,6 +388,24 @@ TEST_F(NvmlTest, CriticalXidMakesGpuUnhealthyAndWakesTheRunner) {
   EXPECT_EQ(poll(&pfd, 1, 0), 0);
 }
 
+TEST_F(NvmlTest, AGpuFirstSeenAfterStartIsRegisteredForXids) {
+  AddFullGpu(kGpu0, "00000000:3B:00.0", 0);
+  auto collector = Make();
+  ASSERT_NE(collector, nullptr);
+  // NVML lists a second GPU only now (back from a reset, say).
+  const int late = AddFullGpu(kGpu1, "00000000:86:00.0", 1);
+  EXPECT_FALSE(fake_.registered(late));
+  ASSERT_EQ(Collect(*collector).size(), 2u);
+  EXPECT_TRUE(fake_.registered(late));
+  fake_.inject_xid(late, 48, NVML_INVALID_INSTANCE_ID);
+  const auto reports = CollectUntil(*collector, [](const std::vector<DeviceReport>& r) {
+    return Find(r, kGpu1) != nullptr && !Find(r, kGpu1)->health.healthy;
+  });
+  ASSERT_NE(Find(reports, kGpu1), nullptr);
+  EXPECT_EQ(Find(reports, kGpu1)->health.reason, "xid 48");
+  EXPECT_TRUE(Find(reports, kGpu0)->health.healthy);
+}
+
 TEST_F(NvmlTest, IgnoredXidsLeaveHealthAlone) {
   AddFullGpu(kGpu0, "00000000:3B:00.0", 0);
   config_.nvml_ignored_xids = {13, 31, 43, 45, 68, 94};
