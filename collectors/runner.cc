@@ -178,6 +178,7 @@ void CollectorRunner::RunPass(size_t index) {
     slot.last_error = error;
   }
   if (result.ok()) {
+    bool device_changed = false;
     std::map<std::string, HealthVerdict> seen;
     for (const DeviceReport& device : *result) {
       HealthVerdict verdict{device.health.healthy, device.health.reason};
@@ -192,9 +193,14 @@ void CollectorRunner::RunPass(size_t index) {
                      device.info.id, verdict.reason);
         }
       }
+      if (changed || previous == slot.health_seen.end()) device_changed = true;
       seen.emplace(device.info.id, std::move(verdict));
     }
+    for (const auto& [id, verdict] : slot.health_seen) {
+      if (!seen.contains(id)) device_changed = true;  // vanished
+    }
     slot.health_seen = std::move(seen);
+    if (device_changed) last_device_change_nanos_.store(absl::ToUnixNanos(end));
   }
 
   absl::MutexLock lock(&mu_);

@@ -11,6 +11,7 @@
 #ifndef DEVSCOPE_COLLECTORS_RUNNER_H_
 #define DEVSCOPE_COLLECTORS_RUNNER_H_
 
+#include <atomic>
 #include <map>
 #include <memory>
 #include <string>
@@ -49,6 +50,13 @@ class CollectorRunner {
   // Every collector finished one pass (or overran its first deadline): for /readyz.
   bool first_pass_done() const;
 
+  // When a pass last found a device that appeared, vanished or changed health: what changes the
+  // kubelet's allocatable devices. InfinitePast before any. Any thread.
+  absl::Time last_device_change() const {
+    const int64_t nanos = last_device_change_nanos_.load(std::memory_order_relaxed);
+    return nanos == 0 ? absl::InfinitePast() : absl::FromUnixNanos(nanos);
+  }
+
   // Runs one pass of every collector synchronously on the calling thread (tests, benchmarks).
   // Not to be mixed with Start().
   void CollectOnceForTest();
@@ -85,6 +93,7 @@ class CollectorRunner {
   mutable absl::Mutex mu_;
   std::vector<SlotState> states_ ABSL_GUARDED_BY(mu_);
 
+  std::atomic<int64_t> last_device_change_nanos_{0};  // 0: none yet
   absl::Notification stop_;
   int stop_fd_ = -1;      // eventfd written on Stop, so poll(2) in each thread wakes up
   bool started_ = false;  // Start/Stop are called by the owner's thread only

@@ -62,21 +62,24 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Start(const Config& config) {
          web_config = *std::move(loaded);
          return absl::OkStatus();
        }},
+      {"start collectors",
+       [&]() -> absl::Status {
+         p.collectors =
+             std::make_unique<CollectorRunner>(MakeEnabledCollectors(p.config), p.config);
+         p.collectors->Start();
+         return absl::OkStatus();
+       }},
       {"start pod-resources poller",
        [&]() -> absl::Status {
          PollerOptions options;
          options.socket_path = p.config.pod_resources_socket;
          options.interval = p.config.pod_resources_interval;
          options.max_message_size = p.config.pod_resources_max_message_size;
+         // A device that appears, vanishes or changes health changes the kubelet's allocatable.
+         CollectorRunner* collectors = p.collectors.get();
+         options.last_device_change = [collectors] { return collectors->last_device_change(); };
          p.poller = std::make_unique<PodResourcesPoller>(options, *p.registry);
          p.poller->Start();
-         return absl::OkStatus();
-       }},
-      {"start collectors",
-       [&]() -> absl::Status {
-         p.collectors =
-             std::make_unique<CollectorRunner>(MakeEnabledCollectors(p.config), p.config);
-         p.collectors->Start();
          return absl::OkStatus();
        }},
       {"start HTTP server",

@@ -417,8 +417,25 @@ void PodResourcesPoller::MaybeRefreshAllocatable(const v1::ListPodResourcesRespo
                                                  absl::Time now) {
   const bool never = allocatable_attempt_ == absl::InfinitePast();
   const absl::Duration since_attempt = now - allocatable_attempt_;
+  if (options_.last_device_change) {
+    const absl::Time change = options_.last_device_change();
+    if (change > device_change_seen_) {
+      device_change_seen_ = change;
+      allocatable_due_.clear();  // a later change restarts the schedule
+      for (absl::Duration after : options_.allocatable_after_device_change) {
+        allocatable_due_.push_back(change + after);
+      }
+    }
+  }
   bool due = false;
-  if (never) {
+  if (!allocatable_due_.empty() && now >= allocatable_due_.front() &&
+      support_[kAllocatable] != Support::kUnsupported) {
+    // Every refresh owed by now is paid by this one call.
+    while (!allocatable_due_.empty() && now >= allocatable_due_.front()) {
+      allocatable_due_.erase(allocatable_due_.begin());
+    }
+    due = true;
+  } else if (never) {
     due = true;
   } else if (support_[kAllocatable] == Support::kUnsupported) {
     due = since_attempt >= options_.unsupported_reprobe;

@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <random>
@@ -47,6 +48,15 @@ struct PollerOptions {
   // How often a method found unsupported (Unimplemented, or switched off by a feature gate) is
   // probed again: a kubelet upgrade can add it.
   absl::Duration unsupported_reprobe = absl::Minutes(5);
+  // When a collector last saw a device appear, vanish or change health (InfinitePast: never;
+  // none: null). The kubelet's allocatable devices are its healthy ones, so each change asks
+  // GetAllocatableResources again at each of these delays after it: time for the device plugin's
+  // ListAndWatch update to reach the kubelet (devscope's own plugin takes milliseconds; a vendor
+  // plugin may take seconds). Looked at once per poll: the metrics follow within about an
+  // interval after the first delay.
+  std::function<absl::Time()> last_device_change;
+  std::vector<absl::Duration> allocatable_after_device_change = {absl::Milliseconds(500),
+                                                                  absl::Seconds(10)};
 };
 
 // The canonical gRPC code name, as the metrics label it: OK, UNAVAILABLE, RESOURCE_EXHAUSTED, ...
@@ -130,6 +140,8 @@ class PodResourcesPoller {
   absl::flat_hash_map<std::string, absl::flat_hash_set<std::string>> allocatable_known_;
   absl::Time allocatable_success_ = absl::InfinitePast();
   absl::Time allocatable_attempt_ = absl::InfinitePast();
+  absl::Time device_change_seen_ = absl::InfinitePast();
+  std::vector<absl::Time> allocatable_due_;  // refreshes owed to device changes, earliest first
   absl::Time get_probe_ = absl::InfinitePast();
   std::mt19937_64 rng_;  // jitter for backoff
 

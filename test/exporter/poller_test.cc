@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include <filesystem>
+#include <atomic>
 #include <functional>
 #include <map>
 #include <memory>
@@ -334,6 +335,42 @@ TEST_F(PollerTest, AllocatableAskedAgainForAnUnknownDeviceButNotOnEveryPoll) {
   const int settled = standin_->CallCount("GetAllocatableResources");
   absl::SleepFor(absl::Milliseconds(700));
   EXPECT_EQ(standin_->CallCount("GetAllocatableResources"), settled);
+}
+
+TEST_F(PollerTest, AllocatableFollowsADeviceHealthChangeWithinTheDelays) {
+  StartStandin();
+  v1::AllocatableResourcesResponse allocatable;
+  *allocatable.add_devices() = MakeDevices("example.com/widget", {"w0", "w1"}, {0});
+  standin_->SetAllocatable(allocatable);
+  // Shared: the poller's thread reads it until TearDown stops the poller.
+  auto last_change = std::make_shared<std::atomic<int64_t>>(0);
+  StartPoller(absl::Milliseconds(20), [&](PollerOptions& o) {
+    o.last_device_change = [last_change] {
+      const int64_t nanos = last_change->load();
+      return nanos == 0 ? absl::InfinitePast() : absl::FromUnixNanos(nanos);
+    };
+    o.allocatable_after_device_change = {absl::Milliseconds(200), absl::Milliseconds(700)};
+  });
+  ASSERT_TRUE(WaitFor([&] { return Current() != nullptr && Current()->allocatable.has_value(); }));
+  const int first = standin_->CallCount("GetAllocatableResources");
+  absl::SleepFor(absl::Milliseconds(300));
+  EXPECT_EQ(standin_->CallCount("GetAllocatableResources"), first);  // nothing changed
+
+  // w1 turns unhealthy: the kubelet drops it from allocatable, and a collector saw the change.
+  allocatable.clear_devices();
+  *allocatable.add_devices() = MakeDevices("example.com/widget", {"w0"}, {0});
+  standin_->SetAllocatable(allocatable);
+  const absl::Time changed = absl::Now();
+  last_change->store(absl::ToUnixNanos(changed));
+  ASSERT_TRUE(WaitFor([&] { return Current()->allocatable->devices[0].device_ids.size() == 1; }));
+  const absl::Duration took = absl::Now() - changed;
+  EXPECT_GE(took, absl::Milliseconds(150));  // after the delay that lets the plugin's update land
+  EXPECT_LT(took, absl::Seconds(1));
+  EXPECT_EQ(standin_->CallCount("GetAllocatableResources"), first + 1);
+  // The second, later look (for a slower vendor plugin), then quiet.
+  ASSERT_TRUE(WaitFor([&] { return standin_->CallCount("GetAllocatableResources") == first + 2; }));
+  absl::SleepFor(absl::Milliseconds(500));
+  EXPECT_EQ(standin_->CallCount("GetAllocatableResources"), first + 2);
 }
 
 TEST_F(PollerTest, ThrottlingBacksOffWithoutACallStorm) {

@@ -13,6 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "demo/standin_pod_resources.h"
 #include "demo/standin_registration.h"
 #include "deviceplugin/v1beta1/api.grpc.pb.h"
 #include "gmock/gmock.h"
@@ -149,6 +150,47 @@ TEST_F(DevicePluginTest, HealthFileFlipReachesTheKubeletWithinOneSecond) {
                                    {{"device", "widget-3"}});
   ASSERT_EQ(healthy.size(), 1u);
   EXPECT_EQ(healthy[0].value, 1);
+}
+
+TEST_F(DevicePluginTest, AHealthFlipReachesTheNodesAllocatableMetricWithinTwoSeconds) {
+  // The kubelet's pod-resources side: allocatable is the healthy devices the plugin streams.
+  auto pod_resources = PodResourcesStandin::Start(dir_ + "/pr/kubelet.sock");
+  ASSERT_TRUE(pod_resources.ok()) << pod_resources.status();
+  auto follow_the_stream = [&] {
+    v1::AllocatableResourcesResponse allocatable;
+    for (const auto& device : kubelet_.Devices(kWidget)) {
+      if (device.health() == "Healthy") *allocatable.add_devices() = MakeDevices(kWidget, {device.id()});
+    }
+    (*pod_resources)->SetAllocatable(allocatable);
+  };
+  follow_the_stream();
+  auto allocatable = [&] {
+    auto samples = FindSamples(devscope_->HttpGet("/metrics").body,
+                               "devscope_node_allocatable_devices", {{"resource", kWidget}});
+    return samples.size() == 1 ? samples[0].value : -1;
+  };
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (allocatable() != 4 && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(50));
+  ASSERT_EQ(allocatable(), 4);
+
+  for (const auto& [state, want] : {std::pair{"Unhealthy", 3}, std::pair{"Healthy", 4}}) {
+    const absl::Time start = absl::Now();
+    WriteFile(dir_ + "/devices/widget-1/health", absl::StrCat(state, "\n"));
+    ASSERT_TRUE(kubelet_.WaitForDevices(
+        kWidget, [&](const auto& devices) { return HealthOf(devices, "widget-1") == state; },
+        absl::Seconds(5)));
+    follow_the_stream();  // the kubelet updates allocatable on the plugin's stream update
+    while (allocatable() != want && absl::Now() - start < absl::Seconds(5)) {
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+    const absl::Duration took = absl::Now() - start;
+    std::printf("health file -> devscope_node_allocatable_devices (%s): %s\n", state,
+                absl::FormatDuration(took).c_str());
+    EXPECT_EQ(allocatable(), want);
+    // The first poll (every 1 s) at least 500 ms after the collector saw the change asks the kubelet.
+    EXPECT_LT(took, absl::Seconds(2));
+  }
+  (*pod_resources)->Stop();
 }
 
 TEST_F(DevicePluginTest, ReRegistersWithinOneSecondOfAKubeletRestart) {
