@@ -404,8 +404,17 @@ class NvmlCollector : public Collector {
                                   ": its MIG capability node is not handed out"));
             continue;
           }
-          AddNode(mig_info.allocate, absl::StrCat("nvidia-caps/nvidia-cap", cap_minor->second),
-                  /*required=*/false);
+          const std::string node = absl::StrCat("nvidia-caps/nvidia-cap", cap_minor->second);
+          std::error_code ec;
+          if (!fs::exists(absl::StrCat(devfs_, "/", node), ec)) {
+            // The driver creates these nodes only on request (nvidia-modprobe, or
+            // `nvidia-ctk system create-device-nodes`): say so rather than hand out a dead path.
+            WarnOnce(absl::StrCat("mig-node/", node),
+                     absl::StrCat("device=", *mig_uuid, " ", devfs_, "/", node,
+                                  " does not exist: its MIG capability node is not handed out"));
+            continue;
+          }
+          AddNode(mig_info.allocate, node, /*required=*/true);
         }
       }
       mig_report.samples = Telemetry(mig, *mig_uuid, mig_lost);
