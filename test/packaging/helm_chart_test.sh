@@ -138,7 +138,7 @@ cat >"$tmp/custom.want" <<'ARGS'
 --config.file=/etc/devscope/config.yaml
 --log.level=debug
 --log.format=json
---web.config.file=/etc/devscope/web/web.yaml
+--web.config.file=/etc/devscope-web/web.yaml
 --log.level=debug
 ARGS
 diff -u "$tmp/custom.want" "$tmp/custom.args" >"$tmp/args.diff" || fail "custom args differ: $(cat "$tmp/args.diff")"
@@ -148,7 +148,11 @@ expect "hostPath volumes (custom)" "$(q custom DaemonSet '.spec.template.spec.vo
 expect "web config and TLS Secrets (custom)" "$(q custom DaemonSet '.spec.template.spec.volumes[] | select(.secret) | "\(.name)=\(.secret.secretName)"' | tr '\n' ' ')" \
   "web-config=devscope-web web-tls=devscope-tls "
 expect "web config and TLS mounts (custom)" "$(q custom DaemonSet '.spec.template.spec.containers[0].volumeMounts[] | select(.name | startswith("web-")) | "\(.mountPath):\(.readOnly)"' | tr '\n' ' ')" \
-  "/etc/devscope/web:true /etc/devscope/tls:true "
+  "/etc/devscope-web:true /etc/devscope-tls:true "
+# A mount inside another would need a mount point made in the outer volume, which is read-only.
+nested=$(q custom DaemonSet '[.spec.template.spec.containers[0].volumeMounts[].mountPath] as $m |
+  $m[] as $a | $m[] as $b | select($b | startswith($a + "/")) | "\($b) inside \($a)"')
+[[ -z $nested ]] || fail "volume mounts nested in others: $nested"
 expect "probes over HTTPS (custom)" "$(q custom DaemonSet '.spec.template.spec.containers[0] | "\(.livenessProbe.httpGet.scheme) \(.readinessProbe.httpGet.scheme)"')" "HTTPS HTTPS"
 expect "no web Secrets (default)" "$(q default DaemonSet '[.spec.template.spec.volumes[] | select(.secret)] | length')" 0
 expect "ServiceMonitor scheme and TLS" "$(q custom ServiceMonitor '.spec.endpoints[0] | "\(.scheme) \(.tlsConfig.serverName) \(.basicAuth.username.name)"')" \
