@@ -1,11 +1,12 @@
 // The real binary at the size the issues name, measured from outside: 250 pods x 4 containers x
 // 4 devices in pod-resources (the stand-in), a devicedir of 1,024 devices whose IDs are the first
 // 1,024 allocated ones (so 1,024 telemetry sets carry holder labels), polled every second.
-// Reports the median HTTP scrape time (back to back, and 10 s apart), the resident memory after warm-up and
-// every 30 s for two minutes of polls and scrapes (growth would show a leak), and, as a reference
-// in the same run, the median time of GET /healthz (the HTTP round trip with no rendering). Then
-// the same node served over HTTPS (tls_server_config, P-256 certificate), each GET on a new
-// connection as the worst case (Prometheus keeps its connections open): what TLS adds per scrape.
+// Reports the median HTTP scrape time (back to back, and 10 s apart), the resident memory after
+// warm-up and every 30 s for two minutes of polls and scrapes (growth would show a leak), and, as a
+// reference in the same run, the median time of GET /healthz (the HTTP round trip with no
+// rendering). Then the same node served over HTTPS (tls_server_config, P-256 certificate), each GET
+// on a new connection as the worst case (Prometheus keeps its connections open): what TLS adds per
+// scrape.
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -88,11 +89,11 @@ int Main() {
   }
   (*standin)->SetRateLimit(0, 0);
   (*standin)->SetPods(fleet);
-  auto process = DevscopeProcess::Start(
-      {"--kubelet.pod-resources-socket=" + dir + "/kubelet.sock",
-       "--web.listen-address=127.0.0.1:0", "--no-device-plugin",
-       "--collector.devicedir.path=" + devices, "--no-collector.nvml", "--no-collector.drm",
-       "--no-collector.netdev", "--path.devfs=" + dir});
+  auto process = DevscopeProcess::Start({"--kubelet.pod-resources-socket=" + dir + "/kubelet.sock",
+                                         "--web.listen-address=127.0.0.1:0", "--no-device-plugin",
+                                         "--collector.devicedir.path=" + devices,
+                                         "--no-collector.nvml", "--no-collector.drm",
+                                         "--no-collector.netdev", "--path.devfs=" + dir});
   if (!process.ok()) {
     std::cerr << process.status() << "\n";
     return 1;
@@ -119,8 +120,9 @@ int Main() {
   std::printf("  GET /healthz median         %.3f ms (reference)\n", MedianMs(reference));
   std::printf("  GET /metrics median         %.3f ms (%.1fx reference)\n", MedianMs(scrapes),
               MedianMs(scrapes) / MedianMs(reference));
-  std::printf("  GET /metrics 10 s apart     %.3f ms (median; most follow a collector pass: fresh text)\n",
-              MedianMs(scrapes_after));
+  std::printf(
+      "  GET /metrics 10 s apart     %.3f ms (median; most follow a collector pass: fresh text)\n",
+      MedianMs(scrapes_after));
   std::printf("  RSS after 5 s               %.1f MiB\n", rss_warm);
   for (size_t i = 0; i < rss_over_time.size(); ++i) {
     std::printf("  RSS after %3zu s             %.1f MiB\n", 5 + 30 * (i + 1), rss_over_time[i]);
@@ -131,13 +133,14 @@ int Main() {
   // The same node over HTTPS.
   const std::string key = dir + "/tls.key", cert = dir + "/tls.crt";
   if (std::system(("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 "
-                   "-subj /CN=devscope -addext subjectAltName=IP:127.0.0.1 -keyout " + key +
-                   " -out " + cert + " >/dev/null 2>&1").c_str()) != 0) {
+                   "-subj /CN=devscope -addext subjectAltName=IP:127.0.0.1 -keyout " +
+                   key + " -out " + cert + " >/dev/null 2>&1")
+                      .c_str()) != 0) {
     std::cerr << "openssl could not make a certificate\n";
     return 1;
   }
-  std::ofstream(dir + "/web.yaml") << "tls_server_config:\n  cert_file: " << cert
-                                   << "\n  key_file: " << key << "\n";
+  std::ofstream(dir + "/web.yaml")
+      << "tls_server_config:\n  cert_file: " << cert << "\n  key_file: " << key << "\n";
   auto tls_process = DevscopeProcess::Start(
       {"--kubelet.pod-resources-socket=" + dir + "/kubelet.sock",
        "--web.listen-address=127.0.0.1:0", "--no-device-plugin",

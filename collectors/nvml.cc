@@ -395,8 +395,8 @@ class NvmlCollector : public Collector {
       if (minor_known && gpu_instance != NVML_INVALID_INSTANCE_ID &&
           compute_instance != NVML_INVALID_INSTANCE_ID) {
         const std::string gi = absl::StrCat("gpu", minor, "/gi", gpu_instance);
-        for (const std::string& cap : {absl::StrCat(gi, "/access"),
-                                       absl::StrCat(gi, "/ci", compute_instance, "/access")}) {
+        for (const std::string& cap :
+             {absl::StrCat(gi, "/access"), absl::StrCat(gi, "/ci", compute_instance, "/access")}) {
           auto cap_minor = mig_minors.find(cap);
           if (cap_minor == mig_minors.end()) {
             WarnOnce(absl::StrCat("mig-minor/", cap),
@@ -439,9 +439,9 @@ class NvmlCollector : public Collector {
     std::map<std::string, unsigned int> minors;
     auto text = ReadSmallFile(mig_minors_file_, 1 << 20);
     if (!text.ok()) {
-      WarnOnce("mig-minors", absl::StrCat("cannot read ", mig_minors_file_, " (",
-                                          text.status().message(),
-                                          "): MIG devices get no capability nodes"));
+      WarnOnce("mig-minors",
+               absl::StrCat("cannot read ", mig_minors_file_, " (", text.status().message(),
+                            "): MIG devices get no capability nodes"));
       return minors;
     }
     for (absl::string_view line : absl::StrSplit(*text, '\n', absl::SkipWhitespace())) {

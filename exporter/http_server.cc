@@ -9,10 +9,10 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
-#include "absl/strings/strip.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "civetweb.h"
 #include "common/log.h"
 
@@ -57,7 +57,8 @@ std::string LandingPage(const std::string& telemetry_path) {
   return absl::StrCat(
       "<!DOCTYPE html>\n<html><head><title>devscope</title></head><body>\n"
       "<h1>devscope</h1>\n<p>Which pod holds which device, and how that device is doing.</p>\n"
-      "<ul>\n<li><a href=\"", telemetry_path, "\">Metrics</a></li>\n",
+      "<ul>\n<li><a href=\"",
+      telemetry_path, "\">Metrics</a></li>\n",
       "<li><a href=\"/healthz\">Health</a></li>\n<li><a href=\"/readyz\">Readiness</a></li>\n",
       "</ul>\n</body></html>\n");
 }
@@ -66,10 +67,10 @@ std::string LandingPage(const std::string& telemetry_path) {
 
 void HttpServer::Send(mg_connection* conn, int status, absl::string_view content_type,
                       absl::string_view body, absl::string_view extra_headers) const {
-  const std::string head = absl::StrCat(
-      "HTTP/1.1 ", status, " ", mg_get_response_code_text(conn, status), "\r\n",
-      "Content-Type: ", content_type, "\r\nContent-Length: ", body.size(), "\r\n",
-      "Cache-Control: no-store\r\n", response_headers_, extra_headers, "\r\n");
+  const std::string head =
+      absl::StrCat("HTTP/1.1 ", status, " ", mg_get_response_code_text(conn, status), "\r\n",
+                   "Content-Type: ", content_type, "\r\nContent-Length: ", body.size(), "\r\n",
+                   "Cache-Control: no-store\r\n", response_headers_, extra_headers, "\r\n");
   mg_write(conn, head.data(), head.size());
   const mg_request_info* request = mg_get_request_info(conn);
   if (request != nullptr && std::strcmp(request->request_method, "HEAD") == 0) return;
@@ -133,8 +134,13 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(HttpServerOptions 
     };
   }
   // Few threads: a node agent is scraped by one or two Prometheus servers.
-  const char* civet_options[] = {"listening_ports", listening_ports.c_str(), "num_threads", "4",
-                                 "request_timeout_ms", "10000", nullptr};
+  const char* civet_options[] = {"listening_ports",
+                                 listening_ports.c_str(),
+                                 "num_threads",
+                                 "4",
+                                 "request_timeout_ms",
+                                 "10000",
+                                 nullptr};
   // CivetWeb logs a bind failure itself; route it through our logger instead of stderr.
   callbacks.log_message = [](const mg_connection*, const char* message) {
     Log().warn("http server: {}", message);

@@ -83,7 +83,7 @@ absl::Status EnableCivetWebTls() {
 
 struct TlsServer::KeyPair {
   X509* certificate = nullptr;
-  STACK_OF(X509)* chain = nullptr;
+  STACK_OF(X509) * chain = nullptr;
   EVP_PKEY* key = nullptr;
   KeyPair() = default;
   KeyPair(const KeyPair&) = delete;
@@ -101,7 +101,8 @@ using BioPtr = std::unique_ptr<BIO, decltype(&BIO_free)>;
 
 absl::StatusOr<BioPtr> ReadPem(const std::string& path) {
   auto text = ReadSmallFile(path, 1 << 20);
-  if (!text.ok()) return absl::InvalidArgumentError(absl::StrCat(path, ": ", text.status().message()));
+  if (!text.ok())
+    return absl::InvalidArgumentError(absl::StrCat(path, ": ", text.status().message()));
   // BIO_new_mem_buf does not copy: the text goes into a memory BIO that owns its copy.
   BioPtr bio(BIO_new(BIO_s_mem()), &BIO_free);
   if (bio == nullptr || BIO_write(bio.get(), text->data(), static_cast<int>(text->size())) !=
@@ -114,8 +115,8 @@ absl::StatusOr<BioPtr> ReadPem(const std::string& path) {
 }  // namespace
 
 bool TlsServer::FileStamp::operator==(const FileStamp& other) const {
-  return inode == other.inode && size == other.size &&
-         modified.tv_sec == other.modified.tv_sec && modified.tv_nsec == other.modified.tv_nsec;
+  return inode == other.inode && size == other.size && modified.tv_sec == other.modified.tv_sec &&
+         modified.tv_nsec == other.modified.tv_nsec;
 }
 
 TlsServer::FileStamp TlsServer::Stamp(const std::string& path) {
@@ -159,20 +160,22 @@ absl::StatusOr<std::shared_ptr<const TlsServer::KeyPair>> TlsServer::LoadKeyPair
 TlsServer::~TlsServer() = default;
 
 absl::StatusOr<std::unique_ptr<TlsServer>> TlsServer::Create(const TlsServerConfig& config,
-                                                              prometheus::Registry* registry) {
+                                                             prometheus::Registry* registry) {
   std::unique_ptr<TlsServer> server(new TlsServer(config));
   if (registry != nullptr) {
     server->expiry_ = &prometheus::BuildGauge()
                            .Name("devscope_tls_certificate_expiry_timestamp_seconds")
-                           .Help("Unix time at which the certificate devscope serves HTTPS with "
-                                 "expires (tls_server_config.cert_file, as last loaded).")
+                           .Help(
+                               "Unix time at which the certificate devscope serves HTTPS with "
+                               "expires (tls_server_config.cert_file, as last loaded).")
                            .Register(*registry)
                            .Add({});
     server->reload_failures_ =
         &prometheus::BuildCounter()
              .Name("devscope_tls_certificate_reload_failures_total")
-             .Help("Changed certificate or key files that did not load; the previous pair stays "
-                   "in service.")
+             .Help(
+                 "Changed certificate or key files that did not load; the previous pair stays "
+                 "in service.")
              .Register(*registry)
              .Add({});
   }
@@ -247,8 +250,8 @@ int TlsServer::CertificateCallback(SSL* ssl, void* self) {
 
 absl::Status TlsServer::Configure(SSL_CTX* ctx) {
   auto fail = [](absl::string_view what) {
-    return absl::InvalidArgumentError(absl::StrCat("tls_server_config: ", what, ": ",
-                                                   OpenSslErrors()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("tls_server_config: ", what, ": ", OpenSslErrors()));
   };
   if (SSL_CTX_set_min_proto_version(ctx, config_.min_version) != 1 ||
       SSL_CTX_set_max_proto_version(ctx, config_.max_version) != 1) {

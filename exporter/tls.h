@@ -72,9 +72,10 @@ class TlsServer {
   std::shared_ptr<const KeyPair> pair_;  // never null after Create
   FileStamp cert_stamp_, key_stamp_;
   absl::Time last_check_ = absl::InfinitePast();
-  bool reload_failing_ = false;  // to log a failing reload once, not per connection
-  prometheus::Gauge* expiry_ = nullptr;           // devscope_tls_certificate_expiry_timestamp_seconds
-  prometheus::Counter* reload_failures_ = nullptr;  // devscope_tls_certificate_reload_failures_total
+  bool reload_failing_ = false;          // to log a failing reload once, not per connection
+  prometheus::Gauge* expiry_ = nullptr;  // devscope_tls_certificate_expiry_timestamp_seconds
+  prometheus::Counter* reload_failures_ =
+      nullptr;  // devscope_tls_certificate_reload_failures_total
 };
 
 }  // namespace devscope

@@ -5,17 +5,17 @@
 
 #include <cstring>
 #include <filesystem>
-#include <memory>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <vector>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
-#include "absl/strings/strip.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
 #include "common/files.h"
 #include "yaml-cpp/yaml.h"
 
@@ -101,8 +101,9 @@ absl::StatusOr<TlsServerConfig> ParseTls(const std::string& path, const YAML::No
       for (const auto& curve : value) {
         auto group = GroupName(curve.as<std::string>());
         if (!group) {
-          return At(path, curve, "curve_preferences: not one of CurveP256, CurveP384, "
-                                 "CurveP521, X25519");
+          return At(path, curve,
+                    "curve_preferences: not one of CurveP256, CurveP384, "
+                    "CurveP521, X25519");
         }
         groups.push_back(*group);
       }
@@ -110,10 +111,11 @@ absl::StatusOr<TlsServerConfig> ParseTls(const std::string& path, const YAML::No
     } else if (key == "prefer_server_cipher_suites") {
       tls.prefer_server_cipher_suites = value.as<bool>();
     } else if (key == "cert" || key == "key" || key == "client_allowed_sans") {
-      return At(path, entry.first, absl::StrCat("tls_server_config.", key,
-                                                " is not supported (use cert_file and key_file; "
-                                                "client certificates are checked against "
-                                                "client_ca_file only)"));
+      return At(path, entry.first,
+                absl::StrCat("tls_server_config.", key,
+                             " is not supported (use cert_file and key_file; "
+                             "client certificates are checked against "
+                             "client_ca_file only)"));
     } else {
       return At(path, entry.first, absl::StrCat("unknown key \"tls_server_config.", key, "\""));
     }
@@ -127,7 +129,8 @@ absl::StatusOr<TlsServerConfig> ParseTls(const std::string& path, const YAML::No
   using ClientAuth = TlsServerConfig::ClientAuth;
   // As the toolkit: a client CA without a type means every client must present a certificate
   // signed by it.
-  if (!client_auth) client_auth = tls.client_ca_file.empty() ? "NoClientCert" : "RequireAndVerifyClientCert";
+  if (!client_auth)
+    client_auth = tls.client_ca_file.empty() ? "NoClientCert" : "RequireAndVerifyClientCert";
   const std::map<std::string, ClientAuth> types = {
       {"NoClientCert", ClientAuth::kNone},
       {"RequestClientCert", ClientAuth::kRequest},
@@ -136,18 +139,21 @@ absl::StatusOr<TlsServerConfig> ParseTls(const std::string& path, const YAML::No
       {"RequireAndVerifyClientCert", ClientAuth::kRequireAndVerify}};
   auto type = types.find(*client_auth);
   if (type == types.end()) {
-    return At(path, node, absl::StrCat("tls_server_config: unknown client_auth_type ", *client_auth));
+    return At(path, node,
+              absl::StrCat("tls_server_config: unknown client_auth_type ", *client_auth));
   }
   tls.client_auth = type->second;
   const bool verifies = tls.client_auth == ClientAuth::kVerifyIfGiven ||
                         tls.client_auth == ClientAuth::kRequireAndVerify;
   if (verifies && tls.client_ca_file.empty()) {
-    return At(path, node, absl::StrCat("tls_server_config: client_auth_type ", *client_auth,
-                                       " needs client_ca_file"));
+    return At(path, node,
+              absl::StrCat("tls_server_config: client_auth_type ", *client_auth,
+                           " needs client_ca_file"));
   }
   if (!verifies && !tls.client_ca_file.empty()) {
-    return At(path, node, absl::StrCat("tls_server_config: client_ca_file is given but ",
-                                       *client_auth, " does not verify client certificates"));
+    return At(path, node,
+              absl::StrCat("tls_server_config: client_ca_file is given but ", *client_auth,
+                           " does not verify client certificates"));
   }
   return tls;
 }
@@ -157,8 +163,8 @@ absl::Status ParseHttpServerConfig(const std::string& path, const YAML::Node& no
   if (!node.IsMap()) return At(path, node, "http_server_config is not a mapping");
   // The headers the exporter toolkit lets a config set.
   static const std::set<std::string> kAllowedHeaders = {
-      "Content-Security-Policy", "X-Frame-Options", "X-Content-Type-Options",
-      "X-XSS-Protection", "Strict-Transport-Security"};
+      "Content-Security-Policy", "X-Frame-Options", "X-Content-Type-Options", "X-XSS-Protection",
+      "Strict-Transport-Security"};
   for (const auto& entry : node) {
     const std::string key = entry.first.as<std::string>();
     if (key == "http2") {
@@ -170,8 +176,8 @@ absl::Status ParseHttpServerConfig(const std::string& path, const YAML::Node& no
         const std::string name = header.first.as<std::string>();
         const std::string value = header.second.as<std::string>();
         if (!kAllowedHeaders.contains(name)) {
-          return At(path, header.first, absl::StrCat("http_server_config.headers: ", name,
-                                                     " cannot be set"));
+          return At(path, header.first,
+                    absl::StrCat("http_server_config.headers: ", name, " cannot be set"));
         }
         if (value.find_first_of("\r\n") != std::string::npos) {
           return At(path, header.second, "a header value may not contain a line break");

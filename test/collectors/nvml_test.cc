@@ -323,9 +323,9 @@ TEST_F(NvmlTest, MigDevicesGetTheCapabilityNodesOfTheirInstances) {
         "config 1\nmonitor 2\ngpu3/gi1/access 30\ngpu3/gi1/ci0/access 31\n"
         "gpu3/gi2/access 39\ngpu3/gi2/ci0/access 40\ngpu3/gi2/ci1/access 41\n"
         "gpu0/gi1/access 3\ngpu0/gi1/ci0/access 4\n");
-  for (const char* node : {"nvidia3", "nvidiactl", "nvidia-caps/nvidia-cap30",
-                           "nvidia-caps/nvidia-cap31", "nvidia-caps/nvidia-cap39",
-                           "nvidia-caps/nvidia-cap41"}) {
+  for (const char* node :
+       {"nvidia3", "nvidiactl", "nvidia-caps/nvidia-cap30", "nvidia-caps/nvidia-cap31",
+        "nvidia-caps/nvidia-cap39", "nvidia-caps/nvidia-cap41"}) {
     Write(config_.devfs + "/" + node, "");
   }
   config_.nvml.advertise_resource = "nvidia.com/gpu";
@@ -339,17 +339,14 @@ TEST_F(NvmlTest, MigDevicesGetTheCapabilityNodesOfTheirInstances) {
   const std::string dev = config_.devfs + "/";
   // The parent's node and the control node, then the GPU instance's and compute instance's caps.
   EXPECT_THAT(NodePaths(*m1),
-              ElementsAre(dev + "nvidia3", dev + "nvidiactl",
-                                     dev + "nvidia-caps/nvidia-cap30",
-                                     dev + "nvidia-caps/nvidia-cap31"));
+              ElementsAre(dev + "nvidia3", dev + "nvidiactl", dev + "nvidia-caps/nvidia-cap30",
+                          dev + "nvidia-caps/nvidia-cap31"));
   EXPECT_THAT(NodePaths(*m2),
-              ElementsAre(dev + "nvidia3", dev + "nvidiactl",
-                                     dev + "nvidia-caps/nvidia-cap39",
-                                     dev + "nvidia-caps/nvidia-cap41"));
+              ElementsAre(dev + "nvidia3", dev + "nvidiactl", dev + "nvidia-caps/nvidia-cap39",
+                          dev + "nvidia-caps/nvidia-cap41"));
   EXPECT_EQ(m1->info.allocate.device_nodes[2].container_path, "/dev/nvidia-caps/nvidia-cap30");
   // The whole GPU gets none: with MIG on it is not what pods are given.
-  EXPECT_THAT(NodePaths(*Find(reports, kGpu0)),
-              ElementsAre(dev + "nvidia3", dev + "nvidiactl"));
+  EXPECT_THAT(NodePaths(*Find(reports, kGpu0)), ElementsAre(dev + "nvidia3", dev + "nvidiactl"));
 }
 
 TEST_F(NvmlTest, MigDevicesWithoutTheMinorsTableKeepTheParentsNodes) {

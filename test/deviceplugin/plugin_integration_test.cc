@@ -267,7 +267,8 @@ TEST_F(PluginTest, DevicesAppearAndDisappear) {
   StartManager();
   ASSERT_TRUE(standin_.WaitForDevices(kWidget, IdsAre({"w0", "w1"}), kWait));
   Publish({Dev("w0", kWidget), Dev("w1", kWidget), Dev("w10", kWidget), Dev("w2", kWidget)});
-  ASSERT_TRUE(standin_.WaitForDevices(kWidget, IdsAre({"w0", "w1", "w2", "w10"}), absl::Seconds(1)));
+  ASSERT_TRUE(
+      standin_.WaitForDevices(kWidget, IdsAre({"w0", "w1", "w2", "w10"}), absl::Seconds(1)));
   Publish({Dev("w2", kWidget)});
   ASSERT_TRUE(standin_.WaitForDevices(kWidget, IdsAre({"w2"}), absl::Seconds(1)));
   Publish({});  // every device gone: the resource streams an empty list, still registered
@@ -291,7 +292,8 @@ AllocateSpec FullSpec(const std::string& id) {
 
 TEST_F(PluginTest, AllocateAnswersWhatTheDevicesDeclare) {
   ASSERT_TRUE(standin_.Start(dir_).ok());
-  Publish({Dev("w0", kWidget, true, 0, FullSpec("w0")), Dev("w1", kWidget, true, 0, FullSpec("w1"))});
+  Publish(
+      {Dev("w0", kWidget, true, 0, FullSpec("w0")), Dev("w1", kWidget, true, 0, FullSpec("w1"))});
   StartManager();
   ASSERT_TRUE(standin_.WaitForDevices(kWidget, IdsAre({"w0", "w1"}), kWait));
 
@@ -304,7 +306,7 @@ TEST_F(PluginTest, AllocateAnswersWhatTheDevicesDeclare) {
   ASSERT_EQ(one->devices_size(), 2);
   EXPECT_EQ(one->devices(0).host_path(), "/dev/" + id);
   EXPECT_EQ(one->devices(0).container_path(), "/dev/" + id);  // defaults to the host path
-  EXPECT_EQ(one->devices(0).permissions(), "rw");              // default
+  EXPECT_EQ(one->devices(0).permissions(), "rw");             // default
   EXPECT_EQ(one->devices(1).container_path(), "/dev/ctl");
   EXPECT_EQ(one->devices(1).permissions(), "r");
   EXPECT_EQ(one->envs().at("WIDGET_VISIBLE"), id);
@@ -399,7 +401,8 @@ TEST_F(PluginTest, PreferredAllocationPackVersusSpread) {
   // NUMA 0: 4 devices, NUMA 1: 2 devices, for both resources.
   for (const char* resource : {kWidget, kGadget}) {
     std::string p = resource == std::string(kWidget) ? "w" : "g";
-    for (int i = 0; i < 6; ++i) devices.push_back(Dev(p + std::to_string(i), resource, true, i < 4 ? 0 : 1));
+    for (int i = 0; i < 6; ++i)
+      devices.push_back(Dev(p + std::to_string(i), resource, true, i < 4 ? 0 : 1));
   }
   Publish(devices);
   StartManager();
@@ -436,7 +439,10 @@ TEST_F(PluginTest, PreferredAllocationPackVersusSpread) {
 TEST_F(PluginTest, KubeletRestartReRegistersWithinOneSecond) {
   ASSERT_TRUE(standin_.Start(dir_).ok());
   // The checkpoint file survives a kubelet restart.
-  { std::FILE* f = std::fopen((dir_ + "/kubelet_internal_checkpoint").c_str(), "w"); std::fclose(f); }
+  {
+    std::FILE* f = std::fopen((dir_ + "/kubelet_internal_checkpoint").c_str(), "w");
+    std::fclose(f);
+  }
   Publish({Dev("w0", kWidget, true, 0)});
   StartManager();
   ASSERT_TRUE(WaitRegistered(kWidget));
@@ -524,8 +530,7 @@ TEST_F(PluginTest, TwoResourcesAtOnce) {
   Publish({Dev("w0", kWidget), Dev("g0", kGadget), Dev("t0", "example.com/thing")});
   ASSERT_TRUE(WaitRegistered("example.com/thing"));
   ASSERT_TRUE(standin_.WaitForDevices(kGadget, IdsAre({"g0"}), kWait));
-  EXPECT_THAT(manager_->Resources(),
-              UnorderedElementsAre(kWidget, kGadget, "example.com/thing"));
+  EXPECT_THAT(manager_->Resources(), UnorderedElementsAre(kWidget, kGadget, "example.com/thing"));
 }
 
 TEST_F(PluginTest, KubeletAbsentAtStartAppearsLater) {
@@ -575,8 +580,7 @@ TEST_F(PluginTest, ManyConcurrentStreamsAreFreedWhenClosed) {
   Publish({Dev("w1", kWidget)});
   for (int i = kStreams / 2; i < kStreams; ++i) contexts[i]->TryCancel();
   for (auto& reader : readers) reader->Finish();
-  EXPECT_TRUE(Eventually([&] { return manager_->LiveStreams() == 1; }))
-      << manager_->LiveStreams();
+  EXPECT_TRUE(Eventually([&] { return manager_->LiveStreams() == 1; })) << manager_->LiveStreams();
   // The kubelet's stream was untouched and still follows.
   EXPECT_TRUE(standin_.WaitForDevices(kWidget, IdsAre({"w1"}), absl::Seconds(1)));
   EXPECT_EQ(Accepted(kWidget).size(), 1u);
@@ -600,8 +604,8 @@ TEST_F(PluginTest, PluginWatcherRoute) {
   StartManager();
   std::string registry_socket = config_.plugins_registry_dir + "/devscope-example.com_widget.sock";
   ASSERT_TRUE(Eventually([&] { return std::filesystem::exists(registry_socket); }));
-  auto registration = pluginregistration::Registration::NewStub(grpc::CreateChannel(
-      "unix:" + registry_socket, grpc::InsecureChannelCredentials()));
+  auto registration = pluginregistration::Registration::NewStub(
+      grpc::CreateChannel("unix:" + registry_socket, grpc::InsecureChannelCredentials()));
   pluginregistration::PluginInfo info;
   {
     grpc::ClientContext context;

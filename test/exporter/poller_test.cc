@@ -3,8 +3,8 @@
 
 #include <stdlib.h>
 
-#include <filesystem>
 #include <atomic>
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <memory>

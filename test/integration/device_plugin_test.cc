@@ -159,7 +159,8 @@ TEST_F(DevicePluginTest, AHealthFlipReachesTheNodesAllocatableMetricWithinTwoSec
   auto follow_the_stream = [&] {
     v1::AllocatableResourcesResponse allocatable;
     for (const auto& device : kubelet_.Devices(kWidget)) {
-      if (device.health() == "Healthy") *allocatable.add_devices() = MakeDevices(kWidget, {device.id()});
+      if (device.health() == "Healthy")
+        *allocatable.add_devices() = MakeDevices(kWidget, {device.id()});
     }
     (*pod_resources)->SetAllocatable(allocatable);
   };
@@ -187,7 +188,8 @@ TEST_F(DevicePluginTest, AHealthFlipReachesTheNodesAllocatableMetricWithinTwoSec
     std::printf("health file -> devscope_node_allocatable_devices (%s): %s\n", state,
                 absl::FormatDuration(took).c_str());
     EXPECT_EQ(allocatable(), want);
-    // The first poll (every 1 s) at least 500 ms after the collector saw the change asks the kubelet.
+    // The first poll (every 1 s) at least 500 ms after the collector saw the change asks the
+    // kubelet.
     EXPECT_LT(took, absl::Seconds(2));
   }
   (*pod_resources)->Stop();

@@ -131,9 +131,8 @@ HttpResponse HttpRequestLocal(int port, const std::string& method, const std::st
     close(fd);
     return response;
   }
-  const std::string request =
-      absl::StrCat(method, " ", path, " HTTP/1.0\r\nHost: 127.0.0.1:", port,
-                   "\r\nConnection: close\r\n", extra_headers, "\r\n");
+  const std::string request = absl::StrCat(method, " ", path, " HTTP/1.0\r\nHost: 127.0.0.1:", port,
+                                           "\r\nConnection: close\r\n", extra_headers, "\r\n");
   size_t sent = 0;
   while (sent < request.size()) {
     const ssize_t n = send(fd, request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
@@ -365,7 +364,7 @@ std::vector<ExpositionSample> ParseSamples(const std::string& text) {
 }
 
 std::vector<ExpositionSample> FindSamples(const std::string& text, const std::string& name,
-                                const std::map<std::string, std::string>& labels) {
+                                          const std::map<std::string, std::string>& labels) {
   std::vector<ExpositionSample> found;
   for (ExpositionSample& sample : ParseSamples(text)) {
     if (sample.name != name) continue;

@@ -52,18 +52,20 @@ class HttpsTest : public ::testing::Test {
   std::string Path(const std::string& name) const { return dir_ + "/" + name; }
 
   void MakeCa(const std::string& name) {
-    RunShell(absl::StrCat("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2",
-                     " -subj /CN=", name, " -keyout ", Path(name + ".key"), " -out ",
-                     Path(name + ".crt")));
+    RunShell(absl::StrCat(
+        "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2",
+        " -subj /CN=", name, " -keyout ", Path(name + ".key"), " -out ", Path(name + ".crt")));
   }
   void MakeSigned(const std::string& name, const std::string& ca, const std::string& cn,
                   const std::string& extension) {
     WriteFile(Path(name + ".ext"), extension + "\n");
-    RunShell(absl::StrCat("openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=",
-                     cn, " -keyout ", Path(name + ".key"), " -out ", Path(name + ".csr")));
+    RunShell(absl::StrCat(
+        "openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=", cn,
+        " -keyout ", Path(name + ".key"), " -out ", Path(name + ".csr")));
     RunShell(absl::StrCat("openssl x509 -req -days 2 -in ", Path(name + ".csr"), " -CA ",
-                     Path(ca + ".crt"), " -CAkey ", Path(ca + ".key"), " -CAcreateserial -out ",
-                     Path(name + ".crt"), " -extfile ", Path(name + ".ext")));
+                          Path(ca + ".crt"), " -CAkey ", Path(ca + ".key"),
+                          " -CAcreateserial -out ", Path(name + ".crt"), " -extfile ",
+                          Path(name + ".ext")));
   }
 
   // devscope with no kubelet and no collectors: only the HTTP side matters here.
@@ -109,7 +111,8 @@ TEST_F(HttpsTest, ServesMetricsOverTlsWithBasicAuthAndConfiguredHeaders) {
   EXPECT_THAT(scrape.response.body, HasSubstr("devscope_pod_resources_up 0"));
   EXPECT_EQ(PromtoolCheck(scrape.response.body), "");
   // The served certificate's expiry, for the alert that warns before it lapses (made -days 2).
-  auto expiry = FindSamples(scrape.response.body, "devscope_tls_certificate_expiry_timestamp_seconds");
+  auto expiry =
+      FindSamples(scrape.response.body, "devscope_tls_certificate_expiry_timestamp_seconds");
   ASSERT_EQ(expiry.size(), 1u);
   const double now = absl::ToUnixSeconds(absl::Now());
   EXPECT_GT(expiry[0].value, now + 86400);
@@ -122,9 +125,11 @@ TEST_F(HttpsTest, ServesMetricsOverTlsWithBasicAuthAndConfiguredHeaders) {
 }
 
 TEST_F(HttpsTest, RotatedCertificateIsServedWithoutARestart) {
-  auto process = StartDevscope("tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n");
+  auto process =
+      StartDevscope("tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n");
   ASSERT_TRUE(process.ok()) << process.status();
-  EXPECT_EQ(HttpsGetLocal((*process)->port(), "/healthz", Client()).server_common_name, "devscope-one");
+  EXPECT_EQ(HttpsGetLocal((*process)->port(), "/healthz", Client()).server_common_name,
+            "devscope-one");
 
   // A half-done rotation (new certificate, old key) keeps the old pair in service.
   std::filesystem::copy_file(Path("server-two.crt"), Path("server.crt"),
@@ -173,7 +178,8 @@ TEST_F(HttpsTest, VerifyClientCertIfGivenLetsAnonymousClientsIn) {
 }
 
 TEST_F(HttpsTest, UnusableCertificatesStopTheStartWithExitTwo) {
-  WriteFile(Path("bad.yaml"), "tls_server_config:\n  cert_file: server.crt\n  key_file: client.key\n");
+  WriteFile(Path("bad.yaml"),
+            "tls_server_config:\n  cert_file: server.crt\n  key_file: client.key\n");
   RunResult mismatch = RunDevscope({"--web.config.file=" + Path("bad.yaml"),
                                     "--web.listen-address=127.0.0.1:0", "--no-device-plugin"});
   EXPECT_EQ(mismatch.exit_code, 2);
@@ -211,14 +217,15 @@ TEST_F(HttpsTest, RealPrometheusScrapesTheDemoOverHttpsWithBasicAuth) {
   WriteFile(Path("prometheus.yml"),
             absl::StrCat("global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
                          "scrape_configs:\n  - job_name: devscope\n    scheme: https\n"
-                         "    tls_config:\n      ca_file: ", Path("ca.crt"), "\n",
+                         "    tls_config:\n      ca_file: ",
+                         Path("ca.crt"), "\n",
                          "    basic_auth:\n      username: prometheus\n      password: secret\n"
                          "    static_configs:\n      - targets: ['127.0.0.1:",
                          (*devscope)->port(), "']\n"));
   const std::string command = absl::StrCat(
-      "prometheus --config.file=", Path("prometheus.yml"), " --storage.tsdb.path=",
-      Path("tsdb"), " --web.listen-address=127.0.0.1:", prometheus_port, " >",
-      Path("prometheus.log"), " 2>&1 & echo $! >", Path("prometheus.pid"));
+      "prometheus --config.file=", Path("prometheus.yml"), " --storage.tsdb.path=", Path("tsdb"),
+      " --web.listen-address=127.0.0.1:", prometheus_port, " >", Path("prometheus.log"),
+      " 2>&1 & echo $! >", Path("prometheus.pid"));
   ASSERT_EQ(std::system(command.c_str()), 0);
   struct StopOnExit {
     std::string pid_file;
@@ -231,8 +238,9 @@ TEST_F(HttpsTest, RealPrometheusScrapesTheDemoOverHttpsWithBasicAuth) {
 
   // Prometheus's own view: the target is up and the demo's pods are on their devices.
   std::string up, held;
-  for (int i = 0; i < 150 && (!absl::StrContains(up, "\"1\"]") ||
-                              !absl::StrContains(held, "\"pod\":\"")); ++i) {
+  for (int i = 0;
+       i < 150 && (!absl::StrContains(up, "\"1\"]") || !absl::StrContains(held, "\"pod\":\""));
+       ++i) {
     absl::SleepFor(absl::Milliseconds(200));
     up = HttpGetLocal(prometheus_port, "/api/v1/query?query=up%7Bjob%3D%22devscope%22%7D").body;
     held = HttpGetLocal(prometheus_port,
