@@ -93,7 +93,10 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Start(const Config& config) {
          options.web_config = web_config;
          options.registry = p.registry.get();
          MetricsRenderer* renderer = p.renderer.get();
-         options.render_metrics = [renderer] { return renderer->Render(); };
+         options.render_metrics = [renderer] {
+           MetricsRenderer::Parts parts = renderer->RenderParts();
+           return HttpServerOptions::Exposition{std::move(parts.view), std::move(parts.self)};
+         };
          PodResourcesPoller* poller = p.poller.get();
          CollectorRunner* collectors = p.collectors.get();
          options.ready = [poller, collectors] {
@@ -102,15 +105,15 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Start(const Config& config) {
          auto server = HttpServer::Start(std::move(options));
          if (!server.ok()) return server.status();
          p.http = *std::move(server);
-         Log().info("listening address={} url={}://{}{}", p.http->bound_address(),
-                    p.http->scheme(), p.http->bound_address(), p.config.telemetry_path);
+         Log().info("listening address={} url={}://{}{}", p.http->bound_address(), p.http->scheme(),
+                    p.http->bound_address(), p.config.telemetry_path);
          return absl::OkStatus();
        }},
       {"start device plugin",
        [&]() -> absl::Status {
          if (!p.config.device_plugin) return absl::OkStatus();
-         p.plugin = std::make_unique<DevicePluginManager>(p.config, p.collectors->store(),
-                                                          *p.registry);
+         p.plugin =
+             std::make_unique<DevicePluginManager>(p.config, p.collectors->store(), *p.registry);
          return p.plugin->Start();
        }},
   };

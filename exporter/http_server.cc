@@ -1,7 +1,5 @@
 #include "exporter/http_server.h"
 
-#include <zlib.h>
-
 #include <cstring>
 #include <exception>
 #include <string>
@@ -37,22 +35,6 @@ bool AcceptsGzip(mg_connection* conn) {
   return false;
 }
 
-// gzip (not raw deflate) of `text`, at a level cheap enough to run per scrape.
-std::string Gzip(const std::string& text) {
-  z_stream stream{};
-  if (deflateInit2(&stream, 1, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) return "";
-  std::string out;
-  out.resize(deflateBound(&stream, text.size()) + 32);
-  stream.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(text.data()));
-  stream.avail_in = static_cast<uInt>(text.size());
-  stream.next_out = reinterpret_cast<Bytef*>(out.data());
-  stream.avail_out = static_cast<uInt>(out.size());
-  const int rc = deflate(&stream, Z_FINISH);
-  out.resize(stream.total_out);
-  deflateEnd(&stream);
-  return rc == Z_STREAM_END ? out : "";
-}
-
 std::string LandingPage(const std::string& telemetry_path) {
   return absl::StrCat(
       "<!DOCTYPE html>\n<html><head><title>devscope</title></head><body>\n"
@@ -66,16 +48,33 @@ std::string LandingPage(const std::string& telemetry_path) {
 }  // namespace
 
 void HttpServer::Send(mg_connection* conn, int status, absl::string_view content_type,
-                      absl::string_view body, absl::string_view extra_headers) const {
+                      std::initializer_list<absl::string_view> body,
+                      absl::string_view extra_headers) const {
+  size_t length = 0;
+  for (absl::string_view piece : body) length += piece.size();
   const std::string head =
       absl::StrCat("HTTP/1.1 ", status, " ", mg_get_response_code_text(conn, status), "\r\n",
-                   "Content-Type: ", content_type, "\r\nContent-Length: ", body.size(), "\r\n",
+                   "Content-Type: ", content_type, "\r\nContent-Length: ", length, "\r\n",
                    "Cache-Control: no-store\r\n", response_headers_, extra_headers, "\r\n");
   mg_write(conn, head.data(), head.size());
   const mg_request_info* request = mg_get_request_info(conn);
   if (request != nullptr && std::strcmp(request->request_method, "HEAD") == 0) return;
   // mg_write returns early on a closed connection; nothing to do about a client that left.
-  mg_write(conn, body.data(), body.size());
+  for (absl::string_view piece : body) mg_write(conn, piece.data(), piece.size());
+}
+
+std::shared_ptr<const GzipPrefix> HttpServer::GzipOf(
+    const std::shared_ptr<const std::string>& stable) {
+  {
+    absl::MutexLock lock(&gzip_mu_);
+    if (gzip_source_ == stable) return gzip_prefix_;
+  }
+  // Compressed outside the lock: scrapes racing on a new text each compress it, none waits.
+  auto prefix = std::make_shared<const GzipPrefix>(GzipBegin(*stable));
+  absl::MutexLock lock(&gzip_mu_);
+  gzip_source_ = stable;
+  gzip_prefix_ = prefix;
+  return prefix;
 }
 
 absl::StatusOr<std::string> CivetListeningPort(const std::string& listen_address) {
@@ -212,15 +211,17 @@ void HttpServer::Dispatch(mg_connection* conn) {
     }
   }
   if (path == options_.telemetry_path) {
-    std::shared_ptr<const std::string> text = options_.render_metrics();
+    const HttpServerOptions::Exposition text = options_.render_metrics();
     if (AcceptsGzip(conn)) {
-      const std::string zipped = Gzip(*text);
-      if (!zipped.empty()) {
-        Send(conn, 200, kTextFormat, zipped, "Content-Encoding: gzip\r\nVary: Accept-Encoding\r\n");
+      const std::shared_ptr<const GzipPrefix> prefix = GzipOf(text.stable);
+      const std::string end = GzipEnd(*prefix, text.fresh);
+      if (!end.empty()) {
+        Send(conn, 200, kTextFormat, {prefix->bytes, end},
+             "Content-Encoding: gzip\r\nVary: Accept-Encoding\r\n");
         return;
       }
     }
-    Send(conn, 200, kTextFormat, *text);
+    Send(conn, 200, kTextFormat, {*text.stable, text.fresh});
     return;
   }
   if (path == "/") {

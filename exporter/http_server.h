@@ -1,14 +1,18 @@
 // The HTTP endpoints of interface.md on CivetWeb's C API: the telemetry path, /healthz, /readyz
-// and a landing page, over HTTPS when the web config asks for TLS. Every handler catches everything: an exception escaping into CivetWeb's C
-// callback would abort the process.
+// and a landing page, over HTTPS when the web config asks for TLS. Every handler catches
+// everything: an exception escaping into CivetWeb's C callback would abort the process.
 #ifndef DEVSCOPE_EXPORTER_HTTP_SERVER_H_
 #define DEVSCOPE_EXPORTER_HTTP_SERVER_H_
 
 #include <functional>
+#include <initializer_list>
 #include <memory>
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "exporter/gzip.h"
 #include "exporter/tls.h"
 #include "exporter/web_config.h"
 
@@ -21,8 +25,13 @@ struct HttpServerOptions {
   std::string listen_address = ":9410";  // [HOST]:PORT; PORT 0 picks a free port
   std::string telemetry_path = "/metrics";
   WebConfig web_config;
-  // The exposition text; called on CivetWeb's worker threads, concurrently.
-  std::function<std::shared_ptr<const std::string>()> render_metrics;
+  // The exposition text, called on CivetWeb's worker threads, concurrently: `stable`, the same
+  // object until it changes (its gzip is made once), then `fresh`, made per call.
+  struct Exposition {
+    std::shared_ptr<const std::string> stable;
+    std::string fresh;
+  };
+  std::function<Exposition()> render_metrics;
   // True once the first poll and first collector pass are done.
   std::function<bool()> ready;
   // Where the TLS metrics go; none when null.
@@ -45,10 +54,22 @@ class HttpServer {
   static int Handle(mg_connection* conn, void* self);
   void Dispatch(mg_connection* conn);
 
+  // Writes the response: status line, headers, then the body pieces in order.
   void Send(mg_connection* conn, int status, absl::string_view content_type,
-            absl::string_view body, absl::string_view extra_headers = "") const;
+            std::initializer_list<absl::string_view> body,
+            absl::string_view extra_headers = "") const;
+  void Send(mg_connection* conn, int status, absl::string_view content_type, absl::string_view body,
+            absl::string_view extra_headers = "") const {
+    Send(conn, status, content_type, {body}, extra_headers);
+  }
+  // The gzip header and deflate data of `stable`, made once per text.
+  std::shared_ptr<const GzipPrefix> GzipOf(const std::shared_ptr<const std::string>& stable)
+      ABSL_LOCKS_EXCLUDED(gzip_mu_);
 
   const HttpServerOptions options_;
+  absl::Mutex gzip_mu_;
+  std::shared_ptr<const std::string> gzip_source_ ABSL_GUARDED_BY(gzip_mu_);
+  std::shared_ptr<const GzipPrefix> gzip_prefix_ ABSL_GUARDED_BY(gzip_mu_);
   std::string response_headers_;  // http_server_config.headers, as header lines
   std::unique_ptr<TlsServer> tls_;
   std::string tls_error_;  // why CivetWeb's init_ssl failed, for Start's error

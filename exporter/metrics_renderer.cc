@@ -88,15 +88,20 @@ void AddPodResourcesView(const PodResourcesSnapshot& snapshot, std::vector<Metri
   for (const PodResources& pod : snapshot.pods) {
     auto add_cpus = [&](const std::string& container, const std::vector<int64_t>& ids) {
       if (ids.empty()) return;
-      cpus.Add({{"namespace", pod.ns}, {"pod", pod.name}, {"container", container},
+      cpus.Add({{"namespace", pod.ns},
+                {"pod", pod.name},
+                {"container", container},
                 {"cpus", FormatCpuSet(ids)}},
                static_cast<double>(std::set<int64_t>(ids.begin(), ids.end()).size()));
       all_cpus.insert(ids.begin(), ids.end());
     };
     auto add_memory = [&](const std::string& container, const std::vector<MemoryAssignment>& m) {
       for (const MemoryAssignment& block : m) {
-        memory.Add({{"namespace", pod.ns}, {"pod", pod.name}, {"container", container},
-                    {"memory_type", block.memory_type}, {"numa_node", JoinNuma(block.numa_nodes)}},
+        memory.Add({{"namespace", pod.ns},
+                    {"pod", pod.name},
+                    {"container", container},
+                    {"memory_type", block.memory_type},
+                    {"numa_node", JoinNuma(block.numa_nodes)}},
                    static_cast<double>(block.size_bytes));
       }
     };
@@ -105,8 +110,11 @@ void AddPodResourcesView(const PodResourcesSnapshot& snapshot, std::vector<Metri
     for (const ContainerResources& c : pod.containers) {
       for (const DeviceAssignment& d : c.devices) {
         for (const std::string& id : d.device_ids) {
-          device_info.Add({{"namespace", pod.ns}, {"pod", pod.name}, {"container", c.name},
-                           {"resource", d.resource}, {"device", id},
+          device_info.Add({{"namespace", pod.ns},
+                           {"pod", pod.name},
+                           {"container", c.name},
+                           {"resource", d.resource},
+                           {"device", id},
                            {"numa_node", JoinNuma(d.numa_nodes)}},
                           1);
           allocated_ids[d.resource].insert(id);
@@ -115,9 +123,14 @@ void AddPodResourcesView(const PodResourcesSnapshot& snapshot, std::vector<Metri
       add_cpus(c.name, c.exclusive_cpus);
       add_memory(c.name, c.memory);
       for (const ClaimDevice& claim : c.claim_devices) {
-        dra.Add({{"namespace", pod.ns}, {"pod", pod.name}, {"container", c.name},
-                 {"claim_namespace", claim.claim_namespace}, {"claim_name", claim.claim_name},
-                 {"driver", claim.driver}, {"pool", claim.pool}, {"device", claim.device},
+        dra.Add({{"namespace", pod.ns},
+                 {"pod", pod.name},
+                 {"container", c.name},
+                 {"claim_namespace", claim.claim_namespace},
+                 {"claim_name", claim.claim_name},
+                 {"driver", claim.driver},
+                 {"pool", claim.pool},
+                 {"device", claim.device},
                  {"share_id", claim.share_id.value_or("")}},
                 1);
       }
@@ -226,8 +239,11 @@ void AddDeviceView(const NodeView& view, std::vector<MetricFamily>& out) {
   for (const JoinedDevice& device : view.devices) {
     const DeviceReport& report = *device.report;
     const DeviceInfo& d = report.info;
-    info.Add({{"resource", device.resource}, {"device", d.id}, {"collector", device.collector},
-              {"vendor", d.vendor}, {"model", d.model},
+    info.Add({{"resource", device.resource},
+              {"device", d.id},
+              {"collector", device.collector},
+              {"vendor", d.vendor},
+              {"model", d.model},
               {"numa_node", d.numa_node ? absl::StrCat(*d.numa_node) : ""},
               {"pci_address", d.pci_address}},
              1);
@@ -237,21 +253,25 @@ void AddDeviceView(const NodeView& view, std::vector<MetricFamily>& out) {
       label_sets.push_back({{"resource", device.resource}, {"device", d.id}});
     }
     for (const Holder& h : device.holders) {
-      label_sets.push_back({{"resource", device.resource}, {"device", d.id},
-                            {"namespace", h.ns}, {"pod", h.pod}, {"container", h.container}});
+      label_sets.push_back({{"resource", device.resource},
+                            {"device", d.id},
+                            {"namespace", h.ns},
+                            {"pod", h.pod},
+                            {"container", h.container}});
     }
     for (const auto& labels : label_sets) {
       healthy.Add(labels, report.health.healthy ? 1 : 0);
       for (const Sample& sample : report.samples) {
-        if (!absl::StartsWith(sample.name, "devscope_device_") || sample.name == "devscope_device_info" ||
-            sample.name == "devscope_device_healthy") {
+        if (!absl::StartsWith(sample.name, "devscope_device_") ||
+            sample.name == "devscope_device_info" || sample.name == "devscope_device_healthy") {
           continue;
         }
-        auto [it, inserted] = telemetry_index.try_emplace(sample.name, telemetry.size(), sample.kind);
+        auto [it, inserted] =
+            telemetry_index.try_emplace(sample.name, telemetry.size(), sample.kind);
         if (inserted) {
-          telemetry.emplace_back(sample.name, DeviceHelp(sample),
-                                 sample.kind == Sample::Kind::kCounter ? MetricType::Counter
-                                                                       : MetricType::Gauge);
+          telemetry.emplace_back(
+              sample.name, DeviceHelp(sample),
+              sample.kind == Sample::Kind::kCounter ? MetricType::Counter : MetricType::Gauge);
         } else if (it->second.second != sample.kind) {
           continue;
         }
@@ -326,19 +346,25 @@ std::shared_ptr<const std::string> MetricsRenderer::RenderView(
   return cached_text_;
 }
 
-std::shared_ptr<const std::string> MetricsRenderer::Render() {
-  std::shared_ptr<const std::string> view =
-      RenderView(pods_ != nullptr ? pods_->Current() : nullptr,
-                 devices_ != nullptr ? devices_->Current() : nullptr);
+MetricsRenderer::Parts MetricsRenderer::RenderParts() {
+  Parts parts;
+  parts.view = RenderView(pods_ != nullptr ? pods_->Current() : nullptr,
+                          devices_ != nullptr ? devices_->Current() : nullptr);
   std::vector<MetricFamily> self;
   for (const auto& collectable : self_metrics_) {
     auto families = collectable->Collect();
     std::move(families.begin(), families.end(), std::back_inserter(self));
   }
+  parts.self = SerializeFamilies(self);
+  return parts;
+}
+
+std::shared_ptr<const std::string> MetricsRenderer::Render() {
+  Parts parts = RenderParts();
   auto text = std::make_shared<std::string>();
-  text->reserve(view->size() + 4096);
-  text->append(*view);
-  text->append(SerializeFamilies(self));
+  text->reserve(parts.view->size() + parts.self.size());
+  text->append(*parts.view);
+  text->append(parts.self);
   return text;
 }
 

@@ -2,7 +2,8 @@
 // current immutable snapshots (so series of pods and devices that are gone vanish with no extra
 // code); its text is cached per pair of snapshots, because scrapes outnumber snapshot changes and
 // serialising thousands of series costs more than serving bytes. The exporter's own metrics
-// (registries of the poller, the plugin, ...) are small and serialised on every scrape.
+// (registries of the poller, the plugin, ...) are small and serialised on every scrape, and kept
+// apart from the cached view so that the HTTP server can compress the view once (exporter/gzip.h).
 #ifndef DEVSCOPE_EXPORTER_METRICS_RENDERER_H_
 #define DEVSCOPE_EXPORTER_METRICS_RENDERER_H_
 
@@ -38,7 +39,15 @@ class MetricsRenderer {
                   const SnapshotStore<DeviceSnapshot>* devices,
                   std::vector<std::shared_ptr<prometheus::Collectable>> self_metrics);
 
-  // The whole exposition text. Thread-safe; concurrent scrapes share the cached view text.
+  // The exposition text in its two parts: `view`, the same object until a snapshot changes (so
+  // whatever is derived from it, such as its gzip, can be cached by identity), then `self`, the
+  // exporter's own metrics, made on every call. Thread-safe; concurrent scrapes share the view.
+  struct Parts {
+    std::shared_ptr<const std::string> view;
+    std::string self;
+  };
+  Parts RenderParts();
+  // The whole text, view then self.
   std::shared_ptr<const std::string> Render();
 
  private:

@@ -1,0 +1,65 @@
+#include "exporter/gzip.h"
+
+#include <zlib.h>
+
+namespace devscope {
+namespace {
+
+constexpr int kLevel = 1;
+
+// Raw deflate (no zlib or gzip wrapper) of `data` into `out`, ending with `flush`: Z_FULL_FLUSH
+// leaves the stream open at a byte boundary, Z_FINISH closes it. False on a zlib error.
+bool Deflate(absl::string_view data, int flush, std::string& out) {
+  z_stream stream{};
+  if (deflateInit2(&stream, kLevel, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) != Z_OK) return false;
+  const size_t start = out.size();
+  // deflateBound covers the data; a flush adds a few bytes, so leave room and grow if needed.
+  out.resize(start + deflateBound(&stream, data.size()) + 64);
+  stream.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
+  stream.avail_in = static_cast<uInt>(data.size());
+  int rc = Z_OK;
+  while (true) {
+    stream.next_out = reinterpret_cast<Bytef*>(out.data() + start + stream.total_out);
+    stream.avail_out = static_cast<uInt>(out.size() - start - stream.total_out);
+    rc = deflate(&stream, flush);
+    const bool done = flush == Z_FINISH ? rc == Z_STREAM_END : stream.avail_out != 0;
+    if (done || (rc != Z_OK && rc != Z_BUF_ERROR)) break;
+    out.resize(out.size() * 2);
+  }
+  const bool ok = flush == Z_FINISH ? rc == Z_STREAM_END : rc == Z_OK;
+  out.resize(start + stream.total_out);
+  deflateEnd(&stream);
+  return ok;
+}
+
+void AppendLittleEndian32(uint32_t value, std::string& out) {
+  for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((value >> (8 * i)) & 0xff));
+}
+
+}  // namespace
+
+GzipPrefix GzipBegin(absl::string_view text) {
+  GzipPrefix prefix;
+  // ID1 ID2, CM = deflate, no flags, no modification time, XFL 4 (fastest), OS 3 (Unix).
+  prefix.bytes.assign("\x1f\x8b\x08\x00\x00\x00\x00\x00\x04\x03", 10);
+  if (!Deflate(text, Z_FULL_FLUSH, prefix.bytes)) return GzipPrefix{};
+  prefix.crc = static_cast<uint32_t>(
+      crc32(0, reinterpret_cast<const Bytef*>(text.data()), static_cast<uInt>(text.size())));
+  prefix.length = text.size();
+  return prefix;
+}
+
+std::string GzipEnd(const GzipPrefix& prefix, absl::string_view rest) {
+  if (prefix.bytes.empty()) return "";
+  std::string out;
+  if (!Deflate(rest, Z_FINISH, out)) return "";
+  const uLong rest_crc =
+      crc32(0, reinterpret_cast<const Bytef*>(rest.data()), static_cast<uInt>(rest.size()));
+  AppendLittleEndian32(
+      static_cast<uint32_t>(crc32_combine(prefix.crc, rest_crc, static_cast<z_off_t>(rest.size()))),
+      out);
+  AppendLittleEndian32(static_cast<uint32_t>(prefix.length + rest.size()), out);  // mod 2^32
+  return out;
+}
+
+}  // namespace devscope
