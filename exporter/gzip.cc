@@ -26,7 +26,8 @@ bool Deflate(absl::string_view data, int flush, std::string& out) {
     if (done || (rc != Z_OK && rc != Z_BUF_ERROR)) break;
     out.resize(out.size() * 2);
   }
-  const bool ok = flush == Z_FINISH ? rc == Z_STREAM_END : rc == Z_OK;
+  // Z_BUF_ERROR after a flush only says a repeated call had nothing left to write.
+  const bool ok = flush == Z_FINISH ? rc == Z_STREAM_END : (rc == Z_OK || rc == Z_BUF_ERROR);
   out.resize(start + stream.total_out);
   deflateEnd(&stream);
   return ok;
