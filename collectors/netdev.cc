@@ -4,8 +4,9 @@
 // A device is one PCI function (ID: its PCI address, the ID the SR-IOV device plugin uses); its
 // netdev names are aliases. Interfaces without a `device` link (lo, bridges, veths, tunnels) are
 // virtual and skipped. A PF's device/virtfnN links name its VFs, so a VF bound to vfio-pci (no
-// netdev) is still a device. Network samples carry an `interface` label, because one PCI function
-// can own several netdevs (multi-port functions).
+// netdev) is still a device, and so is any network-class function a userspace driver holds (a
+// DPDK-bound PF). Network samples carry an `interface` label, because one PCI function can own
+// several netdevs (multi-port functions).
 #include <filesystem>
 #include <map>
 #include <optional>
@@ -54,6 +55,9 @@ std::string VendorName(const std::string& id) {
 }
 
 // One PCI function and the netdevs it owns.
+// Drivers that hand a whole PCI function to userspace (DPDK and friends).
+const std::set<std::string> kUserspaceDrivers = {"vfio-pci", "igb_uio", "uio_pci_generic"};
+
 struct Function {
   fs::path dir;                      // <sysfs>/devices/.../0000:3b:00.0, resolved
   std::vector<std::string> netdevs;  // names under <sysfs>/class/net
@@ -124,6 +128,19 @@ class NetdevCollector : public Collector {
       function.dir = dir;
       function.netdevs.push_back(name);
     }
+    // Network functions a userspace driver holds (DPDK through vfio-pci, igb_uio or
+    // uio_pci_generic) have no netdev: the PCI bus lists them, by class.
+    const std::string bus_dir = absl::StrCat(sysfs_, "/bus/pci/devices");
+    for (const std::string& address : ListDirectory(bus_dir)) {
+      if (functions.contains(address) || !IsNetworkClass(bus_dir, address)) continue;
+      const std::string dir = absl::StrCat(bus_dir, "/", address);
+      const std::optional<std::string> driver = SymlinkBasename(absl::StrCat(dir, "/driver"));
+      if (!driver || !kUserspaceDrivers.contains(*driver)) continue;
+      std::error_code ec;
+      const fs::path real = fs::canonical(dir, ec);
+      if (ec) continue;
+      functions[address].dir = real;
+    }
     // VFs of the PFs found above, with or without a netdev (vfio-pci, DPDK).
     std::vector<fs::path> pf_dirs;
     for (const auto& [address, function] : functions) pf_dirs.push_back(function.dir);
@@ -143,6 +160,19 @@ class NetdevCollector : public Collector {
       }
     }
     return functions;
+  }
+
+  // <pci>/class "0x02xxxx": a network controller. A function's class never changes, so it is
+  // read once per address rather than on every pass over every PCI device.
+  bool IsNetworkClass(const std::string& bus_dir, const std::string& address) {
+    auto known = network_class_.find(address);
+    if (known != network_class_.end()) return known->second;
+    const std::optional<std::string> pci_class =
+        ReadTrimmed(absl::StrCat(bus_dir, "/", address, "/class"));
+    if (!pci_class) return false;  // unreadable now: asked again next pass
+    const bool network = absl::StartsWith(*pci_class, "0x02");
+    network_class_[address] = network;
+    return network;
   }
 
   DeviceReport Report(const std::string& address, const Function& function) {
@@ -264,14 +294,15 @@ class NetdevCollector : public Collector {
   const std::string devfs_;
   const std::string advertise_resource_;
   AttributeReader attributes_{"netdev"};
+  std::map<std::string, bool> network_class_;  // PCI address -> class 0x02 (the pass's thread)
 };
 
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Collector>> NewNetdevCollector(const Config& config) {
-  return KeepIfItFindsDevices(
-      std::make_unique<NetdevCollector>(config),
-      absl::StrCat("PCI network device under ", config.sysfs, "/class/net"));
+  return KeepIfItFindsDevices(std::make_unique<NetdevCollector>(config),
+                              absl::StrCat("PCI network device under ", config.sysfs,
+                                           "/class/net or held by a userspace driver"));
 }
 
 }  // namespace devscope

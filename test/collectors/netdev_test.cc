@@ -33,12 +33,17 @@ class NetdevTest : public SysfsFixtureTest {
     fs::create_directories(config_.sysfs + "/class/net");
   }
 
+  // A PCI function, listed on the bus as the kernel does; no driver when `driver` is empty.
   void AddFunction(const std::string& pci, const std::string& driver,
-                   const std::string& vendor = "0x15b3", const std::string& device = "0x101d") {
+                   const std::string& vendor = "0x15b3", const std::string& device = "0x101d",
+                   const std::string& pci_class = "0x020000") {
     const std::string dir = PciDir(pci);
     Write(dir + "/vendor", vendor + "\n");
     Write(dir + "/device", device + "\n");
+    Write(dir + "/class", pci_class + "\n");
     Write(dir + "/numa_node", "0\n");
+    Link(config_.sysfs + "/bus/pci/devices/" + pci, "../../../devices/pci0000:00/" + pci);
+    if (driver.empty()) return;
     fs::create_directories(config_.sysfs + "/bus/pci/drivers/" + driver);
     Link(dir + "/driver", "../../../bus/pci/drivers/" + driver);
   }
@@ -81,7 +86,6 @@ class NetdevTest : public SysfsFixtureTest {
     EXPECT_TRUE(reports.ok()) << reports.status();
     return reports.ok() ? *reports : std::vector<DeviceReport>{};
   }
-
 };
 
 std::optional<double> Value(const DeviceReport& report, const std::string& name,
@@ -241,6 +245,38 @@ TEST_F(NetdevTest, SriovPfAndVfs) {
   EXPECT_EQ(vf1->info.allocate.device_nodes[1].container_path, "/dev/vfio/vfio");
   EXPECT_TRUE(vf1->health.healthy);
   for (const DeviceReport& r : reports) EXPECT_FALSE(r.info.advertise) << r.info.id;
+}
+
+TEST_F(NetdevTest, NetworkFunctionsHeldByUserspaceDriversAreFoundOnTheBus) {
+  AddFunction("0000:3b:00.0", "ice");  // the host's NIC
+  AddNetdev("ens1f0", "0000:3b:00.0");
+  // A PF given to DPDK (no netdev), with a VF of its own, and an IOMMU group for each.
+  AddFunction("0000:5e:00.0", "vfio-pci", "0x8086", "0x1592");
+  AddFunction("0000:5e:01.0", "vfio-pci", "0x8086", "0x1889");
+  AddVf("0000:5e:00.0", 0, "0000:5e:01.0");
+  AddFunction("0000:5e:00.1", "igb_uio", "0x8086", "0x1592");
+  // Not network devices of interest: a GPU on vfio-pci, and a NIC that no driver holds.
+  AddFunction("0000:af:00.0", "vfio-pci", "0x10de", "0x2330", "0x030200");
+  AddFunction("0000:d8:00.0", "", "0x8086", "0x1592");
+  fs::create_directories(config_.sysfs + "/kernel/iommu_groups/61");
+  Link(PciDir("0000:5e:00.0") + "/iommu_group", "../../../kernel/iommu_groups/61");
+  Write(config_.devfs + "/vfio/61", "");
+  Write(config_.devfs + "/vfio/vfio", "");
+
+  const auto reports = Collect();
+  std::vector<std::string> ids;
+  for (const DeviceReport& r : reports) ids.push_back(r.info.id);
+  EXPECT_THAT(ids, ElementsAre("0000:3b:00.0", "0000:5e:00.0", "0000:5e:00.1", "0000:5e:01.0"));
+  const DeviceReport* dpdk = Find(reports, "0000:5e:00.0");
+  ASSERT_NE(dpdk, nullptr);
+  EXPECT_EQ(dpdk->info.vendor, "Intel");
+  EXPECT_THAT(dpdk->info.aliases, IsEmpty());
+  ASSERT_EQ(dpdk->info.allocate.device_nodes.size(), 2u);
+  EXPECT_EQ(dpdk->info.allocate.device_nodes[0].container_path, "/dev/vfio/61");
+  EXPECT_TRUE(dpdk->health.healthy);
+  EXPECT_EQ(Value(*Find(reports, "0000:5e:01.0"), "devscope_device_sriov_info",
+                  {{"role", "vf"}, {"physical_function", "0000:5e:00.0"}}),
+            1);
 }
 
 TEST_F(NetdevTest, AdvertisesVfsOnlyWhenConfigured) {
