@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -192,6 +193,19 @@ TEST_F(HttpsTest, UnusableCertificatesStopTheStartWithExitTwo) {
   EXPECT_THAT(missing.stderr_text, HasSubstr("nope.crt"));
 }
 
+// Percent-encodes everything but unreserved characters, for a query string.
+std::string UrlEncode(const std::string& text) {
+  std::string out;
+  for (unsigned char c : text) {
+    if (absl::ascii_isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      absl::StrAppend(&out, "%", absl::Hex(c, absl::kZeroPad2));
+    }
+  }
+  return out;
+}
+
 // A free TCP port on loopback (bound and released; good enough for a test on one machine).
 int FreePort() {
   const int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -250,6 +264,19 @@ TEST_F(HttpsTest, RealPrometheusScrapesTheDemoOverHttpsWithBasicAuth) {
   EXPECT_THAT(up, HasSubstr("\"1\"]")) << up;
   EXPECT_THAT(held, HasSubstr("\"namespace\":\"")) << held;
   EXPECT_THAT(held, HasSubstr("\"container\":\"")) << held;
+
+  // The node dashboard's free-devices-by-NUMA query, on real data: the demo has 8 widgets on two
+  // NUMA nodes and its pods hold 4 of them, so widgets are free on some node.
+  const std::string free_by_numa =
+      HttpGetLocal(
+          prometheus_port,
+          "/api/v1/query?query=" + UrlEncode("count by (resource, numa_node) "
+                                             "(devscope_node_allocatable_device_info unless on "
+                                             "(instance, resource, device) "
+                                             "devscope_container_device_info)"))
+          .body;
+  EXPECT_THAT(free_by_numa, HasSubstr("\"resource\":\"example.com/widget\"")) << free_by_numa;
+  EXPECT_THAT(free_by_numa, HasSubstr("\"numa_node\":\"")) << free_by_numa;
 }
 
 }  // namespace
