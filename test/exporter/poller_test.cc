@@ -349,7 +349,7 @@ TEST_F(PollerTest, AllocatableFollowsADeviceHealthChangeWithinTheDelays) {
       const int64_t nanos = last_change->load();
       return nanos == 0 ? absl::InfinitePast() : absl::FromUnixNanos(nanos);
     };
-    o.allocatable_after_device_change = {absl::Milliseconds(200), absl::Milliseconds(700)};
+    o.allocatable_after_device_change = {absl::Milliseconds(200), absl::Milliseconds(1500)};
   });
   ASSERT_TRUE(WaitFor([&] { return Current() != nullptr && Current()->allocatable.has_value(); }));
   const int first = standin_->CallCount("GetAllocatableResources");
