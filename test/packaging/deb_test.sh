@@ -6,6 +6,8 @@
 # and lintian.
 # usage: deb_test.sh BUILD_DIR SOURCE_DIR INTERFACE_MD
 set -euo pipefail
+# shellcheck source=test/packaging/https.sh
+source "$(dirname "${BASH_SOURCE[0]}")/https.sh"
 trap 'echo "FAIL: unexpected error (exit $?) at ${BASH_SOURCE[0]}:$LINENO: $BASH_COMMAND" >&2' ERR
 
 build=${1:?usage: deb_test.sh BUILD_DIR SOURCE_DIR INTERFACE_MD}
@@ -161,23 +163,15 @@ ok "config.yaml and its example are accepted"
 
 # HTTPS through the installed binary: it must find the libraries that let CivetWeb use OpenSSL 3
 # where the package put them (exporter/tls.h), and answer a TLS client.
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=devscope \
-  -keyout "$tmp/tls.key" -out "$tmp/tls.crt" >/dev/null 2>&1 || fail "openssl could not make a certificate"
+make_certificate "$tmp/tls.key" "$tmp/tls.crt" || fail "openssl could not make a certificate"
 printf 'tls_server_config:\n  cert_file: tls.crt\n  key_file: tls.key\n' >"$tmp/web.yaml"
 "$bin" --web.config.file="$tmp/web.yaml" --web.listen-address=127.0.0.1:0 \
   --kubelet.pod-resources-socket="$tmp/none.sock" --path.sysfs="$tmp/sys" --path.devfs="$tmp/dev" \
   --no-device-plugin --no-collector.nvml --no-collector.drm --no-collector.netdev >"$tmp/tls.out" 2>&1 &
 tls_pid=$!
-port=""
-for _ in $(seq 50); do
-  port=$(grep -o 'url=https://127.0.0.1:[0-9]*' "$tmp/tls.out" | head -n1 | sed 's/.*://' || true)
-  [[ -n $port ]] && break
-  sleep 0.1
-done
+port=$(logged_https_port "$tmp/tls.out")
 answer=""
-[[ -n $port ]] && answer=$(printf 'GET /healthz HTTP/1.0\r\n\r\n' |
-  timeout 5 openssl s_client -connect "127.0.0.1:$port" -CAfile "$tmp/tls.crt" -verify_return_error \
-    -quiet 2>/dev/null | head -n1 | tr -d '\r')
+[[ -n $port ]] && answer=$(https_get "$port" "$tmp/tls.crt" /healthz | head -n1 | tr -d '\r')
 kill "$tls_pid" 2>/dev/null || true
 wait "$tls_pid" 2>/dev/null || true
 [[ $answer == "HTTP/1.1 200 OK" ]] ||

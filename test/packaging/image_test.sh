@@ -5,6 +5,8 @@
 # metrics over HTTPS with the image's OpenSSL 3 shims, and exits 2 on a bad flag.
 # usage: image_test.sh BUILD_DIR SOURCE_DIR VERSION
 set -euo pipefail
+# shellcheck source=test/packaging/https.sh
+source "$(dirname "${BASH_SOURCE[0]}")/https.sh"
 trap 'echo "FAIL: unexpected error (exit $?) at ${BASH_SOURCE[0]}:$LINENO: $BASH_COMMAND" >&2' ERR
 build=${1:?usage: image_test.sh BUILD_DIR SOURCE_DIR VERSION}
 src=${2:?usage: image_test.sh BUILD_DIR SOURCE_DIR VERSION}
@@ -65,25 +67,18 @@ else
 
   # The demo over HTTPS inside the image (no /proc in this chroot: the shims are found at their
   # packaged path).
-  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=devscope \
-    -keyout "$root/etc/devscope/tls.key" -out "$root/etc/devscope/tls.crt" >/dev/null 2>&1
+  make_certificate "$root/etc/devscope/tls.key" "$root/etc/devscope/tls.crt"
   printf 'tls_server_config:\n  cert_file: tls.crt\n  key_file: tls.key\n' >"$root/etc/devscope/web.yaml"
   chroot "$root" /usr/bin/devscope demo --web.listen-address=127.0.0.1:0 \
     --web.config.file=/etc/devscope/web.yaml >"$tmp/demo.log" 2>&1 &
   demo_pid=$!
-  port=""
-  for _ in $(seq 100); do
-    port=$(grep -o 'url=https://127.0.0.1:[0-9]*' "$tmp/demo.log" | head -n1 | sed 's/.*://' || true)
-    [[ -n $port ]] && break
-    sleep 0.1
-  done
+  port=$(logged_https_port "$tmp/demo.log")
   [[ -n $port ]] || fail "the demo in the image did not start: $(tail -n3 "$tmp/demo.log")"
   held=0
   for _ in $(seq 30); do
     [[ -n $port ]] || break
-    held=$(printf 'GET /metrics HTTP/1.0\r\n\r\n' |
-      timeout 5 openssl s_client -connect "127.0.0.1:$port" -CAfile "$root/etc/devscope/tls.crt" \
-        -verify_return_error -quiet 2>/dev/null | grep -c '^devscope_container_device_info{.*pod="' || true)
+    held=$(https_get "$port" "$root/etc/devscope/tls.crt" /metrics |
+      grep -c '^devscope_container_device_info{.*pod="' || true)
     [[ $held -gt 0 ]] && break
     sleep 0.5
   done

@@ -469,13 +469,15 @@ FAKE_EXPORT nvmlReturn_t nvmlDeviceGetMigDeviceHandleByIndex(nvmlDevice_t device
   return ret;
 }
 
-FAKE_EXPORT nvmlReturn_t nvmlDeviceGetComputeInstanceId(nvmlDevice_t device, unsigned int* id) {
+/* A MIG device's GPU instance ID (compute = 0) or compute instance ID (compute = 1); a whole GPU
+ * has neither, and NVML answers INVALID_ARGUMENT for it. */
+static nvmlReturn_t mig_instance_id(nvmlDevice_t device, int compute, unsigned int* id) {
   nvmlReturn_t ret;
   pthread_mutex_lock(&g_mu);
   struct nvmlDevice_st* d = lookup(device, &ret);
   if (d != NULL) {
     if (d->is_mig) {
-      *id = d->compute_instance;
+      *id = compute ? d->compute_instance : d->gpu_instance;
     } else {
       ret = NVML_ERROR_INVALID_ARGUMENT;
     }
@@ -484,19 +486,12 @@ FAKE_EXPORT nvmlReturn_t nvmlDeviceGetComputeInstanceId(nvmlDevice_t device, uns
   return ret;
 }
 
+FAKE_EXPORT nvmlReturn_t nvmlDeviceGetComputeInstanceId(nvmlDevice_t device, unsigned int* id) {
+  return mig_instance_id(device, 1, id);
+}
+
 FAKE_EXPORT nvmlReturn_t nvmlDeviceGetGpuInstanceId(nvmlDevice_t device, unsigned int* id) {
-  nvmlReturn_t ret;
-  pthread_mutex_lock(&g_mu);
-  struct nvmlDevice_st* d = lookup(device, &ret);
-  if (d != NULL) {
-    if (d->is_mig) {
-      *id = d->gpu_instance;
-    } else {
-      ret = NVML_ERROR_INVALID_ARGUMENT;
-    }
-  }
-  pthread_mutex_unlock(&g_mu);
-  return ret;
+  return mig_instance_id(device, 0, id);
 }
 
 FAKE_EXPORT nvmlReturn_t nvmlEventSetCreate(nvmlEventSet_t* set) {
