@@ -179,12 +179,17 @@ absl::StatusOr<std::unique_ptr<TlsServer>> TlsServer::Create(const TlsServerConf
              .Register(*registry)
              .Add({});
   }
-  server->cert_stamp_ = Stamp(config.cert_file);
-  server->key_stamp_ = Stamp(config.key_file);
+  // Stamped before reading: a file that changes in between is read again on the next check.
+  const FileStamp cert_stamp = Stamp(config.cert_file), key_stamp = Stamp(config.key_file);
   auto pair = LoadKeyPair(config);
   if (!pair.ok()) return pair.status();
-  server->Install(*std::move(pair));
-  server->last_check_ = absl::Now();
+  {
+    absl::MutexLock lock(&server->mu_);
+    server->cert_stamp_ = cert_stamp;
+    server->key_stamp_ = key_stamp;
+    server->Install(*std::move(pair));
+    server->last_check_ = absl::Now();
+  }
   if (!config.client_ca_file.empty()) {
     auto ca = ReadPem(config.client_ca_file);
     if (!ca.ok()) return ca.status();
@@ -209,7 +214,7 @@ void TlsServer::Install(std::shared_ptr<const KeyPair> pair) {
 }
 
 std::shared_ptr<const TlsServer::KeyPair> TlsServer::Current() {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   const absl::Time now = absl::Now();
   if (now - last_check_ < absl::Seconds(1)) return pair_;
   last_check_ = now;

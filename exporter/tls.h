@@ -11,10 +11,11 @@
 #include <sys/stat.h>
 
 #include <memory>
-#include <mutex>
 #include <string>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "exporter/web_config.h"
 #include "prometheus/counter.h"
@@ -59,20 +60,22 @@ class TlsServer {
   };
 
   explicit TlsServer(const TlsServerConfig& config) : config_(config) {}
-  // Installs `pair` as the one to serve and records its expiry. Requires mu_ (or no sharing yet).
-  void Install(std::shared_ptr<const KeyPair> pair);
+  // Installs `pair` as the one to serve and records its expiry.
+  void Install(std::shared_ptr<const KeyPair> pair) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   static FileStamp Stamp(const std::string& path);
   static absl::StatusOr<std::shared_ptr<const KeyPair>> LoadKeyPair(const TlsServerConfig& config);
   static int CertificateCallback(SSL* ssl, void* self);
   // The pair to serve, reloaded first when a file changed (checked at most once a second).
-  std::shared_ptr<const KeyPair> Current();
+  std::shared_ptr<const KeyPair> Current() ABSL_LOCKS_EXCLUDED(mu_);
 
   const TlsServerConfig config_;
-  std::mutex mu_;
-  std::shared_ptr<const KeyPair> pair_;  // never null after Create
-  FileStamp cert_stamp_, key_stamp_;
-  absl::Time last_check_ = absl::InfinitePast();
-  bool reload_failing_ = false;          // to log a failing reload once, not per connection
+  absl::Mutex mu_;
+  std::shared_ptr<const KeyPair> pair_ ABSL_GUARDED_BY(mu_);  // never null after Create
+  FileStamp cert_stamp_ ABSL_GUARDED_BY(mu_);
+  FileStamp key_stamp_ ABSL_GUARDED_BY(mu_);
+  absl::Time last_check_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  // To log a failing reload once, not per connection.
+  bool reload_failing_ ABSL_GUARDED_BY(mu_) = false;
   prometheus::Gauge* expiry_ = nullptr;  // devscope_tls_certificate_expiry_timestamp_seconds
   prometheus::Counter* reload_failures_ =
       nullptr;  // devscope_tls_certificate_reload_failures_total
