@@ -174,8 +174,8 @@ absl::StatusOr<std::unique_ptr<TlsServer>> TlsServer::Create(const TlsServerConf
         &prometheus::BuildCounter()
              .Name("devscope_tls_certificate_reload_failures_total")
              .Help(
-                 "Changed certificate or key files that did not load; the previous pair stays "
-                 "in service.")
+                 "Failed loads of changed certificate or key files (tried again at most once "
+                 "a second); the previous pair stays in service.")
              .Register(*registry)
              .Add({});
   }
