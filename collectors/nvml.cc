@@ -360,8 +360,8 @@ class NvmlCollector : public Collector {
     const DeviceInfo parent = info;
     const HealthSignal parent_health = report.health;
     reports.push_back(std::move(report));
-    const std::map<std::string, unsigned int> mig_minors =
-        migs.empty() ? std::map<std::string, unsigned int>{} : ReadMigMinors();
+    static const std::map<std::string, unsigned int> kNoMinors;
+    const std::map<std::string, unsigned int>& mig_minors = migs.empty() ? kNoMinors : MigMinors();
 
     for (nvmlDevice_t mig : migs) {
       bool mig_lost = false;
@@ -434,25 +434,28 @@ class NvmlCollector : public Collector {
   }
 
   // The driver's table of MIG capability minors: lines "gpu<minor>/gi<id>/access <cap minor>"
-  // and "gpu<minor>/gi<id>/ci<id>/access <cap minor>" (plus "config" and "monitor").
-  std::map<std::string, unsigned int> ReadMigMinors() {
-    std::map<std::string, unsigned int> minors;
+  // and "gpu<minor>/gi<id>/ci<id>/access <cap minor>" (plus "config" and "monitor"). It lists
+  // every possible instance, whether or not it exists (4322 lines on an H100 with MIG off), so it
+  // is fixed while the driver is loaded: read once, on the first pass that sees a MIG device;
+  // an unreadable file is tried again on the next.
+  const std::map<std::string, unsigned int>& MigMinors() {
+    if (!mig_minors_.empty()) return mig_minors_;
     auto text = ReadSmallFile(mig_minors_file_, 1 << 20);
     if (!text.ok()) {
       WarnOnce("mig-minors",
                absl::StrCat("cannot read ", mig_minors_file_, " (", text.status().message(),
                             "): MIG devices get no capability nodes"));
-      return minors;
+      return mig_minors_;
     }
     for (absl::string_view line : absl::StrSplit(*text, '\n', absl::SkipWhitespace())) {
       std::vector<absl::string_view> fields =
           absl::StrSplit(line, absl::ByAnyChar(" \t"), absl::SkipEmpty());
       unsigned int minor = 0;
       if (fields.size() == 2 && absl::SimpleAtoi(fields[1], &minor)) {
-        minors[std::string(fields[0])] = minor;
+        mig_minors_[std::string(fields[0])] = minor;
       }
     }
-    return minors;
+    return mig_minors_;
   }
 
   void AddNode(AllocateSpec& allocate, const std::string& node, bool required) {
@@ -682,6 +685,7 @@ class NvmlCollector : public Collector {
   const std::string sysfs_;
   const std::string devfs_;
   const std::string mig_minors_file_;
+  std::map<std::string, unsigned int> mig_minors_;  // MigMinors(); Collect's thread only
   const std::string advertise_resource_;
   const std::set<uint64_t> ignored_xids_;
   const absl::Duration xid_recovery_;
