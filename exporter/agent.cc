@@ -93,10 +93,7 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Start(const Config& config) {
          options.web_config = web_config;
          options.registry = p.registry.get();
          MetricsRenderer* renderer = p.renderer.get();
-         options.render_metrics = [renderer] {
-           MetricsRenderer::Parts parts = renderer->RenderParts();
-           return HttpServerOptions::Exposition{std::move(parts.view), std::move(parts.self)};
-         };
+         options.render_metrics = [renderer] { return renderer->RenderParts(); };
          PodResourcesPoller* poller = p.poller.get();
          CollectorRunner* collectors = p.collectors.get();
          options.ready = [poller, collectors] {

@@ -211,7 +211,7 @@ void HttpServer::Dispatch(mg_connection* conn) {
     }
   }
   if (path == options_.telemetry_path) {
-    const HttpServerOptions::Exposition text = options_.render_metrics();
+    const Exposition text = options_.render_metrics();
     if (AcceptsGzip(conn)) {
       const std::shared_ptr<const GzipPrefix> prefix = GzipOf(text.stable);
       const std::string end = GzipEnd(*prefix, text.fresh);

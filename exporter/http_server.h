@@ -12,6 +12,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
+#include "exporter/exposition.h"
 #include "exporter/gzip.h"
 #include "exporter/tls.h"
 #include "exporter/web_config.h"
@@ -25,12 +26,7 @@ struct HttpServerOptions {
   std::string listen_address = ":9410";  // [HOST]:PORT; PORT 0 picks a free port
   std::string telemetry_path = "/metrics";
   WebConfig web_config;
-  // The exposition text, called on CivetWeb's worker threads, concurrently: `stable`, the same
-  // object until it changes (its gzip is made once), then `fresh`, made per call.
-  struct Exposition {
-    std::shared_ptr<const std::string> stable;
-    std::string fresh;
-  };
+  // The exposition text (exporter/exposition.h); called on CivetWeb's worker threads, concurrently.
   std::function<Exposition()> render_metrics;
   // True once the first poll and first collector pass are done.
   std::function<bool()> ready;

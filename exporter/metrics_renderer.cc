@@ -346,25 +346,25 @@ std::shared_ptr<const std::string> MetricsRenderer::RenderView(
   return cached_text_;
 }
 
-MetricsRenderer::Parts MetricsRenderer::RenderParts() {
-  Parts parts;
-  parts.view = RenderView(pods_ != nullptr ? pods_->Current() : nullptr,
-                          devices_ != nullptr ? devices_->Current() : nullptr);
+Exposition MetricsRenderer::RenderParts() {
+  Exposition parts;
+  parts.stable = RenderView(pods_ != nullptr ? pods_->Current() : nullptr,
+                            devices_ != nullptr ? devices_->Current() : nullptr);
   std::vector<MetricFamily> self;
   for (const auto& collectable : self_metrics_) {
     auto families = collectable->Collect();
     std::move(families.begin(), families.end(), std::back_inserter(self));
   }
-  parts.self = SerializeFamilies(self);
+  parts.fresh = SerializeFamilies(self);
   return parts;
 }
 
 std::shared_ptr<const std::string> MetricsRenderer::Render() {
-  Parts parts = RenderParts();
+  Exposition parts = RenderParts();
   auto text = std::make_shared<std::string>();
-  text->reserve(parts.view->size() + parts.self.size());
-  text->append(*parts.view);
-  text->append(parts.self);
+  text->reserve(parts.stable->size() + parts.fresh.size());
+  text->append(*parts.stable);
+  text->append(parts.fresh);
   return text;
 }
 

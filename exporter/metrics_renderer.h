@@ -14,6 +14,7 @@
 #include "absl/synchronization/mutex.h"
 #include "collectors/collector.h"
 #include "common/snapshot_store.h"
+#include "exporter/exposition.h"
 #include "exporter/node_view.h"
 #include "exporter/pod_resources.h"
 #include "prometheus/collectable.h"
@@ -39,14 +40,9 @@ class MetricsRenderer {
                   const SnapshotStore<DeviceSnapshot>* devices,
                   std::vector<std::shared_ptr<prometheus::Collectable>> self_metrics);
 
-  // The exposition text in its two parts: `view`, the same object until a snapshot changes (so
-  // whatever is derived from it, such as its gzip, can be cached by identity), then `self`, the
-  // exporter's own metrics, made on every call. Thread-safe; concurrent scrapes share the view.
-  struct Parts {
-    std::shared_ptr<const std::string> view;
-    std::string self;
-  };
-  Parts RenderParts();
+  // The exposition text in its two parts: the cached view as `stable`, the exporter's own
+  // metrics as `fresh`. Thread-safe; concurrent scrapes share the view.
+  Exposition RenderParts();
   // The whole text, view then self.
   std::shared_ptr<const std::string> Render();
 

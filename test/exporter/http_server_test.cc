@@ -50,7 +50,7 @@ class HttpServerTest : public ::testing::Test {
     options.web_config = std::move(web_config);
     options.render_metrics = [this] {
       if (throw_.load()) throw std::runtime_error("renderer broke");
-      return HttpServerOptions::Exposition{stable_, kFresh};
+      return Exposition{stable_, kFresh};
     };
     options.ready = [this] { return ready_.load(); };
     auto server = HttpServer::Start(std::move(options));
@@ -151,9 +151,7 @@ TEST(HttpServerAddressTest, ListenAddressForms) {
 TEST(HttpServerAddressTest, BusyPortIsAnErrorNotAnAbort) {
   HttpServerOptions first;
   first.listen_address = "127.0.0.1:0";
-  first.render_metrics = [] {
-    return HttpServerOptions::Exposition{std::make_shared<const std::string>(), ""};
-  };
+  first.render_metrics = [] { return Exposition{std::make_shared<const std::string>(), ""}; };
   auto a = HttpServer::Start(first);
   ASSERT_TRUE(a.ok());
   HttpServerOptions second = first;
