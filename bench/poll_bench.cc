@@ -11,9 +11,10 @@
 #include "absl/time/clock.h"
 #include "benchmark/benchmark.h"
 #include "demo/standin_pod_resources.h"
-#include "exporter/pod_resources.h"
-#include "exporter/poller.h"
 #include "grpcpp/grpcpp.h"
+#include "kubelet/convert.h"
+#include "kubelet/grpc_pod_resources_client.h"
+#include "kubelet/pod_resources.h"
 #include "podresources/v1/api.grpc.pb.h"
 
 namespace devscope {

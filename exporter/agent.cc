@@ -13,7 +13,7 @@
 #include "exporter/flags.h"
 #include "exporter/http_server.h"
 #include "exporter/metrics_renderer.h"
-#include "exporter/poller.h"
+#include "kubelet/poller.h"
 #include "prometheus/gauge.h"
 #include "prometheus/registry.h"
 

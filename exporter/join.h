@@ -9,7 +9,7 @@
 #include "absl/strings/string_view.h"
 #include "collectors/collector.h"
 #include "exporter/node_view.h"
-#include "exporter/pod_resources.h"
+#include "kubelet/pod_resources.h"
 
 namespace devscope {
 

@@ -13,7 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "exporter/join.h"
-#include "exporter/pod_command.h"
+#include "kubelet/cpuset.h"
 #include "prometheus/text_serializer.h"
 
 namespace devscope {

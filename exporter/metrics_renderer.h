@@ -16,7 +16,7 @@
 #include "common/snapshot_store.h"
 #include "exporter/exposition.h"
 #include "exporter/node_view.h"
-#include "exporter/pod_resources.h"
+#include "kubelet/pod_resources.h"
 #include "prometheus/collectable.h"
 #include "prometheus/metric_family.h"
 

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "collectors/collector.h"
-#include "exporter/pod_resources.h"
+#include "kubelet/pod_resources.h"
 
 namespace devscope {
 

@@ -10,10 +10,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
-#include "absl/time/clock.h"
-#include "exporter/poller.h"
-#include "grpcpp/grpcpp.h"
-#include "podresources/v1/api.grpc.pb.h"
+#include "kubelet/convert.h"
+#include "kubelet/cpuset.h"
+#include "kubelet/grpc_pod_resources_client.h"
+#include "podresources/v1/api.pb.h"
 
 namespace devscope {
 namespace {
@@ -50,48 +50,13 @@ void AddMemoryRows(absl::string_view container, const std::vector<MemoryAssignme
   }
 }
 
-grpc::ClientContext* WithDeadline(grpc::ClientContext& context) {
-  context.set_deadline(absl::ToChronoTime(absl::Now() + kCallDeadline));
-  return &context;
-}
-
-// Whether a failed Get means "this kubelet does not serve Get" (so List should answer instead).
-bool GetNotServed(const grpc::Status& status) {
-  switch (status.error_code()) {
-    case grpc::StatusCode::UNIMPLEMENTED:
-      return true;
-    case grpc::StatusCode::UNAVAILABLE:
-    case grpc::StatusCode::DEADLINE_EXCEEDED:
-    case grpc::StatusCode::RESOURCE_EXHAUSTED:
-    case grpc::StatusCode::CANCELLED:
-      return false;
-    default:
-      // The gate-off error ("PodResources API Get method disabled") rather than "not found".
-      return !absl::StrContains(status.error_message(), "not found");
-  }
-}
-
-void PrintFailure(absl::string_view what, const grpc::Status& status, const Config& config) {
-  std::cerr << "devscope pod: " << what << " failed: " << GrpcCodeName(status.error_code()) << ": "
-            << status.error_message() << " (socket " << config.pod_resources_socket << ")\n";
+void PrintFailure(absl::string_view what, const absl::Status& status, absl::string_view socket,
+                  std::ostream& err) {
+  err << "devscope pod: " << what << " failed: " << absl::StatusCodeToString(status.code()) << ": "
+      << status.message() << " (socket " << socket << ")\n";
 }
 
 }  // namespace
-
-std::string FormatCpuSet(std::vector<int64_t> cpus) {
-  std::sort(cpus.begin(), cpus.end());
-  cpus.erase(std::unique(cpus.begin(), cpus.end()), cpus.end());
-  std::string out;
-  for (size_t i = 0; i < cpus.size();) {
-    size_t j = i;
-    while (j + 1 < cpus.size() && cpus[j + 1] == cpus[j] + 1) ++j;
-    if (!out.empty()) out += ",";
-    absl::StrAppend(&out, cpus[i]);
-    if (j > i) absl::StrAppend(&out, "-", cpus[j]);
-    i = j + 1;
-  }
-  return out;
-}
 
 void PrintPodTable(const PodResources& pod, std::ostream& out) {
   std::vector<Row> rows;
@@ -142,47 +107,43 @@ void PrintPodTable(const PodResources& pod, std::ostream& out) {
 }
 
 int RunPodCommand(const Config& config, absl::string_view ns_slash_name, std::ostream& out) {
+  GrpcPodResourcesClient client(GrpcPodResourcesClient::Options{
+      config.pod_resources_socket, config.pod_resources_max_message_size, kCallDeadline});
+  return RunPodCommand(client, config.pod_resources_socket, ns_slash_name, out, std::cerr);
+}
+
+int RunPodCommand(PodResourcesClient& client, absl::string_view socket,
+                  absl::string_view ns_slash_name, std::ostream& out, std::ostream& err) {
   const std::vector<absl::string_view> parts = absl::StrSplit(ns_slash_name, '/');
   if (parts.size() != 2 || parts[0].empty() || parts[1].empty()) {
-    std::cerr << "devscope pod: expected NAMESPACE/NAME, got \"" << ns_slash_name << "\"\n";
+    err << "devscope pod: expected NAMESPACE/NAME, got \"" << ns_slash_name << "\"\n";
     return 2;
   }
   const std::string ns(parts[0]);
   const std::string name(parts[1]);
 
-  auto channel =
-      MakePodResourcesChannel(config.pod_resources_socket, config.pod_resources_max_message_size);
-  auto stub = v1::PodResourcesLister::NewStub(channel);
-
-  v1::GetPodResourcesRequest request;
-  request.set_pod_namespace(ns);
-  request.set_pod_name(name);
   v1::GetPodResourcesResponse response;
-  grpc::ClientContext get_context;
-  const grpc::Status get =
-      NormalizeReplyStatus(stub->Get(WithDeadline(get_context), request, &response));
+  const absl::Status get = client.Get(ns, name, &response);
   if (get.ok()) {
     PrintPodTable(ConvertPod(response.pod_resources()), out);
     return 0;
   }
-  if (!GetNotServed(get)) {
-    if (absl::StrContains(get.error_message(), "not found")) {
-      std::cerr << "devscope pod: pod " << ns << "/" << name << " not found\n";
+  if (SupportFromStatus(PodResourcesMethod::kGet, get) != MethodSupport::kNotServed) {
+    if (absl::StrContains(get.message(), "not found")) {
+      err << "devscope pod: pod " << ns << "/" << name << " not found\n";
     } else {
-      PrintFailure("Get", get, config);
+      PrintFailure("Get", get, socket, err);
     }
     return 1;
   }
 
   // A kubelet without Get (before 1.27, or with the KubeletPodResourcesGet gate off): List.
-  std::cerr << "devscope pod: the kubelet does not serve Get (" << GrpcCodeName(get.error_code())
-            << ": " << get.error_message() << "); using List\n";
+  err << "devscope pod: the kubelet does not serve Get (" << absl::StatusCodeToString(get.code())
+      << ": " << get.message() << "); using List\n";
   v1::ListPodResourcesResponse list;
-  grpc::ClientContext list_context;
-  const grpc::Status listed = NormalizeReplyStatus(
-      stub->List(WithDeadline(list_context), v1::ListPodResourcesRequest(), &list));
+  const absl::Status listed = client.List(&list);
   if (!listed.ok()) {
-    PrintFailure("List", listed, config);
+    PrintFailure("List", listed, socket, err);
     return 1;
   }
   for (const v1::PodResources& pod : list.pod_resources()) {
@@ -191,7 +152,7 @@ int RunPodCommand(const Config& config, absl::string_view ns_slash_name, std::os
       return 0;
     }
   }
-  std::cerr << "devscope pod: pod " << ns << "/" << name << " not found\n";
+  err << "devscope pod: pod " << ns << "/" << name << " not found\n";
   return 1;
 }
 

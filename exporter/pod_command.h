@@ -9,7 +9,8 @@
 
 #include "absl/strings/string_view.h"
 #include "common/config.h"
-#include "exporter/pod_resources.h"
+#include "kubelet/pod_resources.h"
+#include "kubelet/pod_resources_client.h"
 
 namespace devscope {
 
@@ -19,12 +20,12 @@ namespace devscope {
 // 0 found, 1 not found or the kubelet unreachable (message on stderr), 2 for an argument that is
 // not NS/NAME.
 int RunPodCommand(const Config& config, absl::string_view ns_slash_name, std::ostream& out);
+// The same through `client`; `socket` names the kubelet in error messages, written to `err`.
+int RunPodCommand(PodResourcesClient& client, absl::string_view socket,
+                  absl::string_view ns_slash_name, std::ostream& out, std::ostream& err);
 
 // The table RunPodCommand prints for `pod`.
 void PrintPodTable(const PodResources& pod, std::ostream& out);
-
-// A CPU list in cpuset notation, sorted and merged into ranges: {0,1,2,3,8} -> "0-3,8".
-std::string FormatCpuSet(std::vector<int64_t> cpus);
 
 }  // namespace devscope
 

@@ -1,11 +1,11 @@
-// The pod-resources poller: one thread that polls the kubelet's v1.PodResourcesLister over its unix
-// socket and publishes an immutable PodResourcesSnapshot after every successful List. Scrapes and
-// `devscope pod` never wait on the kubelet: they read the last published picture.
+// The pod-resources poller: one thread that polls the kubelet's v1.PodResourcesLister (through a
+// PodResourcesClient) and publishes an immutable PodResourcesSnapshot after every successful List.
+// Scrapes and `devscope pod` never wait on the kubelet: they read the last published picture.
 //
 // Thread-safety: Start/Stop are called by the owner; store(), first_poll_done() and the metrics in
 // the registry may be read from any thread.
-#ifndef DEVSCOPE_EXPORTER_POLLER_H_
-#define DEVSCOPE_EXPORTER_POLLER_H_
+#ifndef DEVSCOPE_KUBELET_POLLER_H_
+#define DEVSCOPE_KUBELET_POLLER_H_
 
 #include <atomic>
 #include <cstdint>
@@ -17,16 +17,17 @@
 #include <thread>
 #include <vector>
 
+#include "absl/base/call_once.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/status/status.h"
 #include "absl/strings/string_view.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "common/snapshot_store.h"
-#include "exporter/pod_resources.h"
-#include "grpcpp/grpcpp.h"
-#include "podresources/v1/api.grpc.pb.h"
+#include "kubelet/pod_resources.h"
+#include "kubelet/pod_resources_client.h"
+#include "podresources/v1/api.pb.h"
 #include "prometheus/counter.h"
 #include "prometheus/family.h"
 #include "prometheus/gauge.h"
@@ -56,36 +57,21 @@ struct PollerOptions {
   // interval after the first delay.
   std::function<absl::Time()> last_device_change;
   std::vector<absl::Duration> allocatable_after_device_change = {absl::Milliseconds(500),
-                                                                  absl::Seconds(10)};
+                                                                 absl::Seconds(10)};
 };
-
-// The canonical gRPC code name, as the metrics label it: OK, UNAVAILABLE, RESOURCE_EXHAUSTED, ...
-absl::string_view GrpcCodeName(grpc::StatusCode code);
-
-// gRPC C++'s blocking unary call reports a reply that does not parse as UNIMPLEMENTED "No message
-// returned for unary request" (client_unary_call.h). That is a garbled reply, not a method the
-// kubelet lacks: this turns it into INTERNAL, the code other gRPC implementations give it.
-grpc::Status NormalizeReplyStatus(grpc::Status status);
-
-// A channel to "unix://" + socket_path with insecure credentials and `max_message_size` as the
-// receive limit. Its reconnect backoff is short and its subchannel private, so that a fresh channel
-// made after a kubelet restart connects at once.
-std::shared_ptr<grpc::Channel> MakePodResourcesChannel(const std::string& socket_path,
-                                                       uint64_t max_message_size);
 
 // The per-call deadline for a poll every `interval`: twice the interval, at least 1 s (a List of
 // tens of MiB on a loaded node takes hundreds of ms) and at most 10 s (a hung kubelet is noticed
 // and reported while the last picture keeps being served).
 absl::Duration PodResourcesCallDeadline(absl::Duration interval);
 
-// Conversions from the wire messages into the snapshot's types (all fields, nothing dropped).
-PodResources ConvertPod(const v1::PodResources& pod);
-std::vector<PodResources> ConvertPods(const v1::ListPodResourcesResponse& response);
-AllocatableResources ConvertAllocatable(const v1::AllocatableResourcesResponse& response);
-
 class PodResourcesPoller {
  public:
+  // Polls through a GrpcPodResourcesClient for options.socket_path.
   PodResourcesPoller(PollerOptions options, prometheus::Registry& registry);
+  // Polls through `client` (a fake in tests).
+  PodResourcesPoller(PollerOptions options, prometheus::Registry& registry,
+                     std::unique_ptr<PodResourcesClient> client);
   ~PodResourcesPoller();
   PodResourcesPoller(const PodResourcesPoller&) = delete;
   PodResourcesPoller& operator=(const PodResourcesPoller&) = delete;
@@ -100,37 +86,38 @@ class PodResourcesPoller {
   bool first_poll_done() const { return first_poll_done_.load(std::memory_order_acquire); }
 
  private:
-  // Whether the kubelet serves a method: not yet known, served, or not (Unimplemented/gate off).
-  enum class Support { kUnknown, kSupported, kUnsupported };
-  enum Method { kList = 0, kAllocatable = 1, kGet = 2, kMethodCount = 3 };
-
   void Run();
   // One poll; returns how long to wait before the next.
   absl::Duration PollOnce();
+  // Logs and counts a failed List; returns the backoff before the next poll.
+  absl::Duration OnListFailure(const absl::Status& status);
+  bool AllocatableDue(const v1::ListPodResourcesResponse& list, absl::Time now);
+  bool NamesUnknownDevice(const v1::ListPodResourcesResponse& list) const;
   void MaybeRefreshAllocatable(const v1::ListPodResourcesResponse& list, absl::Time now);
   void MaybeProbeGet(absl::Time now);
 
-  // Makes one unary call with the deadline and cancellation hook, and records its metrics.
-  template <typename Request, typename Response, typename Fn>
-  grpc::Status Call(Method method, const Request& request, Response* response, Fn fn);
+  // Makes one call through the client, records its metrics and what it says about support.
+  template <typename Call>
+  absl::Status Timed(PodResourcesMethod method, Call call);
 
-  void RecreateChannel();
   void MarkUp(absl::Time now);
-  void MarkDown(const grpc::Status& status, absl::string_view reason);
-  void SetSupport(Method method, Support support, const grpc::Status& status);
+  void MarkDown(const absl::Status& status, absl::string_view reason);
+  void NoteSupport(PodResourcesMethod method, const absl::Status& status);
+  // False only once the kubelet said it does not serve `method` (true while unknown).
+  bool Served(PodResourcesMethod method) const;
 
   const PollerOptions options_;
+  const std::unique_ptr<PodResourcesClient> client_;  // thread-safe
   SnapshotStore<PodResourcesSnapshot> store_;
   std::atomic<bool> first_poll_done_{false};
 
   // Owned by the polling thread only.
-  std::shared_ptr<grpc::Channel> channel_;
-  std::unique_ptr<v1::PodResourcesLister::Stub> stub_;
   bool up_ = false;
   bool ever_polled_ = false;
-  grpc::StatusCode last_failure_code_ = grpc::StatusCode::OK;
+  absl::StatusCode last_failure_code_ = absl::StatusCode::kOk;
   int consecutive_failures_ = 0;
-  Support support_[kMethodCount] = {Support::kUnknown, Support::kUnknown, Support::kUnknown};
+  MethodSupport support_[kPodResourcesMethodCount] = {
+      MethodSupport::kUnknown, MethodSupport::kUnknown, MethodSupport::kUnknown};
   std::optional<AllocatableResources> allocatable_;
   uint64_t allocatable_generation_ = 0;  // counts changes of allocatable_
   // The last List reply published (serialised) and the allocatable generation published with it.
@@ -145,11 +132,7 @@ class PodResourcesPoller {
   absl::Time get_probe_ = absl::InfinitePast();
   std::mt19937_64 rng_;  // jitter for backoff
 
-  // The call in flight, so that Stop can cancel it instead of waiting for its deadline.
-  absl::Mutex call_mu_;
-  grpc::ClientContext* call_in_flight_ ABSL_GUARDED_BY(call_mu_) = nullptr;
-  bool stopping_ ABSL_GUARDED_BY(call_mu_) = false;
-
+  absl::once_flag stop_once_;
   absl::Notification stop_;
   std::thread thread_;
   bool started_ = false;  // owner's thread only
@@ -160,10 +143,10 @@ class PodResourcesPoller {
   prometheus::Family<prometheus::Gauge>& supported_family_;
   prometheus::Gauge& up_gauge_;
   prometheus::Gauge& last_success_gauge_;
-  prometheus::Histogram* duration_[kMethodCount];
-  prometheus::Gauge* supported_[kMethodCount] = {nullptr, nullptr, nullptr};
+  prometheus::Histogram* duration_[kPodResourcesMethodCount];
+  prometheus::Gauge* supported_[kPodResourcesMethodCount] = {nullptr, nullptr, nullptr};
 };
 
 }  // namespace devscope
 
-#endif  // DEVSCOPE_EXPORTER_POLLER_H_
+#endif  // DEVSCOPE_KUBELET_POLLER_H_

@@ -1,10 +1,8 @@
-// The pod-resources poller in-process against the kubelet stand-in over a real unix socket.
-#include "exporter/poller.h"
-
-#include <stdlib.h>
+// The pod-resources poller in-process: against the kubelet stand-in over a real unix socket, and
+// (for its decisions alone) against the fake client.
+#include "kubelet/poller.h"
 
 #include <atomic>
-#include <filesystem>
 #include <functional>
 #include <map>
 #include <memory>
@@ -16,11 +14,15 @@
 #include "absl/time/clock.h"
 #include "common/log.h"
 #include "demo/standin_pod_resources.h"
-#include "exporter/pod_command.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "kubelet/fake_pod_resources_client.h"
 #include "prometheus/registry.h"
 #include "spdlog/sinks/ostream_sink.h"
+#include "test/support/metric_value.h"
+#include "test/support/rich_pods.h"
+#include "test/support/temp_dir.h"
+#include "test/support/wait_for.h"
 
 namespace devscope {
 namespace {
@@ -28,54 +30,11 @@ namespace {
 using ::testing::ElementsAre;
 using ::testing::Optional;
 
-// Polls `done` every 10 ms until it holds or `timeout` passes.
-bool WaitFor(const std::function<bool()>& done, absl::Duration timeout = absl::Seconds(10)) {
-  const absl::Time deadline = absl::Now() + timeout;
-  while (absl::Now() < deadline) {
-    if (done()) return true;
-    absl::SleepFor(absl::Milliseconds(10));
-  }
-  return done();
-}
-
-// A metric's value read through Registry::Collect(): a gauge's or counter's value, a histogram's
-// sample count; absent when no series has these labels.
-std::optional<double> MetricValue(prometheus::Registry& registry, const std::string& name,
-                                  const std::map<std::string, std::string>& labels = {}) {
-  for (const prometheus::MetricFamily& family : registry.Collect()) {
-    if (family.name != name) continue;
-    for (const prometheus::ClientMetric& metric : family.metric) {
-      std::map<std::string, std::string> have;
-      for (const auto& label : metric.label) have[label.name] = label.value;
-      if (have != labels) continue;
-      switch (family.type) {
-        case prometheus::MetricType::Counter:
-          return metric.counter.value;
-        case prometheus::MetricType::Gauge:
-          return metric.gauge.value;
-        case prometheus::MetricType::Histogram:
-          return static_cast<double>(metric.histogram.sample_count);
-        default:
-          return std::nullopt;
-      }
-    }
-  }
-  return std::nullopt;
-}
-
 class PollerTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char dir[] = "/tmp/dspoll-XXXXXX";
-    ASSERT_NE(mkdtemp(dir), nullptr);
-    dir_ = dir;
-    socket_ = dir_ + "/kubelet.sock";
-  }
   void TearDown() override {
     poller_.reset();
     standin_.reset();
-    std::error_code ec;
-    std::filesystem::remove_all(dir_, ec);
   }
 
   void StartStandin() {
@@ -119,34 +78,12 @@ class PollerTest : public ::testing::Test {
         timeout);
   }
 
-  std::string dir_;
-  std::string socket_;
+  TempDir dir_;
+  const std::string socket_ = dir_.Path("kubelet.sock");
   std::shared_ptr<prometheus::Registry> registry_ = std::make_shared<prometheus::Registry>();
   std::unique_ptr<PodResourcesStandin> standin_;
   std::unique_ptr<PodResourcesPoller> poller_;
 };
-
-std::vector<v1::PodResources> RichPods() {
-  return {
-      MakePod("ml", "trainer",
-              {
-                  // A restartable init container (sidecar) comes first, as the kubelet lists it.
-                  MakeContainer("log-shipper", {MakeDevices("example.com/nic", {"0000:3b:00.2"})}),
-                  MakeContainer("main",
-                                {MakeDevices("nvidia.com/gpu", {"GPU-aaa", "GPU-bbb"}, {0}),
-                                 MakeDevices("example.com/widget", {"w0"})},  // no topology
-                                {2, 3, 4, 5, 10},
-                                {MakeMemory("memory", 1 << 30, {0}),
-                                 MakeMemory("hugepages-1Gi", 2ULL << 30, {0, 1})},
-                                {MakeClaim("ml", "gpu-claim", "gpu.example.com", "node-a", "gpu-3",
-                                           "4fd2a9c0-share", {"example.com/gpu=gpu3"})}),
-              }),
-      // A time-sliced GPU replica held by two containers of another pod.
-      MakePod("web", "shared",
-              {MakeContainer("a", {MakeDevices("nvidia.com/gpu", {"GPU-ccc::1"}, {1})}),
-               MakeContainer("b", {MakeDevices("nvidia.com/gpu", {"GPU-ccc::1"}, {1})})}),
-  };
-}
 
 TEST_F(PollerTest, SnapshotCarriesEveryField) {
   StartStandin();
@@ -490,28 +427,6 @@ TEST_F(PollerTest, LogsOncePerStateChangeNotPerPoll) {
   EXPECT_TRUE(absl::StrContains(text, "pod-resources up")) << text;
 }
 
-TEST(FormatCpuSetTest, MergesRanges) {
-  EXPECT_EQ(FormatCpuSet({8, 0, 1, 2, 3}), "0-3,8");
-  EXPECT_EQ(FormatCpuSet({5}), "5");
-  EXPECT_EQ(FormatCpuSet({}), "");
-  EXPECT_EQ(FormatCpuSet({1, 3, 4, 6, 7, 8}), "1,3-4,6-8");
-}
-
-TEST(PodTableTest, PrintsEveryKindOfResource) {
-  v1::ListPodResourcesResponse list;
-  for (const auto& pod : RichPods()) *list.add_pod_resources() = pod;
-  std::ostringstream out;
-  PrintPodTable(ConvertPods(list)[0], out);
-  const std::string text = out.str();
-  EXPECT_TRUE(absl::StartsWith(text, "pod ml/trainer\nCONTAINER")) << text;
-  EXPECT_TRUE(absl::StrContains(text, "GPU-bbb")) << text;
-  EXPECT_TRUE(absl::StrContains(text, "2-5,10")) << text;
-  EXPECT_TRUE(absl::StrContains(text, "hugepages-1Gi")) << text;
-  EXPECT_TRUE(absl::StrContains(text, "2147483648 (2.0GiB)")) << text;
-  EXPECT_TRUE(absl::StrContains(text, "claim=ml/gpu-claim share=4fd2a9c0-share")) << text;
-  EXPECT_TRUE(absl::StrContains(text, "log-shipper")) << text;
-}
-
 TEST(PollerDeadlineTest, ClampedBetweenOneAndTenSeconds) {
   EXPECT_EQ(PodResourcesCallDeadline(absl::Milliseconds(100)), absl::Seconds(1));
   EXPECT_EQ(PodResourcesCallDeadline(absl::Seconds(2)), absl::Seconds(4));
@@ -533,6 +448,75 @@ TEST_F(PollerTest, AnUnchangedReplyKeepsTheSameSnapshot) {
   standin_->SetPods(pods);
   ASSERT_TRUE(WaitFor([&] { return Current()->pods.size() == 1; }));
   EXPECT_NE(Current(), first);
+}
+
+// The poller's decisions against the fake client: what each answer means, without a socket.
+class PollerWithFakeClientTest : public ::testing::Test {
+ protected:
+  PollerWithFakeClientTest() { client_->SetPods(RichPods()); }
+  void TearDown() override { poller_.reset(); }
+
+  void StartPoller() {
+    PollerOptions options;
+    options.socket_path = "fake";
+    options.interval = absl::Milliseconds(20);
+    poller_ = std::make_unique<PodResourcesPoller>(options, *registry_, std::move(owned_client_));
+    poller_->Start();
+  }
+  std::optional<double> Supported(const std::string& method) {
+    return MetricValue(*registry_, "devscope_pod_resources_method_supported", {{"method", method}});
+  }
+  double Up() { return MetricValue(*registry_, "devscope_pod_resources_up").value_or(-1); }
+
+  std::shared_ptr<prometheus::Registry> registry_ = std::make_shared<prometheus::Registry>();
+  std::unique_ptr<FakePodResourcesClient> owned_client_ =
+      std::make_unique<FakePodResourcesClient>();
+  FakePodResourcesClient* const client_ = owned_client_.get();  // the poller owns it once started
+  std::unique_ptr<PodResourcesPoller> poller_;
+};
+
+TEST_F(PollerWithFakeClientTest, AGetProbeAnsweredNotFoundMeansGetIsServed) {
+  StartPoller();
+  ASSERT_TRUE(WaitFor([&] { return Supported("Get").has_value(); }));
+  EXPECT_THAT(Supported("Get"), Optional(1.0));
+  EXPECT_EQ(client_->Calls(PodResourcesMethod::kGet), 1);
+}
+
+TEST_F(PollerWithFakeClientTest, AllocatableFailedPreconditionIsNotServed) {
+  client_->SetStatus(PodResourcesMethod::kGetAllocatableResources,
+                     absl::FailedPreconditionError("GetAllocatableResources disabled"));
+  StartPoller();
+  ASSERT_TRUE(WaitFor([&] { return Supported("GetAllocatableResources").has_value(); }));
+  EXPECT_THAT(Supported("GetAllocatableResources"), Optional(0.0));
+  ASSERT_TRUE(WaitFor([&] { return poller_->store().Current() != nullptr; }));
+  EXPECT_FALSE(poller_->store().Current()->allocatable.has_value());
+}
+
+TEST_F(PollerWithFakeClientTest, ListUnimplementedIsReportedAndDown) {
+  client_->SetStatus(PodResourcesMethod::kList, absl::UnimplementedError("unknown service"));
+  StartPoller();
+  ASSERT_TRUE(WaitFor([&] { return Supported("List").has_value(); }));
+  EXPECT_THAT(Supported("List"), Optional(0.0));
+  EXPECT_EQ(Up(), 0);
+  EXPECT_EQ(poller_->store().Current(), nullptr);
+}
+
+TEST_F(PollerWithFakeClientTest, AnUnreachableKubeletGetsAFreshConnection) {
+  StartPoller();
+  ASSERT_TRUE(WaitFor([&] { return Up() == 1; }));
+  EXPECT_EQ(client_->Reconnects(), 0);
+  client_->SetStatus(PodResourcesMethod::kList, absl::UnavailableError("connection refused"));
+  ASSERT_TRUE(WaitFor([&] { return client_->Reconnects() >= 1; }));
+  EXPECT_EQ(Up(), 0);
+  EXPECT_THAT(Supported("List"), Optional(1.0));  // passing: says nothing about support
+}
+
+TEST_F(PollerWithFakeClientTest, StopShutsTheClientDown) {
+  StartPoller();
+  ASSERT_TRUE(WaitFor([&] { return poller_->first_poll_done(); }));
+  EXPECT_FALSE(client_->IsShutDown());
+  poller_->Stop();
+  EXPECT_TRUE(client_->IsShutDown());
 }
 
 }  // namespace

@@ -1,8 +1,8 @@
 // What the kubelet's pod-resources API said, as one immutable picture. The poller builds a new
 // PodResourcesSnapshot from each successful List (and the latest GetAllocatableResources) and
 // publishes it; renderers, the joiner and `devscope pod` only read it.
-#ifndef DEVSCOPE_EXPORTER_POD_RESOURCES_H_
-#define DEVSCOPE_EXPORTER_POD_RESOURCES_H_
+#ifndef DEVSCOPE_KUBELET_POD_RESOURCES_H_
+#define DEVSCOPE_KUBELET_POD_RESOURCES_H_
 
 #include <cstdint>
 #include <optional>
@@ -54,7 +54,7 @@ struct PodResources {
   std::string name;
   // Restartable (sidecar) init containers first, then app containers, as the kubelet lists them.
   std::vector<ContainerResources> containers;
-  std::vector<int64_t> pod_cpus;          // PodResources.cpu_ids (pod-level managers, 1.36+)
+  std::vector<int64_t> pod_cpus;             // PodResources.cpu_ids (pod-level managers, 1.36+)
   std::vector<MemoryAssignment> pod_memory;  // PodResources.memory
 };
 
@@ -77,4 +77,4 @@ struct PodResourcesSnapshot {
 
 }  // namespace devscope
 
-#endif  // DEVSCOPE_EXPORTER_POD_RESOURCES_H_
+#endif  // DEVSCOPE_KUBELET_POD_RESOURCES_H_
