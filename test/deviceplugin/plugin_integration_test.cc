@@ -608,7 +608,11 @@ TEST_F(PluginTest, PluginWatcherRoute) {
       grpc::CreateChannel("unix:" + registry_socket, grpc::InsecureChannelCredentials()));
   pluginregistration::PluginInfo info;
   {
+    // The socket file appears at bind(), a moment before listen(): the kubelet's plugin watcher
+    // dials it blocking, with a timeout, and so does this.
     grpc::ClientContext context;
+    context.set_wait_for_ready(true);
+    context.set_deadline(absl::ToChronoTime(absl::Now() + kWait));
     ASSERT_TRUE(registration->GetInfo(&context, pluginregistration::InfoRequest(), &info).ok());
   }
   EXPECT_EQ(info.type(), "DevicePlugin");
