@@ -5,12 +5,19 @@
 # exactly the shared libraries they load, copied from this Debian 12 machine's packages, with each
 # package's name, version and copyright file. No shell, no package manager: nothing else to patch.
 #
-# usage: build-image.sh BUILD_DIR OUT.tar VERSION REVISION
+# The archive's one image is named REPOSITORY:VERSION (the index's org.opencontainers.image.ref.name),
+# the reference the Helm chart asks for by default, so that `podman load -i`, `skopeo copy
+# oci-archive:OUT.tar ...` and `umoci unpack --image LAYOUT:REPOSITORY:VERSION` all find it by name.
+#
+# usage: build-image.sh BUILD_DIR OUT.tar VERSION REVISION [REPOSITORY]
 set -euo pipefail
-build=${1:?usage: build-image.sh BUILD_DIR OUT.tar VERSION REVISION}
-out=${2:?usage: build-image.sh BUILD_DIR OUT.tar VERSION REVISION}
-version=${3:?usage: build-image.sh BUILD_DIR OUT.tar VERSION REVISION}
-revision=${4:?usage: build-image.sh BUILD_DIR OUT.tar VERSION REVISION}
+usage="usage: build-image.sh BUILD_DIR OUT.tar VERSION REVISION [REPOSITORY]"
+build=${1:?$usage}
+out=${2:?$usage}
+version=${3:?$usage}
+revision=${4:?$usage}
+repository=${5:-ghcr.io/devscope/devscope}
+ref=$repository:$version
 for tool in umoci ldd dpkg-query strip; do
   command -v $tool >/dev/null || { echo "build-image: needs $tool (scripts/install-deps)" >&2; exit 1; }
 done
@@ -25,8 +32,8 @@ trap 'rm -rf "$work"' EXIT
 layout=$work/layout
 bundle=$work/bundle
 umoci init --layout "$layout"
-umoci new --image "$layout:$version"
-umoci unpack --rootless --image "$layout:$version" "$bundle" >/dev/null
+umoci new --image "$layout:$ref"
+umoci unpack --rootless --image "$layout:$ref" "$bundle" >/dev/null
 root=$bundle/rootfs
 
 # Debian 12's merged /usr: /lib, /lib64, /bin are links into /usr, so library paths that ldd
@@ -69,8 +76,8 @@ src=$(cd "$(dirname "$0")/../.." && pwd)
 mkdir -p "$root/usr/share/doc/devscope"
 cp "$src/packaging/debian/copyright" "$root/usr/share/doc/devscope/copyright"
 
-umoci repack --image "$layout:$version" "$bundle"
-umoci config --image "$layout:$version" \
+umoci repack --image "$layout:$ref" "$bundle"
+umoci config --image "$layout:$ref" \
   --os linux --architecture amd64 \
   --config.entrypoint /usr/bin/devscope \
   --config.workingdir / \

@@ -8,7 +8,7 @@
 #   ROOTFS: the image's root file system, e.g. made here with
 #     cmake --build build --target image && mkdir -p build/device-check/layout &&
 #     tar -xf build/devscope-image.tar -C build/device-check/layout &&
-#     umoci unpack --rootless --image build/device-check/layout:0.1.0 build/device-check/bundle
+#     umoci unpack --rootless --image build/device-check/layout:ghcr.io/devscope/devscope:0.1.0 build/device-check/bundle
 #   and then build/device-check/bundle/rootfs.
 set -uo pipefail
 root=$(cd "${1:?usage: run-agent-check.sh ROOTFS}" && pwd)

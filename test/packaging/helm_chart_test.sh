@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The Helm chart: helm lint --strict, then helm template with the default and with non-default
-# values, asserting on the rendered manifests (args from values, mounts, toggles, the copies of the
-# dashboards and alert rules), the values schema rejecting bad values, and kubectl parsing every
-# object offline. Schema validation against the Kubernetes API needs a cluster and is not done.
+# values (every option set), asserting on the rendered manifests (args from values, mounts,
+# toggles, labels, monitors, the copies of the dashboards and alert rules), the values schema
+# rejecting bad values, and kubectl parsing every object offline. Schema validation against the
+# Kubernetes API needs a cluster and is not done; test/packaging/deployment_test.sh runs the
+# rendered DaemonSet under a container runtime.
 # usage: helm_chart_test.sh SOURCE_DIR TOOLS_DIR INTERFACE_MD [DEVSCOPE_BINARY]
 #   With DEVSCOPE_BINARY, the rendered config.yaml files must be accepted by its loader.
 #   Helm: $DEVSCOPE_HELM, else helm on PATH, else TOOLS_DIR/helm, else installed there by
@@ -47,6 +49,9 @@ done
 "$helm" lint --strict "$chart" >"$tmp/lint.out" 2>&1 || fail "helm lint --strict: $(cat "$tmp/lint.out")"
 "$helm" lint --strict "$chart" -f "$src/test/packaging/helm_values_custom.yaml" >"$tmp/lint.out" 2>&1 ||
   fail "helm lint --strict with custom values: $(cat "$tmp/lint.out")"
+"$helm" lint --strict "$chart" -f "$src/test/packaging/helm_values_custom.yaml" \
+  --set serviceMonitor.enabled=false --set podMonitor.enabled=true >"$tmp/lint.out" 2>&1 ||
+  fail "helm lint --strict with custom values and the PodMonitor: $(cat "$tmp/lint.out")"
 
 render() { # render NAME [helm args...]: writes $tmp/NAME.yaml
   local name=$1; shift
@@ -95,6 +100,9 @@ expect "privileged" "$(q default DaemonSet '.spec.template.spec.containers[0].se
 expect "capabilities" "$(q default DaemonSet '.spec.template.spec.containers[0].securityContext.capabilities.drop | join(",")')" ALL
 expect "priorityClassName" "$(q default DaemonSet '.spec.template.spec.priorityClassName')" system-node-critical
 expect "tolerations" "$(q default DaemonSet '.spec.template.spec.tolerations | tojson')" '[{"operator":"Exists"}]'
+expect "nodeSelector (default)" "$(q default DaemonSet '.spec.template.spec.nodeSelector | tojson' | jq -S -c .)" \
+  '{"kubernetes.io/arch":"amd64","kubernetes.io/os":"linux"}'
+expect "no pod securityContext (default)" "$(q default DaemonSet '.spec.template.spec.securityContext // "none"')" none
 expect "updateStrategy" "$(q default DaemonSet '.spec.updateStrategy.type')" RollingUpdate
 expect "probes" "$(q default DaemonSet '.spec.template.spec.containers[0] | "\(.livenessProbe.httpGet.path) \(.readinessProbe.httpGet.path)"')" "/healthz /readyz"
 expect "service" "$(q default Service '"\(.spec.clusterIP) \(.spec.ports[0].port) \(.spec.ports[0].name)"')" "None 9410 metrics"
@@ -118,6 +126,7 @@ check_flags default
 
 # --- non-default values -------------------------------------------------------------------------
 render custom -f "$src/test/packaging/helm_values_custom.yaml"
+expect "namespace (custom)" "$(yq -r 'select(.metadata.name != "rel-devscope-dashboards") | .metadata.namespace' "$tmp/custom.yaml" | sort -u)" monitoring-agents
 expect "kinds (custom)" "$(yq -r .kind "$tmp/custom.yaml" | sort | tr '\n' ' ')" \
   "ConfigMap ConfigMap DaemonSet PrometheusRule Service ServiceAccount ServiceMonitor "
 expect "image (custom)" "$(q custom DaemonSet '.spec.template.spec.containers[0].image')" "registry.example.com/devscope:9.9.9"
@@ -126,7 +135,6 @@ cat >"$tmp/custom.want" <<'ARGS'
 --web.listen-address=:9500
 --web.telemetry-path=/custom-metrics
 --kubelet.pod-resources-socket=/var/lib/kubelet/pod-resources/kubelet.sock
---kubelet.device-plugins-dir=/var/lib/kubelet/device-plugins
 --pod-resources.interval=2s
 --pod-resources.max-message-size=100MiB
 --path.sysfs=/host/sys
@@ -159,12 +167,31 @@ expect "ServiceMonitor scheme and TLS" "$(q custom ServiceMonitor '.spec.endpoin
   "https devscope devscope-scrape"
 expect "container port" "$(q custom DaemonSet '.spec.template.spec.containers[0].ports[0].containerPort')" 9500
 expect "no priorityClassName" "$(q custom DaemonSet '.spec.template.spec.priorityClassName // "none"')" none
-expect "nodeSelector" "$(q custom DaemonSet '.spec.template.spec.nodeSelector | tojson')" '{"devscope.example.com/enabled":"true"}'
+expect "nodeSelector (merged)" "$(q custom DaemonSet '.spec.template.spec.nodeSelector | tojson' | jq -S -c .)" \
+  '{"devscope.example.com/enabled":"true","kubernetes.io/arch":"amd64","kubernetes.io/os":"linux"}'
+expect "pod securityContext" "$(q custom DaemonSet '.spec.template.spec.securityContext | tojson')" '{"supplementalGroups":[44]}'
+expect "runtimeClassName" "$(q custom DaemonSet '.spec.template.spec.runtimeClassName')" nvidia
+expect "env" "$(q custom DaemonSet '.spec.template.spec.containers[0].env | tojson')" '[{"name":"EXTRA","value":"1"}]'
+expect "extra volume" "$(q custom DaemonSet '.spec.template.spec.volumes[] | select(.name == "ca-bundle") | .configMap.name')" site-ca
+expect "extra mount" "$(q custom DaemonSet '.spec.template.spec.containers[0].volumeMounts[] | select(.name == "ca-bundle") | "\(.mountPath):\(.readOnly)"')" /etc/site-ca:true
+# podLabels add labels; the chart's own keep their values (the selector's above all).
+expect "pod labels" "$(q custom DaemonSet '.spec.template.metadata.labels | "\(.team) \(.["app.kubernetes.io/component"])"')" "gpu-infra node-agent"
+expect "selector matches the pods" \
+  "$(q custom DaemonSet '. as $d | $d.spec.selector.matchLabels | to_entries | all(.value == $d.spec.template.metadata.labels[.key])')" true
+expect "pod annotation" "$(q custom DaemonSet '.spec.template.metadata.annotations["example.com/note"]')" x
+# No plugin: neither the flag nor the mount of the device-plugins directory (it may not exist).
+expect "no device-plugins mount (plugin off)" \
+  "$(q custom DaemonSet '[.spec.template.spec.volumes[] | select(.name == "device-plugins" or .name == "plugins-registry")] | length')" 0
 expect "config.yaml (custom)" "$(q custom ConfigMap 'select(.metadata.name == "rel-devscope-config") | .data["config.yaml"]' | yq -c .)" \
   '{"collectors":{"interval":"10s","nvml":{"ignored_xids":[13,31]}},"health":{"max_temperature_celsius":85}}'
 expect "config checksum rolls pods" \
   "$([[ $(q default DaemonSet '.spec.template.metadata.annotations["checksum/config"]') != $(q custom DaemonSet '.spec.template.metadata.annotations["checksum/config"]') ]] && echo changed)" changed
 expect "ServiceMonitor endpoint" "$(q custom ServiceMonitor '.spec.endpoints[0] | "\(.port) \(.path)"')" "metrics /custom-metrics"
+expect "ServiceMonitor timing" "$(q custom ServiceMonitor '.spec.endpoints[0] | "\(.interval) \(.scrapeTimeout) \(.honorLabels)"')" "1m 50s true"
+expect "ServiceMonitor namespace" "$(q custom ServiceMonitor '.spec.namespaceSelector.matchNames | join(",")')" monitoring-agents
+expect "ServiceMonitor relabelings (the chart's first, then the user's)" \
+  "$(q custom ServiceMonitor '[.spec.endpoints[0].relabelings[].targetLabel] | join(",")')" job,instance,team
+expect "ServiceMonitor metricRelabelings" "$(q custom ServiceMonitor '.spec.endpoints[0].metricRelabelings[0].action')" drop
 expect "ServiceMonitor job label" "$(q custom ServiceMonitor '.spec.endpoints[0].relabelings[] | select(.targetLabel == "job") | .replacement')" devscope
 expect "ServiceMonitor instance label" "$(q custom ServiceMonitor '.spec.endpoints[0].relabelings[] | select(.targetLabel == "instance") | .sourceLabels[0]')" __meta_kubernetes_pod_node_name
 expect "ServiceMonitor labels" "$(q custom ServiceMonitor '.metadata.labels.release')" kube-prometheus-stack
@@ -184,10 +211,40 @@ for d in "$src"/dashboards/*.json; do
     fail "dashboards ConfigMap $k is not dashboards/$k"
 done
 
-# The plugin watcher's directory is mounted only when the config uses it and the plugin is on.
-render registry --set-json 'config={"device_plugin":{"plugins_registry_dir":"/var/lib/kubelet/plugins_registry"}}'
+# The PodMonitor instead of the ServiceMonitor: the same endpoint, selecting the pods.
+render podmonitor -f "$src/test/packaging/helm_values_custom.yaml" --set serviceMonitor.enabled=false --set podMonitor.enabled=true
+expect "kinds (PodMonitor)" "$(yq -r .kind "$tmp/podmonitor.yaml" | sort | tr '\n' ' ')" \
+  "ConfigMap ConfigMap DaemonSet PodMonitor PrometheusRule Service ServiceAccount "
+expect "PodMonitor endpoint" "$(q podmonitor PodMonitor '.spec.podMetricsEndpoints[0] | "\(.port) \(.path) \(.scheme) \(.interval) \(.scrapeTimeout) \(.honorLabels) \(.tlsConfig.serverName) \(.basicAuth.username.name)"')" \
+  "metrics /custom-metrics https 2m 1m true devscope devscope-scrape"
+expect "PodMonitor relabelings" "$(q podmonitor PodMonitor '[.spec.podMetricsEndpoints[0].relabelings[].targetLabel] | join(",")')" job,instance,team
+expect "PodMonitor metricRelabelings" "$(q podmonitor PodMonitor '.spec.podMetricsEndpoints[0].metricRelabelings[0].regex')" 'devscope_device_network_.*'
+expect "PodMonitor labels" "$(q podmonitor PodMonitor '.metadata.labels.release')" kube-prometheus-stack
+expect "PodMonitor selects the pods" "$(q podmonitor PodMonitor '.spec.selector.matchLabels | tojson' | jq -S -c .)" \
+  "$(q podmonitor DaemonSet '.spec.selector.matchLabels | tojson' | jq -S -c .)"
+expect "PodMonitor namespace" "$(q podmonitor PodMonitor '"\(.metadata.namespace) \(.spec.namespaceSelector.matchNames[0])"')" "monitoring-agents monitoring-agents"
+
+# NOTES.txt names the scheme the pods serve.
+"$helm" install rel "$chart" --dry-run=client -n devscope-system --set web.scheme=https >"$tmp/notes.out" 2>&1 ||
+  fail "helm install --dry-run=client: $(cat "$tmp/notes.out")"
+grep -q 'Metrics: https://<pod-ip>:9410/metrics' "$tmp/notes.out" || fail "NOTES.txt does not say https under HTTPS: $(grep Metrics "$tmp/notes.out")"
+
+# A pinned image.
+render digest --set image.digest=sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
+expect "image by digest" "$(q digest DaemonSet '.spec.template.spec.containers[0].image')" \
+  "ghcr.io/devscope/devscope@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+
+# The plugin watcher: kubelet.pluginsRegistryDir is mounted and written to config.yaml.
+render registry --set devicePlugin.pluginWatcher=true --set kubelet.pluginsRegistryDir=/var/lib/k0s/kubelet/plugins_registry \
+  --set-json 'config={"device_plugin":{"resources":{"example.com/widget":{"allocation_policy":"spread"}}}}'
 expect "plugins_registry mount" "$(q registry DaemonSet '.spec.template.spec.volumes[] | select(.name == "plugins-registry") | "\(.hostPath.path):\(.hostPath.type)"')" \
-  "/var/lib/kubelet/plugins_registry:Directory"
+  "/var/lib/k0s/kubelet/plugins_registry:Directory"
+expect "plugins_registry mount path" "$(q registry DaemonSet '.spec.template.spec.containers[0].volumeMounts[] | select(.name == "plugins-registry") | .mountPath')" \
+  /var/lib/k0s/kubelet/plugins_registry
+expect "plugins_registry_dir in config.yaml" "$(q registry ConfigMap '.data["config.yaml"]' | yq -c .)" \
+  '{"device_plugin":{"plugins_registry_dir":"/var/lib/k0s/kubelet/plugins_registry","resources":{"example.com/widget":{"allocation_policy":"spread"}}}}'
+render registry_off --set devicePlugin.pluginWatcher=true --set devicePlugin.enabled=false
+expect "no plugins_registry without the plugin" "$(q registry_off ConfigMap '.data["config.yaml"]')" "{}"
 render collectors_on --set collectors.nvml=true --set collectors.netdev=false
 expect "collector toggles" "$(q collectors_on DaemonSet '.spec.template.spec.containers[0].args[] | select(test("collector"))' | tr '\n' ' ')" \
   "--collector.nvml --no-collector.netdev "
@@ -195,7 +252,7 @@ expect "collector toggles" "$(q collectors_on DaemonSet '.spec.template.spec.con
 # --- the rendered config.yaml is one the binary accepts (exit 2: rejected; 124: still serving) -----
 if [[ -n $binary ]]; then
   mkdir -p "$tmp/sys" "$tmp/dev"
-  for name in default custom; do
+  for name in default custom registry; do
     q "$name" ConfigMap 'select(.metadata.name == "rel-devscope-config") | .data["config.yaml"]' >"$tmp/$name.config.yaml"
     rc=0
     timeout 3 "$binary" --config.file="$tmp/$name.config.yaml" --web.listen-address=127.0.0.1:0 \
@@ -206,12 +263,36 @@ if [[ -n $binary ]]; then
 fi
 
 # --- the schema rejects bad values --------------------------------------------------------------
+# Each a value that would render and then crash-loop the pod, or do something else than asked.
 for bad in 'bogus=1' 'web.port=0' 'collectors.nvml=maybe' 'log.level=loud' 'kubelet.devicePluginsDir=relative' \
-  'podResources.interval=soon' 'config.unknown_section=1' 'serviceMonitor.jobLabel=prom' 'web.scheme=ftp'; do
+  'podResources.interval=soon' 'podResources.interval=50ms' 'podResources.interval=0s' 'podResources.interval=1.5s' \
+  'podResources.maxMessageSize=3GiB' 'podResources.maxMessageSize=0' \
+  'config.unknown_section=1' 'config.collectors.intervall=5s' 'config.collectors.interval=5 s' \
+  'config.collectors.nvml.ignored_xids=13' 'config.health.max_temperature_celsius=hot' \
+  'config.device_plugin.resources.widget.allocation_policy=pack' \
+  'config.device_plugin.resources.example\.com/widget.allocation_policy=random' \
+  'config.device_plugin.plugins_registry_dir=/var/lib/kubelet/plugins_registry' \
+  'serviceMonitor.jobLabel=prom' 'web.scheme=ftp' 'web.telemetryPath=/' \
+  'serviceMonitor.interval=500us' 'serviceMonitor.interval=1.5s' 'serviceMonitor.scrapeTimeout=' 'podMonitor.interval=30' \
+  'serviceMonitor.enabled=true,podMonitor.enabled=true' \
+  'podLabels.app\.kubernetes\.io/name=other' 'podLabels.app\.kubernetes\.io/instance=other' \
+  'image.digest=latest' 'namespaceOverride=Not_A_Namespace' 'updateStrategy.type=Recreate'; do
   if "$helm" template rel "$chart" --set "$bad" >/dev/null 2>"$tmp/bad.err"; then
     fail "values schema accepted --set $bad"
+  elif ! grep -q "schema" "$tmp/bad.err"; then
+    fail "--set $bad was refused, but not by the schema: $(head -n3 "$tmp/bad.err")"
   fi
 done
+# ... and values it must keep accepting: Prometheus' own grammar, devscope's.
+for good in 'serviceMonitor.interval=1d' 'serviceMonitor.interval=1h30m' \
+  'podResources.interval=100ms' 'podResources.interval=1m30s' 'podResources.maxMessageSize=1GiB' \
+  'config.collectors.interval=1.5s' 'config.collectors.nvml.xid_recovery=0' \
+  'config.device_plugin.resources.example\.com/widget.pre_start_container=true'; do
+  "$helm" template rel "$chart" --set "$good" >/dev/null 2>"$tmp/good.err" ||
+    fail "values schema refused --set $good: $(head -n3 "$tmp/good.err")"
+done
+"$helm" template rel "$chart" --set-string serviceMonitor.scrapeTimeout=0 --set-string config.collectors.nvml.xid_recovery=0 \
+  >/dev/null 2>"$tmp/good.err" || fail "values schema refused a duration of \"0\": $(head -n3 "$tmp/good.err")"
 
 if [[ $failures -gt 0 ]]; then echo "$failures check(s) failed" >&2; exit 1; fi
 echo "ok: chart lints, renders with default and custom values, and rejects bad values"

@@ -21,7 +21,7 @@ trap cleanup EXIT
 failures=0
 fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
 ok() { echo "ok: $*"; }
-for t in umoci skopeo jq openssl; do
+for t in umoci skopeo jq yq openssl; do
   command -v $t >/dev/null || { echo "FAIL: $t not found (scripts/install-deps)" >&2; exit 1; }
 done
 
@@ -42,7 +42,12 @@ ok "skopeo reads the archive: entrypoint, platform, labels, port"
 # --- the root file system ------------------------------------------------------------------------
 mkdir "$tmp/layout"
 tar -xf "$tmp/image.tar" -C "$tmp/layout"
-umoci unpack --rootless --image "$tmp/layout:$version" "$tmp/bundle" >/dev/null
+# Named by its full reference, not the bare tag: `podman load` names the image after it.
+expect "reference name" "$(jq -r '.manifests[] | .annotations["org.opencontainers.image.ref.name"]' "$tmp/layout/index.json")" \
+  "ghcr.io/devscope/devscope:$version"
+expect "chart's default image" "ghcr.io/devscope/devscope:$version" \
+  "$(yq -r .image.repository "$src/charts/devscope/values.yaml"):$(yq -r .appVersion "$src/charts/devscope/Chart.yaml")"
+umoci unpack --rootless --image "$tmp/layout:ghcr.io/devscope/devscope:$version" "$tmp/bundle" >/dev/null
 root=$tmp/bundle/rootfs
 for f in usr/bin/devscope usr/lib/devscope/libdevscope-civetweb-ssl.so \
   usr/lib/devscope/libdevscope-civetweb-crypto.so usr/share/doc/devscope-image-packages.txt \
