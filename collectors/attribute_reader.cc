@@ -5,26 +5,21 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/files.h"
-#include "common/log.h"
 
 namespace devscope {
-
-void AttributeReader::WarnOnce(const std::string& key, const std::string& message) {
-  if (warned_.insert(key).second) Log().warn("collector={} {}", collector_, message);
-}
 
 std::optional<double> AttributeReader::ReadNumber(const std::string& path) {
   auto content = ReadSmallFile(path, 4096);
   if (!content.ok()) {
     if (!absl::IsNotFound(content.status())) {
-      WarnOnce(path, absl::StrCat("unreadable attribute: ", content.status().message()));
+      Warn(path, absl::StrCat("unreadable attribute: ", content.status().message()));
     }
     return std::nullopt;
   }
   double value = 0;
   if (!absl::SimpleAtod(absl::StripAsciiWhitespace(*content), &value)) {
-    WarnOnce(path, absl::StrCat("malformed attribute ", path, ": \"",
-                                absl::CHexEscape(absl::StripAsciiWhitespace(*content)), "\""));
+    Warn(path, absl::StrCat("malformed attribute ", path, ": \"",
+                            absl::CHexEscape(absl::StripAsciiWhitespace(*content)), "\""));
     return std::nullopt;
   }
   return value;

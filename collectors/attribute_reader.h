@@ -5,26 +5,29 @@
 #define DEVSCOPE_COLLECTORS_ATTRIBUTE_READER_H_
 
 #include <optional>
-#include <set>
 #include <string>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "common/warn_once.h"
 
 namespace devscope {
 
 class AttributeReader {
  public:
   // `collector` names the collector in log lines ("collector=drm ...").
-  explicit AttributeReader(std::string collector) : collector_(std::move(collector)) {}
+  explicit AttributeReader(absl::string_view collector)
+      : warn_(absl::StrCat("collector=", collector, " ")) {}
 
   // Logs `message` the first time `key` is seen.
-  void WarnOnce(const std::string& key, const std::string& message);
+  void Warn(const std::string& key, absl::string_view message) { warn_.Warn(key, message); }
 
   // One bounded read of a numeric attribute. Absent: nullopt quietly (optional attributes are
   // absent, never zero); unreadable or malformed: nullopt, logged once.
   std::optional<double> ReadNumber(const std::string& path);
 
  private:
-  const std::string collector_;
-  std::set<std::string> warned_;
+  WarnOnce warn_;
 };
 
 }  // namespace devscope

@@ -1,5 +1,6 @@
 // The devicedir collector: any device described by a directory of small files (layout in
-// interface.md, "The devicedir layout"). Its parsers are exposed for the tests.
+// interface.md, "The devicedir layout"). The files' parsers: collectors/devicedir_files.h and
+// collectors/prometheus_text_parser.h.
 #ifndef DEVSCOPE_COLLECTORS_DEVICEDIR_H_
 #define DEVSCOPE_COLLECTORS_DEVICEDIR_H_
 
@@ -14,31 +15,12 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "collectors/collector.h"
+#include "common/warn_once.h"
 
 namespace devscope {
 
-// Problems found while parsing one file: each "FILE:LINE: problem". A bad line is skipped and the
-// rest of the file kept.
+// Problems a pass skipped: each "FILE:LINE: problem" or "PATH: skipped, why".
 using ParseErrors = std::vector<std::string>;
-
-// Parses Prometheus text format strictly: only names starting devscope_device_, optional
-// "# HELP"/"# TYPE" (gauge or counter) lines, labels with escapes, a value (NaN and +/-Inf
-// allowed), no timestamps. The labels device, resource, namespace, pod and container are devscope's
-// and refused. `file` names the file in error messages.
-std::vector<Sample> ParsePromText(absl::string_view text, absl::string_view file,
-                                  ParseErrors& errors);
-
-// Parses an `allocate` file: device HOST [CONTAINER [PERMS]], env K=V, mount HOST CONTAINER [ro],
-// annotation K=V, cdi VENDOR/CLASS=NAME; blank lines and # comments are allowed.
-AllocateSpec ParseAllocateFile(absl::string_view text, absl::string_view file, ParseErrors& errors);
-
-// Parses an `info` file (key=value lines) into `info`: vendor, model, serial, pci_address and
-// uuid; pci_address and uuid also become aliases. Unknown keys are ignored (forward compatible).
-void ParseInfoFile(absl::string_view text, absl::string_view file, DeviceInfo& info,
-                   ParseErrors& errors);
-
-// Whether `name` is a valid devicedir device ID: 1..63 of [A-Za-z0-9._-].
-bool IsValidDeviceId(absl::string_view name);
 
 class DevicedirCollector : public Collector {
  public:
@@ -68,8 +50,8 @@ class DevicedirCollector : public Collector {
   int root_wd_ = -1;
   std::map<std::string, int> dir_wds_;  // device dir name -> inotify watch descriptor
   uint64_t parse_errors_ = 0;           // bad lines in the last pass
-  // What was logged last pass (skips, bad lines), so each problem is logged once, not per pass.
-  std::set<std::string> logged_problems_;
+  // Skips and bad lines, each logged once while it lasts, not on every pass.
+  WarnOnce problems_{"devicedir: "};
   bool root_error_logged_ = false;
 };
 

@@ -96,7 +96,7 @@ class DrmCollector : public Collector {
     // device -> ../../../0000:03:00.0: the PCI function that owns the card.
     const fs::path pci_dir = fs::canonical(dev, ec);
     if (ec) {
-      attributes_.WarnOnce(dev, absl::StrCat(card, " has no device link, skipped: ", ec.message()));
+      attributes_.Warn(dev, absl::StrCat(card, " has no device link, skipped: ", ec.message()));
       return std::nullopt;
     }
     // Non-PCI cards (vkms, simpledrm) have no vendor attribute: not ours.
@@ -104,9 +104,9 @@ class DrmCollector : public Collector {
     if (!vendor_text) return std::nullopt;
     const std::optional<uint32_t> vendor = ParseHexId(*vendor_text);
     if (!vendor) {
-      attributes_.WarnOnce(absl::StrCat(dev, "/vendor"),
-                           absl::StrCat(card, " has a malformed vendor \"",
-                                        absl::CHexEscape(*vendor_text), "\", skipped"));
+      attributes_.Warn(absl::StrCat(dev, "/vendor"),
+                       absl::StrCat(card, " has a malformed vendor \"",
+                                    absl::CHexEscape(*vendor_text), "\", skipped"));
       return std::nullopt;
     }
     // NVIDIA cards belong to the nvml collector; others are not supported.
@@ -192,7 +192,7 @@ class DrmCollector : public Collector {
       uint64_t count = 0;
       if ((key != "ue" && key != "ce") ||
           !absl::SimpleAtoi(absl::StripAsciiWhitespace(kv.second), &count)) {
-        attributes_.WarnOnce(
+        attributes_.Warn(
             path, absl::StrCat("malformed line in ", path, ": \"", absl::CHexEscape(line), "\""));
         continue;
       }

@@ -110,8 +110,8 @@ class NetdevCollector : public Collector {
       if (!fs::is_symlink(link, ec)) continue;  // virtual: lo, bridge, veth, bond, tunnel
       fs::path dir = fs::canonical(link, ec);
       if (ec) {
-        attributes_.WarnOnce(
-            link, absl::StrCat(name, ": unresolvable device link, skipped: ", ec.message()));
+        attributes_.Warn(link,
+                         absl::StrCat(name, ": unresolvable device link, skipped: ", ec.message()));
         continue;
       }
       // virtio-net: device -> .../0000:00:03.0/virtio0, the PCI function is the parent.
@@ -120,8 +120,8 @@ class NetdevCollector : public Collector {
         dir = dir.parent_path();
       }
       if (!IsPciAddress(dir.filename().string())) {
-        attributes_.WarnOnce(
-            link, absl::StrCat(name, ": not a PCI device (", dir.string(), "), skipped"));
+        attributes_.Warn(link,
+                         absl::StrCat(name, ": not a PCI device (", dir.string(), "), skipped"));
         continue;
       }
       Function& function = functions[dir.filename().string()];
@@ -150,7 +150,7 @@ class NetdevCollector : public Collector {
         std::error_code ec;
         const fs::path vf_dir = fs::canonical(pf_dir / entry, ec);
         if (ec || !IsPciAddress(vf_dir.filename().string())) {
-          attributes_.WarnOnce(
+          attributes_.Warn(
               (pf_dir / entry).string(),
               absl::StrCat((pf_dir / entry).string(), ": unresolvable VF link, skipped"));
           continue;

@@ -1,12 +1,13 @@
 // The YAML of --config.file. Every key is known: an unknown key is a typo that would otherwise
 // silently do nothing, so it is an error naming the file and line.
+#include "common/config.h"
+
 #include <set>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "common/config.h"
 #include "common/files.h"
 #include "common/units.h"
 #include "yaml-cpp/yaml.h"
@@ -62,7 +63,8 @@ absl::Status ReadHardware(const ConfigError& error, const YAML::Node& node, absl
 }
 
 absl::Status Load(const ConfigError& error, const YAML::Node& root, Config& config) {
-  absl::Status s = CheckKeys(error, root, "the top level", {"collectors", "health", "device_plugin"});
+  absl::Status s =
+      CheckKeys(error, root, "the top level", {"collectors", "health", "device_plugin"});
   if (!s.ok()) return s;
   if (root.IsNull()) return absl::OkStatus();
 
@@ -71,18 +73,21 @@ absl::Status Load(const ConfigError& error, const YAML::Node& root, Config& conf
                   {"interval", "stale_after", "nvml", "drm", "netdev"});
     if (!s.ok()) return s;
     if (!(s = ReadDuration(error, collectors["interval"], "collectors.interval",
-                           config.collector_interval)).ok()) {
+                           config.collector_interval))
+             .ok()) {
       return s;
     }
     if (!(s = ReadDuration(error, collectors["stale_after"], "collectors.stale_after",
-                           config.collector_stale_after)).ok()) {
+                           config.collector_stale_after))
+             .ok()) {
       return s;
     }
     const YAML::Node nvml = collectors["nvml"];
-    if (!(s = ReadHardware(error, nvml, "nvml",
-                           {"advertise", "library", "ignored_xids", "xid_recovery",
-                            "mig_minors_file"},
-                           config.nvml)).ok()) {
+    if (!(s = ReadHardware(
+              error, nvml, "nvml",
+              {"advertise", "library", "ignored_xids", "xid_recovery", "mig_minors_file"},
+              config.nvml))
+             .ok()) {
       return s;
     }
     if (nvml && nvml["library"]) config.nvml_library = nvml["library"].as<std::string>();
@@ -100,7 +105,8 @@ absl::Status Load(const ConfigError& error, const YAML::Node& root, Config& conf
       if (nvml["xid_recovery"].as<std::string>() == "0") {
         config.nvml_xid_recovery = absl::ZeroDuration();
       } else if (!(s = ReadDuration(error, nvml["xid_recovery"], "collectors.nvml.xid_recovery",
-                                    config.nvml_xid_recovery)).ok()) {
+                                    config.nvml_xid_recovery))
+                      .ok()) {
         return s;
       }
     }
@@ -130,12 +136,14 @@ absl::Status Load(const ConfigError& error, const YAML::Node& root, Config& conf
     }
     const YAML::Node resources = plugin["resources"];
     if (resources && !resources.IsNull()) {
-      if (!resources.IsMap()) return error.At(resources, "device_plugin.resources must be a mapping");
+      if (!resources.IsMap())
+        return error.At(resources, "device_plugin.resources must be a mapping");
       for (const auto& entry : resources) {
         const std::string name = entry.first.as<std::string>();
         const std::string where = absl::StrCat("device_plugin.resources.", name);
         if (!(s = CheckKeys(error, entry.second, where,
-                            {"allocation_policy", "pre_start_container"})).ok()) {
+                            {"allocation_policy", "pre_start_container"}))
+                 .ok()) {
           return s;
         }
         PluginResourceConfig settings;
@@ -174,8 +182,7 @@ absl::Status LoadConfigFile(const std::string& path, Config& config) {
     const YAML::Node root = YAML::Load(*text);
     return Load(error, root, config);
   } catch (const YAML::Exception& e) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(path, ":", e.mark.line + 1, ": ", e.msg));
+    return absl::InvalidArgumentError(absl::StrCat(path, ":", e.mark.line + 1, ": ", e.msg));
   }
 }
 

@@ -72,7 +72,7 @@ struct Config {
   std::optional<double> max_temperature_celsius;
 
   // Device plugin.
-  bool device_plugin = true;                              // --[no-]device-plugin
+  bool device_plugin = true;                                     // --[no-]device-plugin
   std::map<std::string, PluginResourceConfig> plugin_resources;  // YAML device_plugin.resources
   // YAML device_plugin.plugins_registry_dir: when set, register through the plugin watcher there
   // instead of calling Register on kubelet.sock.

@@ -58,8 +58,8 @@ class LogfmtFormatter : public spdlog::formatter {
   explicit LogfmtFormatter(bool json) : json_(json) {}
 
   void format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) override {
-    const std::string ts = absl::FormatTime(absl::RFC3339_full, absl::FromChrono(msg.time),
-                                            absl::UTCTimeZone());
+    const std::string ts =
+        absl::FormatTime(absl::RFC3339_full, absl::FromChrono(msg.time), absl::UTCTimeZone());
     const absl::string_view text(msg.payload.data(), msg.payload.size());
     const absl::string_view level = LevelName(msg.level);
     if (json_) {
@@ -82,8 +82,8 @@ class LogfmtFormatter : public spdlog::formatter {
 };
 
 std::shared_ptr<spdlog::logger> MakeLogger() {
-  auto logger = std::make_shared<spdlog::logger>(
-      "devscope", std::make_shared<spdlog::sinks::stderr_sink_mt>());
+  auto logger = std::make_shared<spdlog::logger>("devscope",
+                                                 std::make_shared<spdlog::sinks::stderr_sink_mt>());
   logger->set_formatter(std::make_unique<LogfmtFormatter>(false));
   logger->set_level(spdlog::level::info);
   logger->flush_on(spdlog::level::trace);

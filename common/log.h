@@ -3,9 +3,8 @@
 #ifndef DEVSCOPE_COMMON_LOG_H_
 #define DEVSCOPE_COMMON_LOG_H_
 
-#include "absl/strings/string_view.h"
-
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 #include "spdlog/spdlog.h"
 
 // Debian's Abseil has its own string_view type; let log calls format it like any string.

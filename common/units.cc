@@ -25,7 +25,7 @@ absl::StatusOr<absl::Duration> ParsePositiveDuration(absl::string_view text) {
 
 absl::StatusOr<uint64_t> ParseByteSize(absl::string_view text) {
   static constexpr std::pair<absl::string_view, uint64_t> kUnits[] = {
-      {"KiB", 1ULL << 10}, {"MiB", 1ULL << 20}, {"GiB", 1ULL << 30}, {"KB", 1000ULL},
+      {"KiB", 1ULL << 10},    {"MiB", 1ULL << 20},           {"GiB", 1ULL << 30}, {"KB", 1000ULL},
       {"MB", 1000ULL * 1000}, {"GB", 1000ULL * 1000 * 1000}, {"B", 1ULL}};
   absl::string_view number = absl::StripAsciiWhitespace(text);
   uint64_t multiplier = 1;

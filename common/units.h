@@ -4,9 +4,9 @@
 #define DEVSCOPE_COMMON_UNITS_H_
 
 #include <cstdint>
-#include "absl/strings/string_view.h"
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 
 namespace devscope {

@@ -8,46 +8,16 @@
 #include "absl/container/inlined_vector.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
-#include "absl/strings/str_cat.h"
+#include "common/pci_address.h"
 
 namespace devscope {
 namespace {
-
-bool AllHex(absl::string_view s) {
-  for (char c : s) {
-    if (!absl::ascii_isxdigit(c)) return false;
-  }
-  return !s.empty();
-}
 
 bool AllDigits(absl::string_view s) {
   for (char c : s) {
     if (!absl::ascii_isdigit(c)) return false;
   }
   return !s.empty();
-}
-
-// "bb:dd.f" or "DOMAIN:bb:dd.f" (domain of 1 to 8 hex digits, as NVML writes 8) in lowercase;
-// returns the address with a 4-digit domain, or empty when `s` is not one.
-std::string NormalisePci(absl::string_view s) {
-  absl::string_view domain = "0000";
-  const size_t first = s.find(':');
-  if (first == absl::string_view::npos) return "";
-  absl::string_view rest = s;
-  if (s.find(':', first + 1) != absl::string_view::npos) {
-    domain = s.substr(0, first);
-    rest = s.substr(first + 1);
-    if (domain.size() > 8 || !AllHex(domain)) return "";
-    // Keep the low four digits when NVML pads the domain to eight.
-    while (domain.size() > 4 && domain[0] == '0') domain.remove_prefix(1);
-    if (domain.size() > 4) return "";
-  }
-  // rest: bb:dd.f
-  if (rest.size() != 7 || rest[2] != ':' || rest[5] != '.') return "";
-  if (!AllHex(rest.substr(0, 2)) || !AllHex(rest.substr(3, 2)) || rest[6] < '0' || rest[6] > '7') {
-    return "";
-  }
-  return absl::StrCat(std::string(4 - domain.size(), '0'), domain, ":", rest);
 }
 
 // "UUID::N" -> "UUID"; empty when there is no numeric sharing suffix.
@@ -97,8 +67,7 @@ class DeviceIndex {
 
 std::string CanonicalDeviceId(absl::string_view id) {
   std::string lower = absl::AsciiStrToLower(id);
-  std::string pci = NormalisePci(lower);
-  return pci.empty() ? lower : pci;
+  return NormalizePciAddress(lower).value_or(std::move(lower));
 }
 
 std::shared_ptr<const NodeView> Join(std::shared_ptr<const PodResourcesSnapshot> pods,

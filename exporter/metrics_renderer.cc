@@ -12,6 +12,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/label_names.h"
 #include "exporter/join.h"
 #include "kubelet/cpuset.h"
 #include "prometheus/text_serializer.h"
@@ -217,12 +218,6 @@ std::string DeviceHelp(const Sample& sample) {
   return it != kHelp->end() ? it->second : "Device telemetry reported by a collector.";
 }
 
-// Labels a device sample may not set itself: devscope owns them.
-bool IsReservedLabel(const std::string& name) {
-  return name == "resource" || name == "device" || name == "namespace" || name == "pod" ||
-         name == "container";
-}
-
 void AddDeviceView(const NodeView& view, std::vector<MetricFamily>& out) {
   FamilyBuilder info("devscope_device_info",
                      "A device a collector tracks, with its identity (1 per device).",
@@ -278,7 +273,7 @@ void AddDeviceView(const NodeView& view, std::vector<MetricFamily>& out) {
         std::vector<ClientMetric::Label> series = labels;
         bool reserved = false;
         for (const auto& [name, value] : sample.labels) {
-          reserved = reserved || IsReservedLabel(name);
+          reserved = reserved || IsReservedDeviceLabel(name);
           series.push_back({name, value});
         }
         if (reserved) continue;

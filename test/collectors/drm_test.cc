@@ -64,7 +64,6 @@ class DrmTest : public SysfsFixtureTest {
     EXPECT_TRUE(reports.ok()) << reports.status();
     return reports.ok() ? *reports : std::vector<DeviceReport>{};
   }
-
 };
 
 std::optional<double> Value(const DeviceReport& report, const std::string& name,

@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "test/support/temp_dir.h"
 
 namespace devscope {
 namespace {
@@ -19,19 +20,17 @@ using ::testing::HasSubstr;
 class HealthTest : public ::testing::Test {
  protected:
   HealthTest() {
-    char tmpl[] = "/tmp/hltestXXXXXX";
-    root_ = ::mkdtemp(tmpl);
     config_.devfs = absl::StrCat(root_, "/dev");
     std::filesystem::create_directories(absl::StrCat(config_.devfs, "/dri"));
     std::ofstream(absl::StrCat(config_.devfs, "/dri/card0")) << "";
   }
-  ~HealthTest() override { std::filesystem::remove_all(root_); }
 
   static Sample Temperature(double value) {
     return {"devscope_device_temperature_celsius", Sample::Kind::kGauge, {}, value, ""};
   }
 
-  std::string root_;
+  TempDir dir_;
+  const std::string root_ = dir_.path();
   Config config_;
 };
 

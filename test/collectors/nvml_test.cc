@@ -21,6 +21,7 @@
 #include "common/config.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "test/support/temp_dir.h"
 
 namespace devscope {
 namespace {
@@ -70,9 +71,6 @@ class NvmlTest : public ::testing::Test {
     Resolve("fake_nvml_event_sets_open", fake_.event_sets_open);
     fake_.reset();
 
-    char dir[] = "/tmp/dsnvmlXXXXXX";
-    ASSERT_NE(mkdtemp(dir), nullptr);
-    root_ = dir;
     config_.sysfs = root_ + "/sys";
     config_.devfs = root_ + "/dev";
     config_.nvml_library = FAKE_NVML_LIBRARY;
@@ -81,8 +79,6 @@ class NvmlTest : public ::testing::Test {
   }
 
   void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(root_, ec);
     if (handle_ != nullptr) dlclose(handle_);
   }
 
@@ -140,7 +136,8 @@ class NvmlTest : public ::testing::Test {
 
   void* handle_ = nullptr;
   FakeNvml fake_{};
-  std::string root_;
+  TempDir dir_;
+  const std::string root_ = dir_.path();
   Config config_;
 };
 

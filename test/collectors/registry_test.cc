@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "test/support/temp_dir.h"
 
 namespace devscope {
 namespace {
@@ -19,8 +20,6 @@ using ::testing::IsEmpty;
 class RegistryTest : public ::testing::Test {
  protected:
   RegistryTest() {
-    char tmpl[] = "/tmp/rgtestXXXXXX";
-    root_ = ::mkdtemp(tmpl);
     // An empty host: no GPUs, no NICs, no NVML.
     config_.sysfs = absl::StrCat(root_, "/sys");
     config_.devfs = absl::StrCat(root_, "/dev");
@@ -28,7 +27,6 @@ class RegistryTest : public ::testing::Test {
     std::filesystem::create_directories(config_.devfs);
     config_.nvml_library = absl::StrCat(root_, "/no-such-libnvidia-ml.so.1");
   }
-  ~RegistryTest() override { std::filesystem::remove_all(root_); }
 
   static std::vector<std::string> Names(const std::vector<std::unique_ptr<Collector>>& list) {
     std::vector<std::string> names;
@@ -36,7 +34,8 @@ class RegistryTest : public ::testing::Test {
     return names;
   }
 
-  std::string root_;
+  TempDir dir_;
+  const std::string root_ = dir_.path();
   Config config_;
 };
 

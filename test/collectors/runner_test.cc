@@ -14,31 +14,13 @@
 #include "collectors/devicedir.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "test/support/temp_dir.h"
 
 namespace devscope {
 namespace {
 
 using ::testing::HasSubstr;
 using ::testing::SizeIs;
-
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/rntestXXXXXX";
-    path_ = ::mkdtemp(tmpl);
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
-void WriteFile(const std::string& path, const std::string& content) {
-  std::filesystem::create_directories(std::filesystem::path(path).parent_path());
-  std::ofstream out(path, std::ios::trunc);
-  out << content;
-}
 
 DeviceReport MakeDevice(const std::string& id) {
   DeviceReport report;

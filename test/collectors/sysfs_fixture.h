@@ -3,36 +3,23 @@
 #ifndef DEVSCOPE_TEST_COLLECTORS_SYSFS_FIXTURE_H_
 #define DEVSCOPE_TEST_COLLECTORS_SYSFS_FIXTURE_H_
 
-#include <stdlib.h>
-
 #include <filesystem>
-#include <fstream>
 #include <string>
-#include <system_error>
 
 #include "common/config.h"
 #include "gtest/gtest.h"
+#include "test/support/temp_dir.h"
 
 namespace devscope {
 
 class SysfsFixtureTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char dir[] = "/tmp/dssysXXXXXX";
-    ASSERT_NE(mkdtemp(dir), nullptr);
-    root_ = dir;
     config_.sysfs = root_ + "/sys";
     config_.devfs = root_ + "/dev";
   }
-  void TearDown() override {
-    std::error_code ec;
-    std::filesystem::remove_all(root_, ec);
-  }
 
-  void Write(const std::string& path, const std::string& content) {
-    std::filesystem::create_directories(std::filesystem::path(path).parent_path());
-    std::ofstream(path) << content;
-  }
+  void Write(const std::string& path, const std::string& content) { WriteFile(path, content); }
   void Link(const std::string& path, const std::string& target) {
     std::filesystem::create_directories(std::filesystem::path(path).parent_path());
     std::filesystem::create_symlink(target, path);
@@ -42,7 +29,8 @@ class SysfsFixtureTest : public ::testing::Test {
     return config_.sysfs + "/devices/pci0000:00/" + pci;
   }
 
-  std::string root_;
+  TempDir dir_;
+  const std::string root_ = dir_.path();
   Config config_;
 };
 

@@ -1,12 +1,17 @@
-// The shared helpers: durations and sizes of the command line, and the bounded file reader.
+// The shared helpers: durations and sizes of the command line, the bounded file reader, PCI
+// addresses, label-name rules and warn-once.
 #include <stdlib.h>
 
 #include <fstream>
 #include <string>
 
 #include "common/files.h"
+#include "common/label_names.h"
+#include "common/pci_address.h"
 #include "common/units.h"
+#include "common/warn_once.h"
 #include "gtest/gtest.h"
+#include "test/support/temp_dir.h"
 
 namespace devscope {
 namespace {
@@ -32,21 +37,51 @@ TEST(UnitsTest, Sizes) {
 }
 
 TEST(FilesTest, BoundedReads) {
-  char dir[] = "/tmp/dscommonXXXXXX";
-  ASSERT_NE(mkdtemp(dir), nullptr);
-  const std::string small = std::string(dir) + "/small";
-  const std::string big = std::string(dir) + "/big";
+  TempDir dir;
+  const std::string small = dir.Path("small");
+  const std::string big = dir.Path("big");
   std::ofstream(small) << "  42\n";
   std::ofstream(big) << std::string(20000, 'x');
   EXPECT_EQ(*ReadSmallFile(small), "  42\n");
   EXPECT_EQ(*ReadTrimmed(small), "42");
   EXPECT_EQ(ReadSmallFile(big, 20000)->size(), 20000u);
   EXPECT_EQ(ReadSmallFile(big, 19999).status().code(), absl::StatusCode::kOutOfRange);
-  EXPECT_EQ(ReadSmallFile(std::string(dir) + "/absent").status().code(),
-            absl::StatusCode::kNotFound);
-  EXPECT_FALSE(ReadTrimmed(std::string(dir) + "/absent").has_value());
-  EXPECT_EQ(ListDirectory(dir), (std::vector<std::string>{"big", "small"}));
-  EXPECT_TRUE(ListDirectory(std::string(dir) + "/absent").empty());
+  EXPECT_EQ(ReadSmallFile(dir.Path("absent")).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_FALSE(ReadTrimmed(dir.Path("absent")).has_value());
+  EXPECT_EQ(ListDirectory(dir.path()), (std::vector<std::string>{"big", "small"}));
+  EXPECT_TRUE(ListDirectory(dir.Path("absent")).empty());
+}
+
+TEST(PciAddressTest, OneCanonicalForm) {
+  EXPECT_EQ(NormalizePciAddress("00000000:3B:00.0"), "0000:3b:00.0");  // NVML's
+  EXPECT_EQ(NormalizePciAddress("0000:3b:00.1"), "0000:3b:00.1");      // sysfs'
+  EXPECT_EQ(NormalizePciAddress("3b:00.7"), "0000:3b:00.7");
+  EXPECT_EQ(NormalizePciAddress("1:3b:00.0"), "0001:3b:00.0");
+  EXPECT_EQ(NormalizePciAddress("0001A:3b:00.0"), "001a:3b:00.0");
+  EXPECT_EQ(NormalizePciAddress("10000:3b:00.0"), std::nullopt);  // a domain over 4 digits
+  for (const char* bad : {"", "GPU-abc", "card0", "3b:00.8", "3b:0.0", "zz:00.0", "0000:3b:00"}) {
+    EXPECT_EQ(NormalizePciAddress(bad), std::nullopt) << bad;
+  }
+}
+
+TEST(LabelNamesTest, ReservedDeviceLabels) {
+  for (const char* name : {"resource", "device", "namespace", "pod", "container"}) {
+    EXPECT_TRUE(IsReservedDeviceLabel(name)) << name;
+  }
+  EXPECT_FALSE(IsReservedDeviceLabel("kind"));
+  EXPECT_FALSE(IsReservedDeviceLabel("devices"));
+}
+
+TEST(WarnOnceTest, OncePerKeyAndAgainAfterItWentAway) {
+  WarnOnce warn("test: ");
+  EXPECT_TRUE(warn.Warn("a", "problem a"));
+  EXPECT_FALSE(warn.Warn("a", "problem a"));
+  EXPECT_TRUE(warn.Warn("b", "problem b"));
+  warn.ForgetAbsent();  // a pass that saw a and b
+  EXPECT_FALSE(warn.Warn("a", "problem a"));
+  warn.ForgetAbsent();  // a pass that saw only a: b went away
+  EXPECT_FALSE(warn.Warn("a", "problem a"));
+  EXPECT_TRUE(warn.Warn("b", "problem b"));
 }
 
 }  // namespace

@@ -27,6 +27,9 @@
 #include "gtest/gtest.h"
 #include "pluginregistration/v1/api.grpc.pb.h"
 #include "prometheus/registry.h"
+#include "test/support/metric_value.h"
+#include "test/support/temp_dir.h"
+#include "test/support/wait_for.h"
 
 namespace devscope {
 namespace {
@@ -52,39 +55,9 @@ DeviceReport Dev(const std::string& id, const std::string& resource, bool health
   return report;
 }
 
-// The value of one series of the registry; nullopt when absent.
-std::optional<double> MetricValue(prometheus::Registry& registry, const std::string& name,
-                                  const std::map<std::string, std::string>& labels) {
-  for (const auto& family : registry.Collect()) {
-    if (family.name != name) continue;
-    for (const auto& metric : family.metric) {
-      std::map<std::string, std::string> have;
-      for (const auto& label : metric.label) have[label.name] = label.value;
-      if (have != labels) continue;
-      return family.type == prometheus::MetricType::Counter ? metric.counter.value
-                                                            : metric.gauge.value;
-    }
-  }
-  return std::nullopt;
-}
-
-template <typename Pred>
-bool Eventually(Pred pred, absl::Duration timeout = kWait) {
-  absl::Time deadline = absl::Now() + timeout;
-  while (absl::Now() < deadline) {
-    if (pred()) return true;
-    absl::SleepFor(absl::Milliseconds(5));
-  }
-  return pred();
-}
-
 class PluginTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char dir_template[] = "/tmp/dpXXXXXX";
-    ASSERT_NE(mkdtemp(dir_template), nullptr);
-    root_ = dir_template;
-    dir_ = root_ + "/dp";
     std::filesystem::create_directories(dir_);
     config_.device_plugins_dir = dir_;
   }
@@ -92,8 +65,6 @@ class PluginTest : public ::testing::Test {
     if (manager_) manager_->Stop();
     standin_.Stop();
     manager_.reset();
-    std::error_code ec;
-    std::filesystem::remove_all(root_, ec);
   }
 
   void Publish(std::vector<DeviceReport> devices) {
@@ -121,7 +92,7 @@ class PluginTest : public ::testing::Test {
   }
 
   bool WaitRegistered(const std::string& resource, size_t count = 1) {
-    return Eventually([&] { return Accepted(resource).size() >= count; });
+    return WaitFor([&] { return Accepted(resource).size() >= count; });
   }
 
   std::unique_ptr<v1beta1::DevicePlugin::Stub> PluginStub(const std::string& resource) {
@@ -133,7 +104,9 @@ class PluginTest : public ::testing::Test {
     return MetricValue(registry_, name, labels).value_or(0);
   }
 
-  std::string root_, dir_;
+  TempDir temp_;
+  const std::string root_ = temp_.path();
+  const std::string dir_ = root_ + "/dp";
   Config config_;
   SnapshotStore<DeviceSnapshot> store_;
   prometheus::Registry registry_;
@@ -180,7 +153,7 @@ TEST_F(PluginTest, RegistersWithTheKubeletAndStreamsTopology) {
   EXPECT_EQ(devices[1].topology().nodes(0).id(), 1);
   EXPECT_FALSE(devices[2].has_topology());  // no NUMA node reported
 
-  EXPECT_TRUE(Eventually([&] {
+  EXPECT_TRUE(WaitFor([&] {
     return Metric("devscope_device_plugin_registered", {{"resource", kWidget}}) == 1;
   }));
   EXPECT_GE(Metric("devscope_device_plugin_registrations_total",
@@ -219,7 +192,7 @@ TEST_F(PluginTest, RefusedRegistrationIsRetriedWithBackoff) {
     }
     return times;
   };
-  ASSERT_TRUE(Eventually([&] { return refused().size() >= 4; }));
+  ASSERT_TRUE(WaitFor([&] { return refused().size() >= 4; }));
   auto times = refused();
   // 100 ms doubling: gaps of about 100, 200, 400 ms; never a spin.
   for (size_t i = 1; i + 1 < times.size() && i < 3; ++i) {
@@ -230,13 +203,13 @@ TEST_F(PluginTest, RefusedRegistrationIsRetriedWithBackoff) {
   EXPECT_GE(times[1] - times[0], absl::Milliseconds(80));
   EXPECT_EQ(Metric("devscope_device_plugin_registered", {{"resource", kWidget}}), 0);
   // The stand-in records a refusal before the plugin has read the answer and counted it.
-  EXPECT_TRUE(Eventually([&] {
+  EXPECT_TRUE(WaitFor([&] {
     return Metric("devscope_device_plugin_registrations_total",
                   {{"resource", kWidget}, {"result", "failure"}}) >= 4;
   }));
   standin_.SetRefuse(false);
   ASSERT_TRUE(WaitRegistered(kWidget));
-  EXPECT_TRUE(Eventually([&] {
+  EXPECT_TRUE(WaitFor([&] {
     return Metric("devscope_device_plugin_registered", {{"resource", kWidget}}) == 1;
   }));
   ASSERT_TRUE(standin_.WaitForDevices(kWidget, IdsAre({"w0"}), kWait));
@@ -458,7 +431,7 @@ TEST_F(PluginTest, KubeletRestartReRegistersWithinOneSecond) {
       }
       return std::nullopt;
     };
-    ASSERT_TRUE(Eventually([&] { return first_after().has_value(); }));
+    ASSERT_TRUE(WaitFor([&] { return first_after().has_value(); }));
     absl::Duration took = *first_after() - t0;
     std::printf("re-registration after kubelet restart: %s\n", absl::FormatDuration(took).c_str());
     EXPECT_LT(took, absl::Seconds(1));
@@ -466,7 +439,7 @@ TEST_F(PluginTest, KubeletRestartReRegistersWithinOneSecond) {
     EXPECT_TRUE(std::filesystem::exists(manager_->SocketPath(kWidget)));
     ASSERT_TRUE(standin_.WaitForDevices(kWidget, HealthIs("w0", "Healthy"), absl::Seconds(1)));
   }
-  EXPECT_TRUE(Eventually([&] {
+  EXPECT_TRUE(WaitFor([&] {
     return Metric("devscope_device_plugin_registered", {{"resource", kWidget}}) == 1;
   }));
 }
@@ -480,7 +453,7 @@ TEST_F(PluginTest, KubeletGoneMidStreamThenBack) {
   standin_.Stop();
   // The stand-in (like the kubelet) marks a broken stream's devices unhealthy.
   EXPECT_TRUE(standin_.WaitForDevices(kWidget, HealthIs("w0", "Unhealthy"), absl::Seconds(1)));
-  EXPECT_TRUE(Eventually([&] {
+  EXPECT_TRUE(WaitFor([&] {
     return Metric("devscope_device_plugin_registered", {{"resource", kWidget}}) == 0;
   }));
   absl::SleepFor(absl::Milliseconds(500));
@@ -536,7 +509,7 @@ TEST_F(PluginTest, TwoResourcesAtOnce) {
 TEST_F(PluginTest, KubeletAbsentAtStartAppearsLater) {
   Publish({Dev("w0", kWidget)});
   StartManager();
-  EXPECT_TRUE(Eventually([&] {
+  EXPECT_TRUE(WaitFor([&] {
     return Metric("devscope_device_plugin_registrations_total",
                   {{"resource", kWidget}, {"result", "failure"}}) >= 2;
   }));
@@ -554,7 +527,7 @@ TEST_F(PluginTest, ManyConcurrentStreamsAreFreedWhenClosed) {
   Publish({Dev("w0", kWidget)});
   StartManager();
   ASSERT_TRUE(standin_.WaitForDevices(kWidget, IdsAre({"w0"}), kWait));
-  ASSERT_TRUE(Eventually([&] { return manager_->LiveStreams() == 1; }));  // the stand-in's
+  ASSERT_TRUE(WaitFor([&] { return manager_->LiveStreams() == 1; }));  // the stand-in's
   constexpr int kStreams = 64;
   auto stub = PluginStub(kWidget);
   std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
@@ -568,7 +541,7 @@ TEST_F(PluginTest, ManyConcurrentStreamsAreFreedWhenClosed) {
     ASSERT_TRUE(reader->Read(&response));
     EXPECT_EQ(response.devices_size(), 1);
   }
-  EXPECT_TRUE(Eventually([&] { return manager_->LiveStreams() == kStreams + 1; }));
+  EXPECT_TRUE(WaitFor([&] { return manager_->LiveStreams() == kStreams + 1; }));
   // Every stream gets the change.
   Publish({Dev("w0", kWidget), Dev("w1", kWidget)});
   for (auto& reader : readers) {
@@ -580,7 +553,7 @@ TEST_F(PluginTest, ManyConcurrentStreamsAreFreedWhenClosed) {
   Publish({Dev("w1", kWidget)});
   for (int i = kStreams / 2; i < kStreams; ++i) contexts[i]->TryCancel();
   for (auto& reader : readers) reader->Finish();
-  EXPECT_TRUE(Eventually([&] { return manager_->LiveStreams() == 1; })) << manager_->LiveStreams();
+  EXPECT_TRUE(WaitFor([&] { return manager_->LiveStreams() == 1; })) << manager_->LiveStreams();
   // The kubelet's stream was untouched and still follows.
   EXPECT_TRUE(standin_.WaitForDevices(kWidget, IdsAre({"w1"}), absl::Seconds(1)));
   EXPECT_EQ(Accepted(kWidget).size(), 1u);
@@ -603,7 +576,7 @@ TEST_F(PluginTest, PluginWatcherRoute) {
   Publish({Dev("w0", kWidget, true, 1)});
   StartManager();
   std::string registry_socket = config_.plugins_registry_dir + "/devscope-example.com_widget.sock";
-  ASSERT_TRUE(Eventually([&] { return std::filesystem::exists(registry_socket); }));
+  ASSERT_TRUE(WaitFor([&] { return std::filesystem::exists(registry_socket); }));
   auto registration = pluginregistration::Registration::NewStub(
       grpc::CreateChannel("unix:" + registry_socket, grpc::InsecureChannelCredentials()));
   pluginregistration::PluginInfo info;

@@ -1,0 +1,10 @@
+#include "common/label_names.h"
+
+namespace devscope {
+
+bool IsReservedDeviceLabel(absl::string_view name) {
+  return name == "resource" || name == "device" || name == "namespace" || name == "pod" ||
+         name == "container";
+}
+
+}  // namespace devscope
