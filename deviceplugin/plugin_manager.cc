@@ -62,8 +62,8 @@ absl::StatusOr<std::string> PrepareDirectory(const std::string& dir, absl::strin
 
 }  // namespace
 
-// Wake-ups from gRPC threads to the control thread. Shared so that a late callback never touches
-// a destroyed manager; it owns the eventfd.
+// Wake-ups from gRPC threads and snapshot publishes to the control thread. Shared so that a late
+// callback never touches a destroyed manager; it owns the eventfd.
 struct DevicePluginManager::Inbox {
   struct Done {
     std::string resource;
@@ -91,15 +91,25 @@ struct DevicePluginManager::Inbox {
   int in_flight ABSL_GUARDED_BY(mu) = 0;
 };
 
+// Where one resource's registration with the kubelet stands.
+enum class RegistrationState {
+  kNotServing,     // its plugin socket is not served (yet, or serving failed): nothing to register
+  kWatcherRoute,   // served; the kubelet's plugin watcher registers it (plugins_registry_dir)
+  kDue,            // served; Register is due at next_attempt
+  kInFlight,       // a Register call is in flight
+  kInFlightStale,  // in flight, and a reason to register again came meanwhile: again when it ends
+  kRegistered,     // registered; the kubelet's ListAndWatch stream is watched
+};
+
 // Per-resource state; only the control thread (or Stop after it has ended) touches the fields.
 struct DevicePluginManager::Slot {
+  bool in_flight() const {
+    return state == RegistrationState::kInFlight || state == RegistrationState::kInFlightStale;
+  }
+
   std::unique_ptr<PluginServer> server;
-  bool serving = false;
+  RegistrationState state = RegistrationState::kNotServing;
   bool serve_error_logged = false;
-  bool registered = false;
-  bool want_register = false;
-  bool in_flight = false;
-  bool again = false;  // a reason to register arrived while a Register was in flight
   absl::Time next_attempt = absl::InfinitePast();
   absl::Duration backoff;
   uint64_t attempt = 0;
@@ -192,15 +202,14 @@ absl::Status DevicePluginManager::Start() {
         absl::StrCat("cannot watch ", plugins_dir_, " with inotify: ", std::strerror(err)));
   }
   started_ = true;
+  // A publish wakes the control thread, which then applies the newest snapshot.
+  snapshots_ = devices_.Subscribe([inbox = inbox_] { inbox->Wake(); });
   Log().info(
       "device plugin starting dir={} route={}", plugins_dir_,
       registry_dir_.empty() ? "kubelet.sock" : absl::StrCat("plugin watcher ", registry_dir_));
   // A throw is logged by RunGuarded; the thread then ends instead of taking the process down.
   control_ = std::thread([this] {
     RunGuarded("device plugin control loop", [this] { ControlLoop(); }).IgnoreError();
-  });
-  bridge_ = std::thread([this] {
-    RunGuarded("device plugin snapshot bridge", [this] { BridgeLoop(); }).IgnoreError();
   });
   return absl::OkStatus();
 }
@@ -209,8 +218,8 @@ void DevicePluginManager::Stop() {
   if (!started_) return;
   started_ = false;
   stop_.Notify();
+  snapshots_.Reset();
   inbox_->Wake();
-  if (bridge_.joinable()) bridge_.join();
   if (control_.joinable()) control_.join();
   absl::MutexLock lock(&servers_mu_);
   // Registrations in flight: cancel and wait for their callbacks, which touch only the inbox.
@@ -261,19 +270,6 @@ void DevicePluginManager::WatchDirectory() {
       IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE_SELF | IN_MOVE_SELF);
 }
 
-void DevicePluginManager::BridgeLoop() {
-  // Turns a snapshot publish into an immediate wake-up of the control thread. The short timeout
-  // only bounds how long Stop() waits for this thread.
-  uint64_t seen = 0;
-  while (!stop_.HasBeenNotified()) {
-    uint64_t version = devices_.WaitForNewer(seen, absl::Milliseconds(100));
-    if (version > seen) {
-      seen = version;
-      inbox_->Wake();
-    }
-  }
-}
-
 void DevicePluginManager::ControlLoop() {
   {
     absl::MutexLock lock(&servers_mu_);
@@ -312,7 +308,7 @@ void DevicePluginManager::ControlLoop() {
   }
 }
 
-void DevicePluginManager::ApplySnapshot() ABSL_EXCLUSIVE_LOCKS_REQUIRED(servers_mu_) {
+void DevicePluginManager::ApplySnapshot() {
   applied_version_ = devices_.Version();
   std::shared_ptr<const DeviceSnapshot> snapshot = devices_.Current();
   std::map<std::string, std::vector<PluginDevice>> by_resource;
@@ -357,8 +353,7 @@ void DevicePluginManager::ApplySnapshot() ABSL_EXCLUSIVE_LOCKS_REQUIRED(servers_
   }
 }
 
-DevicePluginManager::Slot* DevicePluginManager::EnsureSlot(const std::string& resource)
-    ABSL_EXCLUSIVE_LOCKS_REQUIRED(servers_mu_) {
+DevicePluginManager::Slot* DevicePluginManager::EnsureSlot(const std::string& resource) {
   auto it = slots_.find(resource);
   if (it != slots_.end()) return it->second.get();
   PluginServer::Options options;
@@ -379,7 +374,7 @@ DevicePluginManager::Slot* DevicePluginManager::EnsureSlot(const std::string& re
   return raw;
 }
 
-void DevicePluginManager::HandleInotify(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(servers_mu_) {
+void DevicePluginManager::HandleInotify(absl::Time now) {
   alignas(inotify_event) char buffer[16 * 1024];
   bool check_sockets = false;
   bool kubelet_created = false;
@@ -414,20 +409,16 @@ void DevicePluginManager::HandleInotify(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQ
   if (check_sockets) CheckSockets(now);
   if (kubelet_created && registry_dir_.empty()) {
     Log().info("kubelet.sock created; the kubelet (re)started, registering again");
-    for (auto& [resource, slot] : slots_) {
-      slot->want_register = true;
-      slot->backoff = backoff_.initial;
-      slot->next_attempt = now;
-      if (slot->in_flight) slot->again = true;
-    }
+    for (auto& [resource, slot] : slots_) RegisterAgain(*slot, now, /*at_once=*/true);
   }
 }
 
-void DevicePluginManager::CheckSockets(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(servers_mu_) {
+void DevicePluginManager::CheckSockets(absl::Time now) {
   next_socket_check_ = now + kSocketCheckInterval;
   for (auto& [resource, slot] : slots_) {
-    if (slot->serving && slot->server->SocketsIntact()) continue;
-    if (slot->serving) {
+    const bool serving = slot->state != RegistrationState::kNotServing;
+    if (serving && slot->server->SocketsIntact()) continue;
+    if (serving) {
       Log().info("plugin socket removed (kubelet restart?); serving again resource={}", resource);
     }
     const std::string& path = slot->server->socket_path();
@@ -436,10 +427,9 @@ void DevicePluginManager::CheckSockets(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQU
             ? absl::InvalidArgumentError(
                   absl::StrCat("socket path ", path, " is longer than ", kMaxSocketPath, " bytes"))
             : slot->server->Serve();
-    slot->registered = false;
     slot->server->SetRegistered(false);
     if (!served.ok()) {
-      slot->serving = false;
+      slot->state = RegistrationState::kNotServing;
       if (!slot->serve_error_logged) {
         slot->serve_error_logged = true;
         Log().error("cannot serve the device plugin; retrying resource={} error=\"{}\"", resource,
@@ -447,22 +437,20 @@ void DevicePluginManager::CheckSockets(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQU
       }
       continue;
     }
-    slot->serving = true;
     slot->serve_error_logged = false;
-    if (registry_dir_.empty()) {
-      // Serving anew: register now, from a fresh backoff.
-      slot->want_register = true;
-      slot->backoff = backoff_.initial;
-      slot->next_attempt = now;
-      if (slot->in_flight) slot->again = true;
+    if (!registry_dir_.empty()) {
+      slot->state = RegistrationState::kWatcherRoute;
+      continue;
     }
+    // Serving anew: register now, from a fresh backoff.
+    if (!slot->in_flight()) slot->state = RegistrationState::kDue;
+    RegisterAgain(*slot, now, /*at_once=*/true);
   }
 }
 
-void DevicePluginManager::ReviewStreams(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(servers_mu_) {
-  if (!registry_dir_.empty()) return;
+void DevicePluginManager::ReviewStreams(absl::Time now) {
   for (auto& [resource, slot] : slots_) {
-    if (!slot->registered || slot->in_flight) continue;
+    if (slot->state != RegistrationState::kRegistered) continue;
     // The kubelet dials back with one stream right after Register (the first one opened since)
     // and never reopens it: once that stream has closed, the kubelet has marked the devices
     // unhealthy and waits for a new registration. Other clients' streams do not count.
@@ -471,30 +459,46 @@ void DevicePluginManager::ReviewStreams(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQ
         !slot->server->StreamOpen(kubelet_stream)) {
       Log().warn("the kubelet's ListAndWatch stream closed; registering again resource={}",
                  resource);
-      slot->registered = false;
       slot->server->SetRegistered(false);
-      slot->want_register = true;
-      slot->next_attempt = now + slot->backoff;
-      slot->backoff = std::min(slot->backoff * 2, backoff_.max);
+      RegisterAgain(*slot, now, /*at_once=*/false);
     }
   }
 }
 
-void DevicePluginManager::DriveRegistrations(absl::Time now)
-    ABSL_EXCLUSIVE_LOCKS_REQUIRED(servers_mu_) {
-  if (!registry_dir_.empty()) return;  // the plugin watcher calls us instead
+void DevicePluginManager::DriveRegistrations(absl::Time now) {
   for (auto& [resource, slot] : slots_) {
-    if (slot->want_register && slot->serving && !slot->in_flight && now >= slot->next_attempt) {
+    if (slot->state == RegistrationState::kDue && now >= slot->next_attempt) {
       StartRegister(*slot, now);
     }
   }
 }
 
-void DevicePluginManager::StartRegister(Slot& slot, absl::Time now)
-    ABSL_EXCLUSIVE_LOCKS_REQUIRED(servers_mu_) {
-  slot.in_flight = true;
-  slot.again = false;
-  slot.want_register = false;
+void DevicePluginManager::RegisterAgain(Slot& slot, absl::Time now, bool at_once) {
+  switch (slot.state) {
+    case RegistrationState::kNotServing:
+    case RegistrationState::kWatcherRoute:
+      return;  // serving (in the Register route) schedules the first Register
+    case RegistrationState::kInFlight:
+    case RegistrationState::kInFlightStale:
+      // The answer to the call in flight comes first; CompleteRegistrations then comes back here.
+      if (at_once) slot.state = RegistrationState::kInFlightStale;
+      return;
+    case RegistrationState::kDue:
+    case RegistrationState::kRegistered:
+      break;
+  }
+  slot.state = RegistrationState::kDue;
+  if (at_once) {
+    slot.backoff = backoff_.initial;
+    slot.next_attempt = now;
+  } else {
+    slot.next_attempt = now + slot.backoff;
+    slot.backoff = std::min(slot.backoff * 2, backoff_.max);
+  }
+}
+
+void DevicePluginManager::StartRegister(Slot& slot, absl::Time now) {
+  slot.state = RegistrationState::kInFlight;
   ++slot.attempt;
   slot.opened_at_register = slot.server->StreamsOpened();
   auto op = std::make_shared<RegisterOp>();
@@ -526,8 +530,7 @@ void DevicePluginManager::StartRegister(Slot& slot, absl::Time now)
       });
 }
 
-void DevicePluginManager::CompleteRegistrations(absl::Time now)
-    ABSL_EXCLUSIVE_LOCKS_REQUIRED(servers_mu_) {
+void DevicePluginManager::CompleteRegistrations(absl::Time now) {
   std::vector<Inbox::Done> done;
   {
     absl::MutexLock lock(&inbox_->mu);
@@ -538,57 +541,47 @@ void DevicePluginManager::CompleteRegistrations(absl::Time now)
     if (it == slots_.end()) continue;
     Slot& slot = *it->second;
     if (result.attempt != slot.attempt) continue;
-    slot.in_flight = false;
+    const bool was_in_flight = slot.in_flight();  // not when serving failed meanwhile
+    const bool stale = slot.state == RegistrationState::kInFlightStale;
     slot.op.reset();
+    slot.server->RecordRegistration(result.status.ok());
     if (result.status.ok()) {
-      slot.registered = true;
       slot.backoff = backoff_.initial;
       slot.last_error.clear();
-      slot.server->RecordRegistration(true);
       Log().info("device plugin registered resource={} endpoint={}", result.resource,
                  slot.server->socket_name());
-      if (slot.again) {
-        slot.want_register = true;
-        slot.next_attempt = now;
-      }
-      continue;
-    }
-    slot.registered = false;
-    slot.server->RecordRegistration(false);
-    std::string error = absl::StrCat("code ", static_cast<int>(result.status.error_code()), ": ",
-                                     result.status.error_message());
-    // Once per change of state: the first failure after a success (or at start) is an error;
-    // the retries that follow are counted in the metric and logged at debug only.
-    if (slot.last_error.empty()) {
-      slot.last_error = error;
-      Log().warn(
-          "device plugin registration failed; retrying with backoff resource={} "
-          "kubelet_socket={} error=\"{}\"",
-          result.resource, kubelet_socket_, error);
+      if (was_in_flight) slot.state = RegistrationState::kRegistered;
     } else {
-      Log().debug("device plugin registration retry failed resource={} error=\"{}\"",
-                  result.resource, error);
+      LogRegisterFailure(slot, result.resource, result.status);
+      if (was_in_flight) slot.state = RegistrationState::kDue;
     }
-    slot.want_register = true;
-    if (slot.again) {
-      slot.backoff = backoff_.initial;
-      slot.next_attempt = now;
-    } else {
-      slot.next_attempt = now + slot.backoff;
-      slot.backoff = std::min(slot.backoff * 2, backoff_.max);
-    }
+    // A failure retries after the backoff; a reason that came while in flight, at once.
+    if (was_in_flight && (stale || !result.status.ok())) RegisterAgain(slot, now, stale);
   }
 }
 
-absl::Duration DevicePluginManager::NextTimeout(absl::Time now) const
-    ABSL_EXCLUSIVE_LOCKS_REQUIRED(servers_mu_) {
+void DevicePluginManager::LogRegisterFailure(Slot& slot, const std::string& resource,
+                                             const grpc::Status& status) {
+  std::string error =
+      absl::StrCat("code ", static_cast<int>(status.error_code()), ": ", status.error_message());
+  // Once per change of state: the first failure after a success (or at start) is an error;
+  // the retries that follow are counted in the metric and logged at debug only.
+  if (slot.last_error.empty()) {
+    slot.last_error = std::move(error);
+    Log().warn(
+        "device plugin registration failed; retrying with backoff resource={} "
+        "kubelet_socket={} error=\"{}\"",
+        resource, kubelet_socket_, slot.last_error);
+  } else {
+    Log().debug("device plugin registration retry failed resource={} error=\"{}\"", resource,
+                error);
+  }
+}
+
+absl::Duration DevicePluginManager::NextTimeout(absl::Time now) const {
   absl::Time next = std::min(next_socket_check_, now + kSocketCheckInterval);
-  if (registry_dir_.empty()) {
-    for (const auto& [resource, slot] : slots_) {
-      if (slot->want_register && slot->serving && !slot->in_flight) {
-        next = std::min(next, slot->next_attempt);
-      }
-    }
+  for (const auto& [resource, slot] : slots_) {
+    if (slot->state == RegistrationState::kDue) next = std::min(next, slot->next_attempt);
   }
   return std::max(next - now, absl::ZeroDuration());
 }

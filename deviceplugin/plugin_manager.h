@@ -1,12 +1,12 @@
 // The bundled kubelet device plugin: one PluginServer per advertised resource, kept in step with
 // the device snapshot, registered with the kubelet and re-registered when the kubelet restarts.
 //
-// Threads (both owned here, stopped by Stop()):
-//  - the snapshot bridge waits on SnapshotStore::WaitForNewer and wakes the control thread at once
-//    (a health change reaches the streams without any polling delay);
-//  - the control thread owns all per-resource state: it applies snapshots, watches the
-//    device-plugins directory with inotify, and drives registration with exponential backoff.
-// Register itself is an asynchronous gRPC call, so a slow kubelet never blocks the control thread.
+// One thread, owned here and stopped by Stop(): the control thread owns all per-resource state. It
+// applies device snapshots (the store's Subscribe wakes it on each Publish, so a health change
+// reaches the streams without any polling delay), watches the device-plugins directory with
+// inotify, and drives each resource's registration (one RegistrationState per resource) with
+// exponential backoff. Register itself is an asynchronous gRPC call, so a slow kubelet never
+// blocks the control thread.
 #ifndef DEVSCOPE_DEVICEPLUGIN_PLUGIN_MANAGER_H_
 #define DEVSCOPE_DEVICEPLUGIN_PLUGIN_MANAGER_H_
 
@@ -26,6 +26,7 @@
 #include "common/config.h"
 #include "common/snapshot_store.h"
 #include "deviceplugin/plugin_server.h"
+#include "grpcpp/support/status.h"
 #include "prometheus/registry.h"
 
 namespace devscope {
@@ -67,22 +68,24 @@ class DevicePluginManager {
   // The socket path of `resource`'s plugin server; empty when not served.
   std::string SocketPath(const std::string& resource) const ABSL_LOCKS_EXCLUDED(servers_mu_);
 
-  struct Inbox;  // wake-ups from gRPC threads (internal)
+  struct Inbox;  // wake-ups from gRPC threads and snapshot publishes (internal)
 
  private:
   struct Slot;
 
   void ControlLoop();
-  void BridgeLoop();
-  void ApplySnapshot();
-  Slot* EnsureSlot(const std::string& resource);
-  void HandleInotify(absl::Time now);
-  void CheckSockets(absl::Time now);
-  void ReviewStreams(absl::Time now);
-  void DriveRegistrations(absl::Time now);
-  void StartRegister(Slot& slot, absl::Time now);
-  void CompleteRegistrations(absl::Time now);
-  absl::Duration NextTimeout(absl::Time now) const;
+  void ApplySnapshot() ABSL_EXCLUSIVE_LOCKS_REQUIRED(servers_mu_);
+  Slot* EnsureSlot(const std::string& resource) ABSL_EXCLUSIVE_LOCKS_REQUIRED(servers_mu_);
+  void HandleInotify(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(servers_mu_);
+  void CheckSockets(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(servers_mu_);
+  void ReviewStreams(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(servers_mu_);
+  void DriveRegistrations(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(servers_mu_);
+  void RegisterAgain(Slot& slot, absl::Time now, bool at_once)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(servers_mu_);
+  void StartRegister(Slot& slot, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(servers_mu_);
+  void CompleteRegistrations(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(servers_mu_);
+  void LogRegisterFailure(Slot& slot, const std::string& resource, const grpc::Status& status);
+  absl::Duration NextTimeout(absl::Time now) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(servers_mu_);
   void WatchDirectory();
 
   const Config config_;
@@ -97,20 +100,22 @@ class DevicePluginManager {
   std::string kubelet_socket_;
 
   std::shared_ptr<Inbox> inbox_;
+  SnapshotStore<DeviceSnapshot>::Subscription snapshots_;  // wakes the control thread
+  // The control thread's (and Stop's, once it has ended).
   int inotify_fd_ = -1;
   int watch_ = -1;
-  bool started_ = false;
+  bool started_ = false;  // the owner's thread
   absl::Notification stop_;
   std::thread control_;
-  std::thread bridge_;
 
-  // Control-thread state (only the control thread touches slots; servers_mu_ guards the map for
-  // the accessors above).
+  // Only the control thread changes slots and the state below, under servers_mu_ so that the
+  // accessors above can read the map.
   mutable absl::Mutex servers_mu_;
   std::map<std::string, std::unique_ptr<Slot>> slots_ ABSL_GUARDED_BY(servers_mu_);
-  uint64_t applied_version_ = 0;
-  std::map<std::string, bool> invalid_logged_;  // resources refused, logged once each
-  absl::Time next_socket_check_ = absl::InfinitePast();
+  uint64_t applied_version_ ABSL_GUARDED_BY(servers_mu_) = 0;
+  // Resources refused, logged once each.
+  std::map<std::string, bool> invalid_logged_ ABSL_GUARDED_BY(servers_mu_);
+  absl::Time next_socket_check_ ABSL_GUARDED_BY(servers_mu_) = absl::InfinitePast();
 };
 
 }  // namespace devscope

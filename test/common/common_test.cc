@@ -3,11 +3,13 @@
 #include <stdlib.h>
 
 #include <fstream>
+#include <memory>
 #include <string>
 
 #include "common/files.h"
 #include "common/label_names.h"
 #include "common/pci_address.h"
+#include "common/snapshot_store.h"
 #include "common/units.h"
 #include "common/warn_once.h"
 #include "gtest/gtest.h"
@@ -82,6 +84,24 @@ TEST(WarnOnceTest, OncePerKeyAndAgainAfterItWentAway) {
   warn.ForgetAbsent();  // a pass that saw only a: b went away
   EXPECT_FALSE(warn.Warn("a", "problem a"));
   EXPECT_TRUE(warn.Warn("b", "problem b"));
+}
+
+TEST(SnapshotStoreTest, ListenersHearEachPublishUntilTheirSubscriptionGoes) {
+  SnapshotStore<int> store;
+  int heard = 0;
+  auto subscription = std::make_unique<SnapshotStore<int>::Subscription>(
+      store.Subscribe([&] { heard += *store.Current(); }));
+  store.Publish(std::make_shared<const int>(1));
+  store.Publish(std::make_shared<const int>(10));
+  EXPECT_EQ(heard, 11);
+  SnapshotStore<int>::Subscription moved = std::move(*subscription);
+  subscription.reset();  // a moved-from subscription ends nothing
+  store.Publish(std::make_shared<const int>(100));
+  EXPECT_EQ(heard, 111);
+  moved.Reset();
+  store.Publish(std::make_shared<const int>(1000));
+  EXPECT_EQ(heard, 111);
+  EXPECT_EQ(store.Version(), 4u);
 }
 
 }  // namespace
