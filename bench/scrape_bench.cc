@@ -1,122 +1,206 @@
-// The cost of a scrape, at the sizes the issues name:
-//  - pod-resources view at 250 pods x 4 containers x 4 devices (4,000 device series);
-//  - device view at 1,024 devices with 8 telemetry samples each, 250 pods x 4 containers holding
-//    one device each (1,000 allocated), joined.
-// "Fresh" renders a new snapshot (join + families + serialisation: what a scrape after a poll
-// costs); "Cached" is every other scrape. The reference in the same run is prometheus-cpp's own
-// TextSerializer over the already built families, i.e. the floor any prometheus-cpp exporter
-// pays per scrape, so results read as ratios to it.
+// The cost of rendering /metrics in process, at the size the performance issue names: 250 pods x
+// 4 containers, each container holding one of 1,024 devicedir devices on 4 NUMA nodes (1,000 held,
+// 24 free), each device with 6 telemetry samples: about 9.2k series, 1.2 MB.
+//
+//  - FromScratch: a renderer with no history renders the view (join, every section, no gzip);
+//  - AfterPodChange: a pod arrived (new pod-resources snapshot, same devices): the pod-resources
+//    view and the blocks whose holders changed are rendered, the rest copied;
+//  - AfterTelemetryChange: a collector pass with new values (new device snapshot, same pods);
+//  - ..._Gzip: the same, plus the gzip of the view as Prometheus asks for it (only changed pieces
+//    are compressed);
+//  - Cached: nothing changed;
+//  - ReferenceCopy: copying the same bytes into a buffer: the floor any renderer pays, the
+//    reference the others are read against ("render at the speed of writing bytes").
+// Each reports the bytes and the allocations per iteration: every malloc, calloc and realloc
+// (operator new and zlib's included), counted by this binary, which puts its own counting malloc
+// in front of glibc's.
+#include <atomic>
 #include <memory>
 #include <string>
 
 #include "absl/strings/str_cat.h"
 #include "benchmark/benchmark.h"
-#include "exporter/join.h"
 #include "exporter/metrics_renderer.h"
+
+namespace {
+std::atomic<uint64_t> g_allocations{0};
+}  // namespace
+
+// glibc's allocator under its own names; defining malloc here puts this binary's first for every
+// library it loads. free and the aligned forms stay glibc's: the same allocator underneath.
+extern "C" {
+void* __libc_malloc(size_t size);
+void* __libc_calloc(size_t count, size_t size);
+void* __libc_realloc(void* p, size_t size);
+void* malloc(size_t size) {
+  g_allocations.fetch_add(1, std::memory_order_relaxed);
+  return __libc_malloc(size);
+}
+void* calloc(size_t count, size_t size) {
+  g_allocations.fetch_add(1, std::memory_order_relaxed);
+  return __libc_calloc(count, size);
+}
+void* realloc(void* p, size_t size) {
+  g_allocations.fetch_add(1, std::memory_order_relaxed);
+  return __libc_realloc(p, size);
+}
+}
 
 namespace devscope {
 namespace {
 
-std::shared_ptr<PodResourcesSnapshot> Pods(int pods, int containers, int devices,
-                                           int tracked_devices) {
+constexpr int kPods = 250, kContainers = 4, kDevices = 1024;
+
+std::shared_ptr<PodResourcesSnapshot> Pods(int extra = 0) {
   auto s = std::make_shared<PodResourcesSnapshot>();
   int next = 0;
-  for (int p = 0; p < pods; ++p) {
+  for (int p = 0; p < kPods + extra; ++p) {
     PodResources pod{.ns = "bulk", .name = absl::StrCat("pod-", p)};
-    for (int c = 0; c < containers; ++c) {
-      ContainerResources container{.name = absl::StrCat("c", c)};
-      for (int d = 0; d < devices; ++d) {
-        const std::string id = tracked_devices > 0
-                                   ? absl::StrCat("dev-", next++ % tracked_devices)
-                                   : absl::StrCat("dev-", p, "-", c, "-", d);
-        container.devices.push_back(
-            {.resource = "example.com/dev", .device_ids = {id}, .numa_nodes = {d % 2}});
-      }
-      pod.containers.push_back(std::move(container));
+    for (int c = 0; c < kContainers; ++c) {
+      const int device = next++ % kDevices;
+      pod.containers.push_back({.name = absl::StrCat("c", c),
+                                .devices = {{.resource = "example.com/dev",
+                                             .device_ids = {absl::StrCat("dev-", device)},
+                                             .numa_nodes = {device % 4}}}});
     }
     s->pods.push_back(std::move(pod));
   }
   return s;
 }
 
-std::shared_ptr<DeviceSnapshot> Devices(int count) {
+std::shared_ptr<DeviceSnapshot> Devices(double offset = 0) {
   auto s = std::make_shared<DeviceSnapshot>();
   CollectorReport report{.collector = "devicedir", .up = true};
-  for (int i = 0; i < count; ++i) {
+  for (int i = 0; i < kDevices; ++i) {
     DeviceReport d;
     d.info.id = absl::StrCat("dev-", i);
     d.info.resource = "example.com/dev";
     d.info.vendor = "Example";
     d.info.model = "W100";
-    d.info.numa_node = i % 2;
+    d.info.numa_node = i % 4;
     d.info.pci_address = absl::StrCat("0000:", 16 + i / 32, ":", i % 32, ".0");
-    for (const char* name :
-         {"devscope_device_utilization_ratio", "devscope_device_memory_used_bytes",
-          "devscope_device_memory_total_bytes", "devscope_device_temperature_celsius",
-          "devscope_device_power_watts"}) {
-      d.samples.push_back({.name = name, .value = 0.5 * i});
-    }
-    d.samples.push_back({.name = "devscope_device_energy_joules_total",
-                         .kind = Sample::Kind::kCounter, .value = 1e6 + i});
-    d.samples.push_back({.name = "devscope_device_errors_total", .kind = Sample::Kind::kCounter,
-                         .labels = {{"kind", "corrected"}}, .value = 3});
-    d.samples.push_back({.name = "devscope_device_errors_total", .kind = Sample::Kind::kCounter,
-                         .labels = {{"kind", "uncorrected"}}, .value = 0});
+    const double v = 0.001 * i + offset;
+    d.samples = {
+        {.name = "devscope_device_utilization_ratio", .value = v / 10},
+        {.name = "devscope_device_temperature_celsius", .value = 40 + v},
+        {.name = "devscope_device_power_watts", .value = 200 + v},
+        {.name = "devscope_device_memory_used_bytes", .value = 1e9 + i},
+        {.name = "devscope_device_memory_total_bytes", .value = 1.6e10},
+        {.name = "devscope_device_energy_joules_total",
+         .kind = Sample::Kind::kCounter,
+         .value = 1e6 + v},
+    };
     report.devices.push_back(std::move(d));
   }
   s->collectors.push_back(std::move(report));
   return s;
 }
 
-struct Fixture {
-  std::shared_ptr<PodResourcesSnapshot> pods;
-  std::shared_ptr<DeviceSnapshot> devices;
-};
-
-Fixture PodResourcesSize() { return {Pods(250, 4, 4, 0), nullptr}; }
-Fixture DeviceSize() { return {Pods(250, 4, 1, 1024), Devices(1024)}; }
-
-void Fresh(benchmark::State& state, Fixture (*make)()) {
-  const Fixture f = make();
+struct Node {
   SnapshotStore<PodResourcesSnapshot> pods;
   SnapshotStore<DeviceSnapshot> devices;
-  MetricsRenderer renderer(&pods, &devices, {});
-  size_t bytes = 0;
-  for (auto _ : state) {
-    // A copy of the same content is a new snapshot: the cache misses, as after a poll.
-    pods.Publish(std::make_shared<PodResourcesSnapshot>(*f.pods));
-    if (f.devices) devices.Publish(f.devices);
-    bytes = renderer.Render()->size();
-    benchmark::DoNotOptimize(bytes);
+  MetricsRenderer renderer{&pods, &devices, {}};
+  Node(std::shared_ptr<const PodResourcesSnapshot> p = Pods(),
+       std::shared_ptr<const DeviceSnapshot> d = Devices()) {
+    pods.Publish(std::move(p));
+    devices.Publish(std::move(d));
   }
+};
+
+void Report(benchmark::State& state, uint64_t allocations, size_t bytes) {
+  state.counters["allocs"] =
+      benchmark::Counter(static_cast<double>(allocations), benchmark::Counter::kAvgIterations);
   state.counters["bytes"] = static_cast<double>(bytes);
 }
 
-void Cached(benchmark::State& state, Fixture (*make)()) {
-  const Fixture f = make();
-  SnapshotStore<PodResourcesSnapshot> pods;
-  SnapshotStore<DeviceSnapshot> devices;
-  pods.Publish(f.pods);
-  if (f.devices) devices.Publish(f.devices);
-  MetricsRenderer renderer(&pods, &devices, {});
-  for (auto _ : state) benchmark::DoNotOptimize(renderer.Render()->size());
+// Renders after `change`, which alternates between two snapshots so that each iteration renders.
+template <typename Change>
+void RenderAfter(benchmark::State& state, Change change, bool gzip) {
+  Node node;
+  node.renderer.RenderParts().stable->Gzip();
+  uint64_t allocations = 0;
+  size_t bytes = 0;
+  int i = 0;
+  for (auto _ : state) {
+    state.PauseTiming();
+    change(node, i++);
+    state.ResumeTiming();
+    const uint64_t before = g_allocations.load(std::memory_order_relaxed);
+    const Exposition parts = node.renderer.RenderParts();
+    if (gzip) benchmark::DoNotOptimize(parts.stable->Gzip().bytes.size());
+    allocations += g_allocations.load(std::memory_order_relaxed) - before;
+    bytes = parts.stable->text().size();
+  }
+  Report(state, allocations, bytes);
 }
 
-void ReferenceSerializeOnly(benchmark::State& state, Fixture (*make)()) {
-  const Fixture f = make();
-  const auto families = NodeViewCollectable(Join(f.pods, f.devices)).Collect();
-  for (auto _ : state) benchmark::DoNotOptimize(SerializeFamilies(families).size());
+void AfterPodChange(benchmark::State& state, bool gzip) {
+  // One pod more, then one fewer: each a new pod-resources snapshot.
+  const auto base = Pods();
+  const auto more = Pods(1);
+  RenderAfter(
+      state,
+      [&](Node& node, int i) {
+        node.pods.Publish(std::make_shared<PodResourcesSnapshot>(i % 2 ? *base : *more));
+      },
+      gzip);
 }
 
-BENCHMARK_CAPTURE(Fresh, pod_resources_250x4x4, &PodResourcesSize)->Unit(benchmark::kMillisecond);
-BENCHMARK_CAPTURE(Cached, pod_resources_250x4x4, &PodResourcesSize)
-    ->Unit(benchmark::kMillisecond);
-BENCHMARK_CAPTURE(ReferenceSerializeOnly, pod_resources_250x4x4, &PodResourcesSize)
-    ->Unit(benchmark::kMillisecond);
-BENCHMARK_CAPTURE(Fresh, devices_1024_pods_250, &DeviceSize)->Unit(benchmark::kMillisecond);
-BENCHMARK_CAPTURE(Cached, devices_1024_pods_250, &DeviceSize)->Unit(benchmark::kMillisecond);
-BENCHMARK_CAPTURE(ReferenceSerializeOnly, devices_1024_pods_250, &DeviceSize)
-    ->Unit(benchmark::kMillisecond);
+void AfterTelemetryChange(benchmark::State& state, bool gzip) {
+  const auto a = Devices(0.5);
+  const auto b = Devices(0.25);
+  RenderAfter(
+      state,
+      [&](Node& node, int i) {
+        node.devices.Publish(std::make_shared<DeviceSnapshot>(i % 2 ? *a : *b));
+      },
+      gzip);
+}
+
+void FromScratch(benchmark::State& state) {
+  const auto pods = Pods();
+  const auto devices = Devices();
+  uint64_t allocations = 0;
+  size_t bytes = 0;
+  for (auto _ : state) {
+    state.PauseTiming();
+    auto renderer = std::make_unique<Node>(pods, devices);
+    state.ResumeTiming();
+    const uint64_t before = g_allocations.load(std::memory_order_relaxed);
+    bytes = renderer->renderer.RenderParts().stable->text().size();
+    allocations += g_allocations.load(std::memory_order_relaxed) - before;
+    state.PauseTiming();
+    renderer.reset();
+    state.ResumeTiming();
+  }
+  Report(state, allocations, bytes);
+}
+
+void Cached(benchmark::State& state) {
+  Node node;
+  node.renderer.RenderParts();
+  for (auto _ : state) benchmark::DoNotOptimize(node.renderer.RenderParts().stable->text().size());
+}
+
+void ReferenceCopy(benchmark::State& state) {
+  Node node;
+  const std::string text = node.renderer.RenderParts().stable->text();
+  std::string copy;
+  copy.reserve(text.size());
+  for (auto _ : state) {
+    copy.assign(text);
+    benchmark::DoNotOptimize(copy.data());
+  }
+  Report(state, 0, text.size());
+}
+
+BENCHMARK(ReferenceCopy)->Unit(benchmark::kMillisecond);
+BENCHMARK(FromScratch)->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(AfterPodChange, text, false)->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(AfterPodChange, gzip, true)->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(AfterTelemetryChange, text, false)->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(AfterTelemetryChange, gzip, true)->Unit(benchmark::kMillisecond);
+BENCHMARK(Cached)->Unit(benchmark::kMillisecond);
 
 }  // namespace
 }  // namespace devscope

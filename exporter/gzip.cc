@@ -37,28 +37,56 @@ void AppendLittleEndian32(uint32_t value, std::string& out) {
   for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((value >> (8 * i)) & 0xff));
 }
 
+uint32_t Crc32(absl::string_view text) {
+  return static_cast<uint32_t>(
+      crc32(0, reinterpret_cast<const Bytef*>(text.data()), static_cast<uInt>(text.size())));
+}
+
 }  // namespace
 
-GzipPrefix GzipBegin(absl::string_view text) {
+GzipPrefix GzipHeader() {
   GzipPrefix prefix;
   // ID1 ID2, CM = deflate, no flags, no modification time, XFL 4 (fastest), OS 3 (Unix).
   prefix.bytes.assign("\x1f\x8b\x08\x00\x00\x00\x00\x00\x04\x03", 10);
+  return prefix;
+}
+
+GzipPrefix GzipBegin(absl::string_view text) {
+  GzipPrefix prefix = GzipHeader();
   if (!Deflate(text, Z_FULL_FLUSH, prefix.bytes)) return GzipPrefix{};
-  prefix.crc = static_cast<uint32_t>(
-      crc32(0, reinterpret_cast<const Bytef*>(text.data()), static_cast<uInt>(text.size())));
+  prefix.crc = Crc32(text);
   prefix.length = text.size();
   return prefix;
+}
+
+DeflatedPiece DeflatePiece(absl::string_view text) {
+  DeflatedPiece piece;
+  piece.ok = Deflate(text, Z_FULL_FLUSH, piece.bytes);
+  if (!piece.ok) piece.bytes.clear();
+  piece.crc = Crc32(text);
+  piece.length = text.size();
+  return piece;
+}
+
+void AppendPiece(GzipPrefix& prefix, const DeflatedPiece& piece) {
+  if (prefix.bytes.empty()) return;  // already failed
+  if (!piece.ok) {
+    prefix = GzipPrefix{};
+    return;
+  }
+  prefix.bytes.append(piece.bytes);
+  prefix.crc = static_cast<uint32_t>(
+      crc32_combine(prefix.crc, piece.crc, static_cast<z_off_t>(piece.length)));
+  prefix.length += piece.length;
 }
 
 std::string GzipEnd(const GzipPrefix& prefix, absl::string_view rest) {
   if (prefix.bytes.empty()) return "";
   std::string out;
   if (!Deflate(rest, Z_FINISH, out)) return "";
-  const uLong rest_crc =
-      crc32(0, reinterpret_cast<const Bytef*>(rest.data()), static_cast<uInt>(rest.size()));
-  AppendLittleEndian32(
-      static_cast<uint32_t>(crc32_combine(prefix.crc, rest_crc, static_cast<z_off_t>(rest.size()))),
-      out);
+  AppendLittleEndian32(static_cast<uint32_t>(crc32_combine(prefix.crc, Crc32(rest),
+                                                           static_cast<z_off_t>(rest.size()))),
+                       out);
   AppendLittleEndian32(static_cast<uint32_t>(prefix.length + rest.size()), out);  // mod 2^32
   return out;
 }

@@ -25,6 +25,23 @@ struct GzipPrefix {
 // Compresses `text` (zlib level 1: cheap, and exposition text compresses well at any level).
 GzipPrefix GzipBegin(absl::string_view text);
 
+// The deflate data of one piece of text made alone (no back-references outside it), ending in a
+// full flush: pieces deflated apart can follow one another in one gzip member, so a text made of
+// pieces that mostly stay the same is compressed one changed piece at a time.
+struct DeflatedPiece {
+  std::string bytes;
+  uint32_t crc = 0;  // CRC-32 of the piece's text
+  uint64_t length = 0;
+  bool ok = false;  // false when compression failed
+};
+DeflatedPiece DeflatePiece(absl::string_view text);
+
+// The gzip header alone: a prefix of no text, for AppendPiece.
+GzipPrefix GzipHeader();
+// Appends a piece's deflate data to `prefix` and accounts for its text in the CRC and length.
+// A failed piece fails the prefix (its bytes become empty).
+void AppendPiece(GzipPrefix& prefix, const DeflatedPiece& piece);
+
 // What follows prefix.bytes to make the gzip of prefix text + `rest`: the deflate data of `rest`
 // with the final block, and the trailer. Empty when compression failed.
 std::string GzipEnd(const GzipPrefix& prefix, absl::string_view rest);

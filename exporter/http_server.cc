@@ -13,6 +13,7 @@
 #include "absl/strings/strip.h"
 #include "civetweb.h"
 #include "common/log.h"
+#include "exporter/gzip.h"
 
 namespace devscope {
 namespace {
@@ -61,20 +62,6 @@ void HttpServer::Send(mg_connection* conn, int status, absl::string_view content
   if (request != nullptr && std::strcmp(request->request_method, "HEAD") == 0) return;
   // mg_write returns early on a closed connection; nothing to do about a client that left.
   for (absl::string_view piece : body) mg_write(conn, piece.data(), piece.size());
-}
-
-std::shared_ptr<const GzipPrefix> HttpServer::GzipOf(
-    const std::shared_ptr<const std::string>& stable) {
-  {
-    absl::MutexLock lock(&gzip_mu_);
-    if (gzip_source_ == stable) return gzip_prefix_;
-  }
-  // Compressed outside the lock: scrapes racing on a new text each compress it, none waits.
-  auto prefix = std::make_shared<const GzipPrefix>(GzipBegin(*stable));
-  absl::MutexLock lock(&gzip_mu_);
-  gzip_source_ = stable;
-  gzip_prefix_ = prefix;
-  return prefix;
 }
 
 absl::StatusOr<std::string> CivetListeningPort(const std::string& listen_address) {
@@ -213,15 +200,16 @@ void HttpServer::Dispatch(mg_connection* conn) {
   if (path == options_.telemetry_path) {
     const Exposition text = options_.render_metrics();
     if (AcceptsGzip(conn)) {
-      const std::shared_ptr<const GzipPrefix> prefix = GzipOf(text.stable);
-      const std::string end = GzipEnd(*prefix, text.fresh);
+      // The view's gzip is made once per text, from pieces compressed once per change.
+      const GzipPrefix& prefix = text.stable->Gzip();
+      const std::string end = GzipEnd(prefix, text.fresh);
       if (!end.empty()) {
-        Send(conn, 200, kTextFormat, {prefix->bytes, end},
+        Send(conn, 200, kTextFormat, {prefix.bytes, end},
              "Content-Encoding: gzip\r\nVary: Accept-Encoding\r\n");
         return;
       }
     }
-    Send(conn, 200, kTextFormat, {*text.stable, text.fresh});
+    Send(conn, 200, kTextFormat, {text.stable->text(), text.fresh});
     return;
   }
   if (path == "/") {

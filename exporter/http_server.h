@@ -11,9 +11,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "absl/synchronization/mutex.h"
 #include "exporter/exposition.h"
-#include "exporter/gzip.h"
 #include "exporter/tls.h"
 #include "exporter/web_config.h"
 
@@ -58,14 +56,7 @@ class HttpServer {
             absl::string_view extra_headers = "") const {
     Send(conn, status, content_type, {body}, extra_headers);
   }
-  // The gzip header and deflate data of `stable`, made once per text.
-  std::shared_ptr<const GzipPrefix> GzipOf(const std::shared_ptr<const std::string>& stable)
-      ABSL_LOCKS_EXCLUDED(gzip_mu_);
-
   const HttpServerOptions options_;
-  absl::Mutex gzip_mu_;
-  std::shared_ptr<const std::string> gzip_source_ ABSL_GUARDED_BY(gzip_mu_);
-  std::shared_ptr<const GzipPrefix> gzip_prefix_ ABSL_GUARDED_BY(gzip_mu_);
   std::string response_headers_;  // http_server_config.headers, as header lines
   std::unique_ptr<TlsServer> tls_;
   std::string tls_error_;  // why CivetWeb's init_ssl failed, for Start's error

@@ -80,7 +80,10 @@ std::shared_ptr<const NodeView> Join(std::shared_ptr<const PodResourcesSnapshot>
   for (const CollectorReport& collector : view->devices_source->collectors) {
     for (const DeviceReport& report : collector.devices) {
       const uint32_t i = static_cast<uint32_t>(view->devices.size());
-      view->devices.push_back(JoinedDevice{collector.collector, report.info.resource, &report, {}});
+      JoinedDevice& device = view->devices.emplace_back();
+      device.collector = collector.collector;
+      device.resource = report.info.resource;
+      device.report = &report;
       index.Add(report.info.id, i);
       for (const std::string& alias : report.info.aliases) index.Add(alias, i);
       index.Add(report.info.pci_address, i);
@@ -98,13 +101,11 @@ std::shared_ptr<const NodeView> Join(std::shared_ptr<const PodResourcesSnapshot>
           const DeviceIndexes* found = index.Lookup(id);
           if (found == nullptr) continue;
           for (uint32_t i : *found) {
-            std::vector<Holder>& holders = view->devices[i].holders;
+            auto& holders = view->devices[i].holders;
             // The same container may list a device twice (two IDs of one shared device, or two
             // resources); containers are visited one at a time, so checking the last suffices.
-            if (holders.empty() || holders.back().ns != pod.ns || holders.back().pod != pod.name ||
-                holders.back().container != container.name) {
-              holders.push_back(Holder{pod.ns, pod.name, container.name});
-            }
+            const Holder holder{pod.ns, pod.name, container.name};
+            if (holders.empty() || holders.back() != holder) holders.push_back(holder);
             if (allocated_resource[i] == nullptr) allocated_resource[i] = &assignment.resource;
           }
         }

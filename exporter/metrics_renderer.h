@@ -1,9 +1,11 @@
-// Renders /metrics. The node and device view is a prometheus-cpp Collectable built fresh from the
-// current immutable snapshots (so series of pods and devices that are gone vanish with no extra
-// code); its text is cached per pair of snapshots, because scrapes outnumber snapshot changes and
-// serialising thousands of series costs more than serving bytes. The exporter's own metrics
-// (registries of the poller, the plugin, ...) are small and serialised on every scrape, and kept
-// apart from the cached view so that the HTTP server can compress the view once (exporter/gzip.h).
+// Renders /metrics. The node and device view is written straight from the current immutable
+// snapshots (so series of pods and devices that are gone vanish with no extra code) by the view
+// sections (exporter/view_sections.h) with the text writer (exporter/exposition_writer.h). Its
+// text is cached per pair of snapshots, because scrapes outnumber snapshot changes, and made of
+// pieces, so that a change re-renders and recompresses only the sections and blocks it touches.
+// The exporter's own metrics (prometheus-cpp registries of the poller, the plugin, ...) are small
+// and serialised by prometheus-cpp on every scrape, after the view, kept apart so that the HTTP
+// server can send the view's cached gzip (exporter/gzip.h).
 #ifndef DEVSCOPE_EXPORTER_METRICS_RENDERER_H_
 #define DEVSCOPE_EXPORTER_METRICS_RENDERER_H_
 
@@ -17,20 +19,11 @@
 #include "exporter/exposition.h"
 #include "exporter/node_view.h"
 #include "kubelet/pod_resources.h"
+#include "exporter/view_sections.h"
 #include "prometheus/collectable.h"
 #include "prometheus/metric_family.h"
 
 namespace devscope {
-
-// The node and device view of one NodeView, as metric families.
-class NodeViewCollectable : public prometheus::Collectable {
- public:
-  explicit NodeViewCollectable(std::shared_ptr<const NodeView> view) : view_(std::move(view)) {}
-  std::vector<prometheus::MetricFamily> Collect() const override;
-
- private:
-  std::shared_ptr<const NodeView> view_;
-};
 
 class MetricsRenderer {
  public:
@@ -47,18 +40,22 @@ class MetricsRenderer {
   std::shared_ptr<const std::string> Render();
 
  private:
-  std::shared_ptr<const std::string> RenderView(std::shared_ptr<const PodResourcesSnapshot> pods,
-                                                std::shared_ptr<const DeviceSnapshot> devices);
+  std::shared_ptr<const StableText> RenderView(std::shared_ptr<const PodResourcesSnapshot> pods,
+                                               std::shared_ptr<const DeviceSnapshot> devices);
 
   const SnapshotStore<PodResourcesSnapshot>* pods_;
   const SnapshotStore<DeviceSnapshot>* devices_;
   const std::vector<std::shared_ptr<prometheus::Collectable>> self_metrics_;
 
   absl::Mutex mu_;
-  // The snapshots the cached text was rendered from; compared by identity.
+  // The snapshots the current text was rendered from; compared by identity.
   std::shared_ptr<const PodResourcesSnapshot> cached_pods_ ABSL_GUARDED_BY(mu_);
   std::shared_ptr<const DeviceSnapshot> cached_devices_ ABSL_GUARDED_BY(mu_);
-  std::shared_ptr<const std::string> cached_text_ ABSL_GUARDED_BY(mu_);
+  std::shared_ptr<StableText> current_ ABSL_GUARDED_BY(mu_);
+  // The text before the current one: its buffers are reused once no scrape holds it.
+  std::shared_ptr<StableText> spare_ ABSL_GUARDED_BY(mu_);
+  PodResourcesSection pod_section_ ABSL_GUARDED_BY(mu_);
+  DeviceSection device_section_ ABSL_GUARDED_BY(mu_);
 };
 
 // Serialises families in the text exposition format (prometheus-cpp's TextSerializer).

@@ -8,30 +8,33 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/inlined_vector.h"
+#include "absl/strings/string_view.h"
 #include "collectors/collector.h"
 #include "kubelet/pod_resources.h"
 
 namespace devscope {
 
-// A container that holds a device, per pod-resources.
+// A container that holds a device, per pod-resources. The views point into NodeView::pods.
 struct Holder {
-  std::string ns;
-  std::string pod;
-  std::string container;
+  absl::string_view ns;
+  absl::string_view pod;
+  absl::string_view container;
   bool operator==(const Holder&) const = default;
 };
 
+// The views point into the NodeView's snapshots, which it keeps alive.
 struct JoinedDevice {
-  std::string collector;  // which collector reported it
+  absl::string_view collector;  // which collector reported it
   // The resource label: the device's own resource, else the resource_name under which
   // pod-resources lists it (allocated or allocatable), else empty.
-  std::string resource;
-  const DeviceReport* report = nullptr;  // points into NodeView::devices_source; never null
-  std::vector<Holder> holders;           // empty: free
+  absl::string_view resource;
+  const DeviceReport* report = nullptr;    // points into NodeView::devices_source; never null
+  absl::InlinedVector<Holder, 1> holders;  // empty: free (most devices have one holder or none)
 };
 
 struct NodeView {
-  std::shared_ptr<const PodResourcesSnapshot> pods;  // never null
+  std::shared_ptr<const PodResourcesSnapshot> pods;      // never null
   std::shared_ptr<const DeviceSnapshot> devices_source;  // never null; owns what `report` points to
   std::vector<JoinedDevice> devices;
 };

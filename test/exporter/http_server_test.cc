@@ -65,8 +65,8 @@ class HttpServerTest : public ::testing::Test {
       "# HELP devscope_build_info x\n# TYPE devscope_build_info gauge\ndevscope_build_info 1\n";
   static constexpr char kFresh[] = "devscope_scrapes 1\n";
   static std::string Metrics() { return std::string(kStable) + kFresh; }
-  // What a renderer hands out until its snapshot changes: one object (the gzip cache keys on it).
-  std::shared_ptr<const std::string> stable_ = std::make_shared<const std::string>(kStable);
+  // What a renderer hands out until its snapshot changes: one object, whose gzip is made once.
+  std::shared_ptr<const StableText> stable_ = MakeStableText(kStable);
   std::atomic<bool> throw_{false};
   std::atomic<bool> ready_{false};
   std::unique_ptr<HttpServer> server_;
@@ -151,7 +151,7 @@ TEST(HttpServerAddressTest, ListenAddressForms) {
 TEST(HttpServerAddressTest, BusyPortIsAnErrorNotAnAbort) {
   HttpServerOptions first;
   first.listen_address = "127.0.0.1:0";
-  first.render_metrics = [] { return Exposition{std::make_shared<const std::string>(), ""}; };
+  first.render_metrics = [] { return Exposition{MakeStableText(""), ""}; };
   auto a = HttpServer::Start(first);
   ASSERT_TRUE(a.ok());
   HttpServerOptions second = first;

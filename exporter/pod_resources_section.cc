@@ -1,0 +1,265 @@
+// The pod-resources view: what every container holds, and what the node can allocate.
+#include <algorithm>
+#include <charconv>
+#include <map>
+
+#include "kubelet/cpuset.h"
+#include "exporter/view_sections.h"
+
+namespace devscope {
+namespace {
+
+// Family positions in the section (piece keys).
+enum PodFamily : uint64_t {
+  kAllocatableInfo,
+  kAllocatableCount,
+  kAllocatableCpus,
+  kAllocatableMemory,
+  kContainerDeviceInfo,
+  kContainerCpus,
+  kContainerMemory,
+  kContainerDra,
+  kAllocatedDevices,
+  kAllocatedCpus,
+  kPods,
+};
+
+uint64_t Key(PodFamily family) { return PieceKey(ViewSection::kPodResources, family, 0); }
+
+// "0", "0,1", or "" without topology.
+absl::string_view FormatNuma(const NumaNodes& nodes, std::string& scratch) {
+  scratch.clear();
+  char digits[24];
+  for (int64_t node : nodes) {
+    if (!scratch.empty()) scratch.push_back(',');
+    const auto written = std::to_chars(digits, digits + sizeof(digits), node);
+    scratch.append(digits, written.ptr - digits);
+  }
+  return scratch;
+}
+
+// Distinct CPUs in `ids`, using `scratch`.
+size_t DistinctCount(const std::vector<int64_t>& ids, std::vector<int64_t>& scratch) {
+  scratch.assign(ids.begin(), ids.end());
+  std::sort(scratch.begin(), scratch.end());
+  return std::unique(scratch.begin(), scratch.end()) - scratch.begin();
+}
+
+}  // namespace
+
+void PodResourcesSection::Render(const PodResourcesSnapshot& snapshot, StableTextBuilder& out) {
+  if (snapshot.allocatable.has_value()) RenderAllocatable(*snapshot.allocatable, out);
+  RenderContainers(snapshot, out);
+  RenderAllocated(snapshot, out);
+  ExpositionWriter writer(out.buffer());
+  writer.Family("devscope_pod_resources_pods", "Pods in the last successful List.",
+                FamilyType::kGauge);
+  writer.Begin("devscope_pod_resources_pods");
+  writer.End(static_cast<double>(snapshot.pods.size()));
+  out.EndPiece(Key(kPods));
+}
+
+void PodResourcesSection::RenderAllocatable(const AllocatableResources& allocatable,
+                                            StableTextBuilder& out) {
+  ExpositionWriter writer(out.buffer());
+  writer.Family("devscope_node_allocatable_device_info",
+                "A device the node can allocate (healthy, per GetAllocatableResources).",
+                FamilyType::kGauge);
+  allocated_.clear();
+  for (const DeviceAssignment& d : allocatable.devices) {
+    const absl::string_view numa = FormatNuma(d.numa_nodes, numa_);
+    for (const std::string& id : d.device_ids) {
+      writer.Begin("devscope_node_allocatable_device_info");
+      writer.Label("resource", d.resource);
+      writer.Label("device", id);
+      writer.Label("numa_node", numa);
+      writer.End(1);
+      allocated_.emplace(d.resource, id);
+    }
+  }
+  out.EndPiece(Key(kAllocatableInfo));
+
+  writer.Family("devscope_node_allocatable_devices", "Devices of a resource the node can allocate.",
+                FamilyType::kGauge);
+  per_resource_.clear();
+  for (const auto& [resource, id] : allocated_) {
+    auto it = std::find_if(per_resource_.begin(), per_resource_.end(),
+                           [&](const auto& r) { return r.first == resource; });
+    if (it == per_resource_.end()) {
+      per_resource_.emplace_back(resource, 1);
+    } else {
+      ++it->second;
+    }
+  }
+  std::sort(per_resource_.begin(), per_resource_.end());
+  for (const auto& [resource, count] : per_resource_) {
+    writer.Begin("devscope_node_allocatable_devices");
+    writer.Label("resource", resource);
+    writer.End(static_cast<double>(count));
+  }
+  out.EndPiece(Key(kAllocatableCount));
+
+  writer.Family("devscope_node_allocatable_cpus",
+                "CPUs the node can assign exclusively (static CPU manager policy; 0 otherwise).",
+                FamilyType::kGauge);
+  writer.Begin("devscope_node_allocatable_cpus");
+  writer.End(static_cast<double>(DistinctCount(allocatable.cpus, cpus_)));
+  out.EndPiece(Key(kAllocatableCpus));
+
+  writer.Family("devscope_node_allocatable_memory_bytes",
+                "Memory the memory manager can pin, per type and NUMA node.", FamilyType::kGauge);
+  // The memory manager reports one block per type and NUMA node set; sum repeats. A handful of
+  // entries: a map is fine.
+  std::map<std::pair<std::string, std::string>, double> memory_sum;
+  for (const MemoryAssignment& m : allocatable.memory) {
+    memory_sum[{m.memory_type, std::string(FormatNuma(m.numa_nodes, numa_))}] +=
+        static_cast<double>(m.size_bytes);
+  }
+  for (const auto& [key, bytes] : memory_sum) {
+    writer.Begin("devscope_node_allocatable_memory_bytes");
+    writer.Label("memory_type", key.first);
+    writer.Label("numa_node", key.second);
+    writer.End(bytes);
+  }
+  out.EndPiece(Key(kAllocatableMemory));
+}
+
+void PodResourcesSection::RenderContainers(const PodResourcesSnapshot& snapshot,
+                                           StableTextBuilder& out) {
+  ExpositionWriter writer(out.buffer());
+  const auto holder = [&](const PodResources& pod, absl::string_view container) {
+    writer.Label("namespace", pod.ns);
+    writer.Label("pod", pod.name);
+    writer.Label("container", container);
+  };
+
+  writer.Family("devscope_container_device_info",
+                "A device allocated to a container, per the kubelet's pod-resources API (1 per "
+                "device per container).",
+                FamilyType::kGauge);
+  for (const PodResources& pod : snapshot.pods) {
+    for (const ContainerResources& c : pod.containers) {
+      for (const DeviceAssignment& d : c.devices) {
+        const absl::string_view numa = FormatNuma(d.numa_nodes, numa_);
+        for (const std::string& id : d.device_ids) {
+          writer.Begin("devscope_container_device_info");
+          holder(pod, c.name);
+          writer.Label("resource", d.resource);
+          writer.Label("device", id);
+          writer.Label("numa_node", numa);
+          writer.End(1);
+        }
+      }
+    }
+  }
+  out.EndPiece(Key(kContainerDeviceInfo));
+
+  writer.Family("devscope_container_exclusive_cpus",
+                "Exclusive CPUs of a container (static CPU manager); cpus is the cpuset list. "
+                "container is empty for pod-level CPUs.",
+                FamilyType::kGauge);
+  const auto cpus = [&](const PodResources& pod, absl::string_view container,
+                        const std::vector<int64_t>& ids) {
+    if (ids.empty()) return;
+    writer.Begin("devscope_container_exclusive_cpus");
+    holder(pod, container);
+    writer.Label("cpus", FormatCpuSet(ids));
+    writer.End(static_cast<double>(DistinctCount(ids, cpus_)));
+  };
+  for (const PodResources& pod : snapshot.pods) {
+    cpus(pod, "", pod.pod_cpus);
+    for (const ContainerResources& c : pod.containers) cpus(pod, c.name, c.exclusive_cpus);
+  }
+  out.EndPiece(Key(kContainerCpus));
+
+  writer.Family("devscope_container_memory_bytes",
+                "Memory pinned to a container by the memory manager (Static policy), per type and "
+                "NUMA node.",
+                FamilyType::kGauge);
+  const auto memory = [&](const PodResources& pod, absl::string_view container,
+                          const std::vector<MemoryAssignment>& blocks) {
+    for (const MemoryAssignment& block : blocks) {
+      writer.Begin("devscope_container_memory_bytes");
+      holder(pod, container);
+      writer.Label("memory_type", block.memory_type);
+      writer.Label("numa_node", FormatNuma(block.numa_nodes, numa_));
+      writer.End(static_cast<double>(block.size_bytes));
+    }
+  };
+  for (const PodResources& pod : snapshot.pods) {
+    memory(pod, "", pod.pod_memory);
+    for (const ContainerResources& c : pod.containers) memory(pod, c.name, c.memory);
+  }
+  out.EndPiece(Key(kContainerMemory));
+
+  writer.Family("devscope_container_dynamic_resource_info",
+                "A DRA device prepared for a container (1 per claim device).", FamilyType::kGauge);
+  for (const PodResources& pod : snapshot.pods) {
+    for (const ContainerResources& c : pod.containers) {
+      for (const ClaimDevice& claim : c.claim_devices) {
+        writer.Begin("devscope_container_dynamic_resource_info");
+        holder(pod, c.name);
+        writer.Label("claim_namespace", claim.claim_namespace);
+        writer.Label("claim_name", claim.claim_name);
+        writer.Label("driver", claim.driver);
+        writer.Label("pool", claim.pool);
+        writer.Label("device", claim.device);
+        writer.Label("share_id", claim.share_id.has_value() ? *claim.share_id : "");
+        writer.End(1);
+      }
+    }
+  }
+  out.EndPiece(Key(kContainerDra));
+}
+
+void PodResourcesSection::RenderAllocated(const PodResourcesSnapshot& snapshot,
+                                          StableTextBuilder& out) {
+  // Distinct device IDs per resource: a device held by two containers (time-slicing) is one.
+  allocated_.clear();
+  cpus_.clear();
+  for (const PodResources& pod : snapshot.pods) {
+    cpus_.insert(cpus_.end(), pod.pod_cpus.begin(), pod.pod_cpus.end());
+    for (const ContainerResources& c : pod.containers) {
+      cpus_.insert(cpus_.end(), c.exclusive_cpus.begin(), c.exclusive_cpus.end());
+      for (const DeviceAssignment& d : c.devices) {
+        for (const std::string& id : d.device_ids) allocated_.emplace(d.resource, id);
+      }
+    }
+  }
+  per_resource_.clear();
+  const auto count = [&](absl::string_view resource, int64_t n) {
+    auto it = std::find_if(per_resource_.begin(), per_resource_.end(),
+                           [&](const auto& r) { return r.first == resource; });
+    if (it == per_resource_.end()) {
+      per_resource_.emplace_back(resource, n);
+    } else {
+      it->second += n;
+    }
+  };
+  for (const auto& [resource, id] : allocated_) count(resource, 1);
+  // A resource the node can allocate with nothing in use reports 0.
+  if (snapshot.allocatable.has_value()) {
+    for (const DeviceAssignment& d : snapshot.allocatable->devices) count(d.resource, 0);
+  }
+  std::sort(per_resource_.begin(), per_resource_.end());
+
+  ExpositionWriter writer(out.buffer());
+  writer.Family("devscope_node_allocated_devices",
+                "Devices of a resource allocated to containers (distinct device IDs).",
+                FamilyType::kGauge);
+  for (const auto& [resource, n] : per_resource_) {
+    writer.Begin("devscope_node_allocated_devices");
+    writer.Label("resource", resource);
+    writer.End(static_cast<double>(n));
+  }
+  out.EndPiece(Key(kAllocatedDevices));
+
+  writer.Family("devscope_node_allocated_exclusive_cpus",
+                "Exclusive CPUs allocated to containers and pods.", FamilyType::kGauge);
+  std::sort(cpus_.begin(), cpus_.end());
+  writer.Begin("devscope_node_allocated_exclusive_cpus");
+  writer.End(static_cast<double>(std::unique(cpus_.begin(), cpus_.end()) - cpus_.begin()));
+  out.EndPiece(Key(kAllocatedCpus));
+}
+
+}  // namespace devscope
