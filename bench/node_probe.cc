@@ -1,16 +1,18 @@
-// The real binary at the size the issues name, measured from outside: 250 pods x 4 containers x
-// 4 devices in pod-resources (the stand-in), a devicedir of 1,024 devices whose IDs are the first
-// 1,024 allocated ones (so 1,024 telemetry sets carry holder labels), polled every second.
-// Reports the median HTTP scrape time (back to back, and 10 s apart), the resident memory after
-// warm-up and every 30 s for two minutes of polls and scrapes (growth would show a leak), and, as a
-// reference in the same run, the median time of GET /healthz (the HTTP round trip with no
-// rendering). Then the same node served over HTTPS (tls_server_config, P-256 certificate), each GET
-// on a new connection as the worst case (Prometheus keeps its connections open): what TLS adds per
-// scrape.
+// The real binary at the size the performance issue names (bench/node_fixture.h), measured from
+// outside beside its peers in the same run, with the same client (one HTTP/1.0 GET per new
+// connection, as test/integration's HttpRequestLocal makes it):
+//  - nginx serving the very bytes devscope served, from a file (the serving limit);
+//  - node_exporter 1.5 (Debian's) serving the same series through its textfile collector.
+// Figures: the cached scrape (back to back, nothing changed), the fresh scrape (a pod arrived or
+// left just before; for the peers, their file was rewritten with devscope's new text), both plain
+// and gzip, resident memory, and CPU while nobody scrapes at devscope's default intervals (and,
+// from the same window, what one List costs the in-process kubelet stand-in). Then devscope over
+// HTTPS. Medians throughout. NODE_PROBE_IDLE_SECONDS sets the idle window (default 60).
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
-#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <string>
@@ -18,77 +20,70 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
+#include "bench/node_fixture.h"
+#include "bench/peers.h"
 #include "demo/standin_pod_resources.h"
 #include "test/integration/devscope_process.h"
 
 namespace devscope {
 namespace {
 
-double MedianMs(std::vector<double> v) {
+constexpr char kGzip[] = "Accept-Encoding: gzip\r\n";
+constexpr int kCachedScrapes = 50;
+constexpr int kFreshScrapes = 12;
+
+double Median(std::vector<double> v) {
+  if (v.empty()) return -1;
   std::sort(v.begin(), v.end());
   return v[v.size() / 2];
 }
 
-// VmRSS or VmHWM of `pid` in MiB.
-double MemoryMiB(int pid, const std::string& field) {
-  std::ifstream status(absl::StrCat("/proc/", pid, "/status"));
-  for (std::string line; std::getline(status, line);) {
-    if (line.rfind(field + ":", 0) == 0) {
-      double kb = 0;
-      std::string number = line.substr(field.size() + 1);
-      number.erase(0, number.find_first_not_of(" \t"));
-      number = number.substr(0, number.find(' '));
-      if (absl::SimpleAtod(number, &kb)) return kb / 1024;
-    }
+// One timed GET; `body` gets the body.
+double TimedGet(int port, const std::string& path, const std::string& headers,
+                std::string* body = nullptr) {
+  const absl::Time start = absl::Now();
+  HttpResponse r = HttpRequestLocal(port, "GET", path, headers);
+  const double ms = absl::ToDoubleMilliseconds(absl::Now() - start);
+  if (r.status != 200) {
+    std::cerr << "GET 127.0.0.1:" << port << path << " answered " << r.status << "\n";
+    std::exit(1);
   }
-  return -1;
+  if (body != nullptr) *body = std::move(r.body);
+  return ms;
 }
 
-std::vector<double> TimeGets(const DevscopeProcess& p, const std::string& path, int n,
-                             size_t* bytes, const std::string& headers = "") {
+double CachedMedian(int port, const std::string& path, const std::string& headers) {
   std::vector<double> ms;
-  for (int i = 0; i < n; ++i) {
-    const absl::Time start = absl::Now();
-    HttpResponse r = HttpRequestLocal(p.port(), "GET", path, headers);
-    ms.push_back(absl::ToDoubleMilliseconds(absl::Now() - start));
-    if (bytes != nullptr) *bytes = r.body.size();
-  }
-  return ms;
+  for (int i = 0; i < kCachedScrapes; ++i) ms.push_back(TimedGet(port, path, headers));
+  return Median(ms);
+}
+
+struct Column {
+  double cached = -1, fresh = -1, cached_gzip = -1, fresh_gzip = -1;
+  double rss = -1, hwm = -1, idle_cpu = -1;
+};
+
+void PrintRow(const char* what, double devscope, double node_exporter, double nginx,
+              const char* unit) {
+  std::printf("  %-34s %10.3f %14.3f %10.3f %9.2fx  %s\n", what, devscope, node_exporter, nginx,
+              devscope / nginx, unit);
 }
 
 int Main() {
   const std::string dir = MakeTempDir();
-  const std::string devices = dir + "/node-probe";
-  auto fleet = MakeFleet(250, 4, 4);
-  int made = 0;
-  for (const auto& pod : fleet) {
-    for (const auto& container : pod.containers()) {
-      for (const auto& d : container.devices()) {
-        for (const std::string& id : d.device_ids()) {
-          if (made >= 1024) continue;
-          const std::string path = absl::StrCat(devices, "/", id);
-          std::filesystem::create_directories(path);
-          std::ofstream(path + "/resource") << "example.com/dev\n";
-          std::ofstream(path + "/numa_node") << made % 2 << "\n";
-          std::ofstream(path + "/metrics.prom")
-              << "devscope_device_utilization_ratio 0.5\ndevscope_device_temperature_celsius 50\n"
-                 "devscope_device_power_watts 200\ndevscope_device_memory_used_bytes 1e9\n"
-                 "devscope_device_memory_total_bytes 1.6e10\n"
-                 "# TYPE devscope_device_energy_joules_total counter\n"
-                 "devscope_device_energy_joules_total 1e6\n";
-          ++made;
-        }
-      }
-    }
-  }
+  const std::string devices = dir + "/devices";
+  WriteBenchDevicedir(devices);
   auto standin = PodResourcesStandin::Start(dir + "/kubelet.sock");
   if (!standin.ok()) {
     std::cerr << standin.status() << "\n";
     return 1;
   }
   (*standin)->SetRateLimit(0, 0);
-  (*standin)->SetPods(fleet);
+  const std::vector<v1::PodResources> base = BenchFleet(0), arrived = BenchFleet(1);
+  (*standin)->SetPods(base);
+  // Default intervals: List every second, collectors every 5 s.
   auto process = DevscopeProcess::Start({"--kubelet.pod-resources-socket=" + dir + "/kubelet.sock",
                                          "--web.listen-address=127.0.0.1:0", "--no-device-plugin",
                                          "--collector.devicedir.path=" + devices,
@@ -99,86 +94,102 @@ int Main() {
     return 1;
   }
   DevscopeProcess& p = **process;
-  const int pid = p.pid();
-  absl::SleepFor(absl::Seconds(5));  // first polls and collector passes
-  size_t bytes = 0;
-  const double rss_warm = MemoryMiB(pid, "VmRSS");
-  const auto reference = TimeGets(p, "/healthz", 50, nullptr);
-  const auto scrapes = TimeGets(p, "/metrics", 50, &bytes);
-  // As Prometheus asks: gzip.
-  size_t gzip_bytes = 0;
-  const auto gzip_scrapes = TimeGets(p, "/metrics", 50, &gzip_bytes, "Accept-Encoding: gzip\r\n");
-  // Two more minutes, scraped every 10 s as Prometheus would: resident memory should level off.
-  std::vector<double> rss_over_time;
-  std::vector<double> scrapes_after;
-  for (int i = 0; i < 12; ++i) {
-    absl::SleepFor(absl::Seconds(10));
-    for (double ms : TimeGets(p, "/metrics", 1, nullptr)) scrapes_after.push_back(ms);
-    if (i % 3 == 2) rss_over_time.push_back(MemoryMiB(pid, "VmRSS"));
+  if (!WaitForHttp(p.port(), "/readyz")) {
+    std::cerr << "devscope never became ready\n";
+    return 1;
   }
-  const double hwm = MemoryMiB(pid, "VmHWM");
-  const auto series = ParseSamples(p.HttpGet("/metrics").body).size();
-  std::printf("node_probe: 250 pods x 4 containers x 4 devices, 1024 devicedir devices\n");
-  std::printf("  series per scrape           %zu (%zu bytes)\n", series, bytes);
-  std::printf("  GET /healthz median         %.3f ms (reference)\n", MedianMs(reference));
-  std::printf("  GET /metrics median         %.3f ms (%.1fx reference)\n", MedianMs(scrapes),
-              MedianMs(scrapes) / MedianMs(reference));
-  std::printf("  GET /metrics, gzip median    %.3f ms (%zu bytes; %.2fx plain)\n",
-              MedianMs(gzip_scrapes), gzip_bytes, MedianMs(gzip_scrapes) / MedianMs(scrapes));
-  std::printf(
-      "  GET /metrics 10 s apart     %.3f ms (median; most follow a collector pass: fresh text)\n",
-      MedianMs(scrapes_after));
-  std::printf("  RSS after 5 s               %.1f MiB\n", rss_warm);
-  for (size_t i = 0; i < rss_over_time.size(); ++i) {
-    std::printf("  RSS after %3zu s             %.1f MiB\n", 5 + 30 * (i + 1), rss_over_time[i]);
-  }
-  std::printf("  RSS peak                    %.1f MiB\n", hwm);
-  p.Stop();
+  absl::SleepFor(absl::Seconds(6));  // a collector pass after the first
+  std::string text, gzip;
+  TimedGet(p.port(), "/metrics", "", &text);
+  TimedGet(p.port(), "/metrics", kGzip, &gzip);
 
-  // The same node over HTTPS.
-  const std::string key = dir + "/tls.key", cert = dir + "/tls.crt";
-  if (std::system(("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 "
-                   "-subj /CN=devscope -addext subjectAltName=IP:127.0.0.1 -keyout " +
-                   key + " -out " + cert + " >/dev/null 2>&1")
-                      .c_str()) != 0) {
-    std::cerr << "openssl could not make a certificate\n";
+  auto nginx = NginxPeer::Start(dir);
+  auto node_exporter = NodeExporterPeer::Start(dir);
+  if (!nginx.ok() || !node_exporter.ok()) {
+    std::cerr << (nginx.ok() ? node_exporter.status() : nginx.status()) << "\n";
     return 1;
   }
-  std::ofstream(dir + "/web.yaml")
-      << "tls_server_config:\n  cert_file: " << cert << "\n  key_file: " << key << "\n";
-  auto tls_process = DevscopeProcess::Start(
-      {"--kubelet.pod-resources-socket=" + dir + "/kubelet.sock",
-       "--web.listen-address=127.0.0.1:0", "--no-device-plugin",
-       "--collector.devicedir.path=" + devices, "--no-collector.nvml", "--no-collector.drm",
-       "--no-collector.netdev", "--path.devfs=" + dir, "--web.config.file=" + dir + "/web.yaml"});
-  if (!tls_process.ok()) {
-    std::cerr << tls_process.status() << "\n";
-    return 1;
+  (*nginx)->Serve(text, gzip);
+  (*node_exporter)->Serve(text);
+  const int ne = (*node_exporter)->port(), ng = (*nginx)->port();
+  std::string node_exporter_text;
+  TimedGet(ne, "/metrics", "", &node_exporter_text);
+
+  Column d, n, x;  // devscope, node_exporter, nginx
+  d.cached = CachedMedian(p.port(), "/metrics", "");
+  n.cached = CachedMedian(ne, "/metrics", "");
+  x.cached = CachedMedian(ng, "/metrics", "");
+  d.cached_gzip = CachedMedian(p.port(), "/metrics", kGzip);
+  n.cached_gzip = CachedMedian(ne, "/metrics", kGzip);
+  x.cached_gzip = CachedMedian(ng, "/metrics.gz", "");
+
+  // Fresh: a pod arrives or leaves, devscope's poller sees it (two Lists later), then one scrape
+  // of each; the peers' files are rewritten with devscope's new text first.
+  std::vector<double> fresh[3], fresh_gzip[3];
+  for (int round = 0; round < 2 * kFreshScrapes; ++round) {
+    const bool use_gzip = round >= kFreshScrapes;
+    (*standin)->SetPods(round % 2 == 0 ? arrived : base);
+    const int lists = (*standin)->CallCount("List");
+    while ((*standin)->CallCount("List") < lists + 2) absl::SleepFor(absl::Milliseconds(20));
+    absl::SleepFor(absl::Milliseconds(100));
+    std::string body, plain;
+    (use_gzip ? fresh_gzip : fresh)[0].push_back(
+        TimedGet(p.port(), "/metrics", use_gzip ? kGzip : "", &body));
+    plain = use_gzip ? p.HttpGet("/metrics").body : body;
+    (*nginx)->Serve(plain, use_gzip ? body : gzip);
+    (use_gzip ? fresh_gzip : fresh)[2].push_back(
+        TimedGet(ng, use_gzip ? "/metrics.gz" : "/metrics", ""));
+    (*node_exporter)->Serve(plain);
+    (use_gzip ? fresh_gzip : fresh)[1].push_back(TimedGet(ne, "/metrics", use_gzip ? kGzip : ""));
   }
-  absl::SleepFor(absl::Seconds(5));
-  HttpsClientOptions client;
-  client.ca_file = cert;
-  auto time_https = [&](const std::string& path) {
-    std::vector<double> ms;
-    for (int i = 0; i < 50; ++i) {
-      const absl::Time start = absl::Now();
-      HttpsResponse r = HttpsGetLocal((*tls_process)->port(), path, client);
-      ms.push_back(absl::ToDoubleMilliseconds(absl::Now() - start));
-      if (r.response.status != 200) {
-        std::cerr << "HTTPS GET " << path << " answered " << r.response.status << "\n";
-        return std::vector<double>{};
-      }
-    }
-    return ms;
-  };
-  const auto https_healthz = time_https("/healthz");
-  const auto https_metrics = time_https("/metrics");
-  if (https_healthz.empty() || https_metrics.empty()) return 1;
-  std::printf("  HTTPS GET /healthz median   %.3f ms (new connection: TCP + TLS 1.3 handshake)\n",
-              MedianMs(https_healthz));
-  std::printf("  HTTPS GET /metrics median   %.3f ms (%.2fx plain GET /metrics)\n",
-              MedianMs(https_metrics), MedianMs(https_metrics) / MedianMs(scrapes));
-  (*tls_process)->Stop();
+  d.fresh = Median(fresh[0]);
+  n.fresh = Median(fresh[1]);
+  x.fresh = Median(fresh[2]);
+  d.fresh_gzip = Median(fresh_gzip[0]);
+  n.fresh_gzip = Median(fresh_gzip[1]);
+  x.fresh_gzip = Median(fresh_gzip[2]);
+
+  // Idle: nobody scrapes. The probe's own CPU in the window is the stand-in answering Lists.
+  double idle_seconds = 60;
+  if (const char* env = std::getenv("NODE_PROBE_IDLE_SECONDS")) {
+    if (!absl::SimpleAtod(env, &idle_seconds)) idle_seconds = 60;
+  }
+  const pid_t pids[3] = {p.pid(), (*node_exporter)->pid(), (*nginx)->pid()};
+  double cpu_before[3];
+  for (int i = 0; i < 3; ++i) cpu_before[i] = CpuSeconds(pids[i]);
+  const double standin_before = CpuSeconds(getpid());
+  const int lists_before = (*standin)->CallCount("List");
+  const absl::Time idle_start = absl::Now();
+  absl::SleepFor(absl::Seconds(idle_seconds));
+  const double window = absl::ToDoubleSeconds(absl::Now() - idle_start);
+  Column* columns[3] = {&d, &n, &x};
+  for (int i = 0; i < 3; ++i) {
+    columns[i]->idle_cpu = 100 * (CpuSeconds(pids[i]) - cpu_before[i]) / window;
+    columns[i]->rss = MemoryMiB(pids[i], "VmRSS");
+    columns[i]->hwm = MemoryMiB(pids[i], "VmHWM");
+  }
+  const int lists = (*standin)->CallCount("List") - lists_before;
+  const double standin_ms_per_list =
+      lists > 0 ? 1000 * (CpuSeconds(getpid()) - standin_before) / lists : -1;
+
+  const size_t series = ParseSamples(text).size();
+  std::printf("node_probe: %d pods x %d containers x %d devices, %d devicedir devices\n",
+              kBenchPods, kBenchContainers, kBenchDevicesPerContainer, kBenchTrackedDevices);
+  std::printf("  devscope serves %zu series, %zu bytes (%zu gzip); node_exporter %zu bytes\n",
+              series, text.size(), gzip.size(), node_exporter_text.size());
+  std::printf("  %-34s %10s %14s %10s %10s\n", "figure (median)", "devscope", "node_exporter",
+              "nginx", "devscope/nginx");
+  PrintRow("cached scrape", d.cached, n.cached, x.cached, "ms");
+  PrintRow("fresh scrape (a pod came or went)", d.fresh, n.fresh, x.fresh, "ms");
+  PrintRow("cached scrape, gzip", d.cached_gzip, n.cached_gzip, x.cached_gzip, "ms");
+  PrintRow("fresh scrape, gzip", d.fresh_gzip, n.fresh_gzip, x.fresh_gzip, "ms");
+  PrintRow("resident memory", d.rss, n.rss, x.rss, "MiB");
+  PrintRow("resident memory, peak", d.hwm, n.hwm, x.hwm, "MiB");
+  std::printf("  %-34s %10.3f %14.3f %10.3f %10s  %% of a core over %.0f s\n", "idle CPU",
+              d.idle_cpu, n.idle_cpu, x.idle_cpu, "", window);
+  std::printf("  kubelet stand-in: %d Lists in the idle window, %.3f ms CPU each\n", lists,
+              standin_ms_per_list);
+  p.Stop();
   (*standin)->Stop();
   RemoveTree(dir);
   return 0;

@@ -1,10 +1,11 @@
-// The cost of rendering /metrics in process, at the size the performance issue names: 250 pods x
-// 4 containers, each container holding one of 1,024 devicedir devices on 4 NUMA nodes (1,000 held,
-// 24 free), each device with 6 telemetry samples: about 9.2k series, 1.2 MB.
+// The cost of rendering /metrics in process, at the size the performance issue names
+// (bench/node_fixture.h: 250 pods x 4 containers x 4 devices, 1,024 of them tracked with 6
+// telemetry samples each; about 12.2k series, 1.6 MB).
 //
 //  - FromScratch: a renderer with no history renders the view (join, every section, no gzip);
-//  - AfterPodChange: a pod arrived (new pod-resources snapshot, same devices): the pod-resources
-//    view and the blocks whose holders changed are rendered, the rest copied;
+//  - AfterPodChange: a pod arrived, holding a tracked device (new pod-resources snapshot, same
+//    devices): the pod-resources view and the blocks whose holders changed are rendered, the rest
+//    copied;
 //  - AfterTelemetryChange: a collector pass with new values (new device snapshot, same pods);
 //  - ..._Gzip: the same, plus the gzip of the view as Prometheus asks for it (only changed pieces
 //    are compressed);
@@ -18,7 +19,7 @@
 #include <memory>
 #include <string>
 
-#include "absl/strings/str_cat.h"
+#include "bench/node_fixture.h"
 #include "benchmark/benchmark.h"
 #include "exporter/metrics_renderer.h"
 
@@ -49,59 +50,12 @@ void* realloc(void* p, size_t size) {
 namespace devscope {
 namespace {
 
-constexpr int kPods = 250, kContainers = 4, kDevices = 1024;
-
-std::shared_ptr<PodResourcesSnapshot> Pods(int extra = 0) {
-  auto s = std::make_shared<PodResourcesSnapshot>();
-  int next = 0;
-  for (int p = 0; p < kPods + extra; ++p) {
-    PodResources pod{.ns = "bulk", .name = absl::StrCat("pod-", p)};
-    for (int c = 0; c < kContainers; ++c) {
-      const int device = next++ % kDevices;
-      pod.containers.push_back({.name = absl::StrCat("c", c),
-                                .devices = {{.resource = "example.com/dev",
-                                             .device_ids = {absl::StrCat("dev-", device)},
-                                             .numa_nodes = {device % 4}}}});
-    }
-    s->pods.push_back(std::move(pod));
-  }
-  return s;
-}
-
-std::shared_ptr<DeviceSnapshot> Devices(double offset = 0) {
-  auto s = std::make_shared<DeviceSnapshot>();
-  CollectorReport report{.collector = "devicedir", .up = true};
-  for (int i = 0; i < kDevices; ++i) {
-    DeviceReport d;
-    d.info.id = absl::StrCat("dev-", i);
-    d.info.resource = "example.com/dev";
-    d.info.vendor = "Example";
-    d.info.model = "W100";
-    d.info.numa_node = i % 4;
-    d.info.pci_address = absl::StrCat("0000:", 16 + i / 32, ":", i % 32, ".0");
-    const double v = 0.001 * i + offset;
-    d.samples = {
-        {.name = "devscope_device_utilization_ratio", .value = v / 10},
-        {.name = "devscope_device_temperature_celsius", .value = 40 + v},
-        {.name = "devscope_device_power_watts", .value = 200 + v},
-        {.name = "devscope_device_memory_used_bytes", .value = 1e9 + i},
-        {.name = "devscope_device_memory_total_bytes", .value = 1.6e10},
-        {.name = "devscope_device_energy_joules_total",
-         .kind = Sample::Kind::kCounter,
-         .value = 1e6 + v},
-    };
-    report.devices.push_back(std::move(d));
-  }
-  s->collectors.push_back(std::move(report));
-  return s;
-}
-
 struct Node {
   SnapshotStore<PodResourcesSnapshot> pods;
   SnapshotStore<DeviceSnapshot> devices;
   MetricsRenderer renderer{&pods, &devices, {}};
-  Node(std::shared_ptr<const PodResourcesSnapshot> p = Pods(),
-       std::shared_ptr<const DeviceSnapshot> d = Devices()) {
+  Node(std::shared_ptr<const PodResourcesSnapshot> p = BenchPodsSnapshot(),
+       std::shared_ptr<const DeviceSnapshot> d = BenchDeviceSnapshot()) {
     pods.Publish(std::move(p));
     devices.Publish(std::move(d));
   }
@@ -136,8 +90,8 @@ void RenderAfter(benchmark::State& state, Change change, bool gzip) {
 
 void AfterPodChange(benchmark::State& state, bool gzip) {
   // One pod more, then one fewer: each a new pod-resources snapshot.
-  const auto base = Pods();
-  const auto more = Pods(1);
+  const auto base = BenchPodsSnapshot();
+  const auto more = BenchPodsSnapshot(1);
   RenderAfter(
       state,
       [&](Node& node, int i) {
@@ -147,8 +101,8 @@ void AfterPodChange(benchmark::State& state, bool gzip) {
 }
 
 void AfterTelemetryChange(benchmark::State& state, bool gzip) {
-  const auto a = Devices(0.5);
-  const auto b = Devices(0.25);
+  const auto a = BenchDeviceSnapshot(0.5);
+  const auto b = BenchDeviceSnapshot(0.25);
   RenderAfter(
       state,
       [&](Node& node, int i) {
@@ -158,8 +112,8 @@ void AfterTelemetryChange(benchmark::State& state, bool gzip) {
 }
 
 void FromScratch(benchmark::State& state) {
-  const auto pods = Pods();
-  const auto devices = Devices();
+  const auto pods = BenchPodsSnapshot();
+  const auto devices = BenchDeviceSnapshot();
   uint64_t allocations = 0;
   size_t bytes = 0;
   for (auto _ : state) {

@@ -18,7 +18,7 @@ constexpr size_t kFirstTelemetryFamily = 2;
 // A sample of no telemetry family: dropped.
 constexpr int32_t kNoFamily = -1;
 // The block number of a family's HELP and TYPE piece.
-constexpr uint64_t kHeaderBlock = (uint64_t{1} << 28) - 1;
+constexpr uint64_t kHeaderBlock = kBlockMask;
 
 uint64_t Key(size_t family, uint64_t block) {
   return PieceKey(ViewSection::kDevices, family, block);

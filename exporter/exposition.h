@@ -75,6 +75,8 @@ class StableTextBuilder {
                     std::shared_ptr<StableText> recycled);
 
   std::string& buffer() { return text_->text_; }
+  // Bytes written since the last piece ended.
+  size_t pending_bytes() const { return text_->text_.size() - piece_start_; }
   // The bytes written since the last piece ended form the piece `key` (keys are unique within a
   // text). When the previous text's piece `key` has the same bytes, its deflate data is shared.
   void EndPiece(uint64_t key);

@@ -40,14 +40,29 @@ size_t Utf8SequenceLength(absl::string_view s) {
   return length;
 }
 
+// Which bytes cannot be copied as they are: backslash, line feed, and every non-ASCII byte (it
+// must be checked for UTF-8); the double quote only in label values.
+struct SpecialBytes {
+  bool in_label[256] = {};
+  bool in_help[256] = {};
+  constexpr SpecialBytes() {
+    for (int c = 0x80; c < 256; ++c) in_label[c] = in_help[c] = true;
+    in_label['\\'] = in_help['\\'] = true;
+    in_label['\n'] = in_help['\n'] = true;
+    in_label['"'] = true;
+  }
+};
+constexpr SpecialBytes kSpecial;
+
 // Appends `s` with backslash and line feed escaped, and the double quote too when `quote`; bytes
 // that are not UTF-8 become U+FFFD. Runs of plain bytes are appended whole.
 void AppendEscaped(std::string& out, absl::string_view s, bool quote) {
+  const bool* special = quote ? kSpecial.in_label : kSpecial.in_help;
   size_t plain_from = 0;
   size_t i = 0;
   while (i < s.size()) {
     const unsigned char c = static_cast<unsigned char>(s[i]);
-    if (c < 0x80 && c != '\\' && c != '\n' && (c != '"' || !quote)) {
+    if (!special[c]) {
       ++i;
       continue;
     }

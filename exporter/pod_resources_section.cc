@@ -2,9 +2,11 @@
 #include <algorithm>
 #include <charconv>
 #include <map>
+#include <tuple>
 
-#include "kubelet/cpuset.h"
+#include "absl/hash/hash.h"
 #include "exporter/view_sections.h"
+#include "kubelet/cpuset.h"
 
 namespace devscope {
 namespace {
@@ -25,6 +27,9 @@ enum PodFamily : uint64_t {
 };
 
 uint64_t Key(PodFamily family) { return PieceKey(ViewSection::kPodResources, family, 0); }
+
+// Pods per piece of a per-pod family, on average.
+constexpr uint64_t kPodsPerPiece = 16;
 
 // "0", "0,1", or "" without topology.
 absl::string_view FormatNuma(const NumaNodes& nodes, std::string& scratch) {
@@ -124,35 +129,85 @@ void PodResourcesSection::RenderAllocatable(const AllocatableResources& allocata
   out.EndPiece(Key(kAllocatableMemory));
 }
 
+void PodResourcesSection::SortPods(const PodResourcesSnapshot& snapshot) {
+  sorted_.clear();
+  for (const PodResources& pod : snapshot.pods) sorted_.push_back(&pod);
+  std::sort(sorted_.begin(), sorted_.end(), [](const PodResources* a, const PodResources* b) {
+    return std::tie(a->ns, a->name) < std::tie(b->ns, b->name);
+  });
+  // A pod listed twice (a malformed reply) is written once: the first.
+  sorted_.erase(std::unique(sorted_.begin(), sorted_.end(),
+                            [](const PodResources* a, const PodResources* b) {
+                              return a->ns == b->ns && a->name == b->name;
+                            }),
+                sorted_.end());
+  // A piece starts at a pod whose name hashes to 0 mod kPodsPerPiece: where pieces start depends
+  // only on the pods there, so a pod that comes or goes changes only the piece it falls in.
+  piece_starts_.clear();
+  for (size_t i = 0; i < sorted_.size(); ++i) {
+    const uint64_t hash = absl::HashOf(sorted_[i]->ns, sorted_[i]->name);
+    if (i == 0 || hash % kPodsPerPiece == 0) piece_starts_.emplace_back(i, hash & kBlockMask);
+  }
+}
+
+template <typename WritePod>
+void PodResourcesSection::PerPodPieces(uint64_t family, StableTextBuilder& out,
+                                       WritePod write_pod) {
+  for (size_t p = 0; p < piece_starts_.size(); ++p) {
+    const size_t end = p + 1 < piece_starts_.size() ? piece_starts_[p + 1].first : sorted_.size();
+    for (size_t i = piece_starts_[p].first; i < end; ++i) write_pod(*sorted_[i]);
+    // Pods with nothing of this family add to the next piece instead of making an empty one.
+    if (out.pending_bytes() > 0 || p + 1 == piece_starts_.size()) {
+      out.EndPiece(PieceKey(ViewSection::kPodResources, family, piece_starts_[p].second));
+    }
+  }
+}
+
 void PodResourcesSection::RenderContainers(const PodResourcesSnapshot& snapshot,
                                            StableTextBuilder& out) {
+  SortPods(snapshot);
   ExpositionWriter writer(out.buffer());
+  // Series of one container can repeat only among themselves (pods and container names are
+  // unique once repeats are skipped), so each container is a scope of its own for duplicates, and
+  // its holder labels are rendered once.
   const auto holder = [&](const PodResources& pod, absl::string_view container) {
-    writer.Label("namespace", pod.ns);
-    writer.Label("pod", pod.name);
-    writer.Label("container", container);
+    writer.ForgetSeries();
+    holder_.clear();
+    AppendLabel(holder_, "namespace", pod.ns);
+    AppendLabel(holder_, "pod", pod.name);
+    AppendLabel(holder_, "container", container);
+  };
+  // Calls write(container) for every container whose name did not come earlier in the pod (or is
+  // empty, the name of pod-level series).
+  const auto containers = [&](const PodResources& pod, auto write) {
+    for (size_t i = 0; i < pod.containers.size(); ++i) {
+      const std::string& name = pod.containers[i].name;
+      bool repeat = name.empty();
+      for (size_t j = 0; j < i && !repeat; ++j) repeat = pod.containers[j].name == name;
+      if (!repeat) write(pod.containers[i]);
+    }
   };
 
   writer.Family("devscope_container_device_info",
                 "A device allocated to a container, per the kubelet's pod-resources API (1 per "
                 "device per container).",
                 FamilyType::kGauge);
-  for (const PodResources& pod : snapshot.pods) {
-    for (const ContainerResources& c : pod.containers) {
+  PerPodPieces(kContainerDeviceInfo, out, [&](const PodResources& pod) {
+    containers(pod, [&](const ContainerResources& c) {
+      holder(pod, c.name);
       for (const DeviceAssignment& d : c.devices) {
         const absl::string_view numa = FormatNuma(d.numa_nodes, numa_);
         for (const std::string& id : d.device_ids) {
           writer.Begin("devscope_container_device_info");
-          holder(pod, c.name);
+          writer.Labels(holder_);
           writer.Label("resource", d.resource);
           writer.Label("device", id);
           writer.Label("numa_node", numa);
           writer.End(1);
         }
       }
-    }
-  }
-  out.EndPiece(Key(kContainerDeviceInfo));
+    });
+  });
 
   writer.Family("devscope_container_exclusive_cpus",
                 "Exclusive CPUs of a container (static CPU manager); cpus is the cpuset list. "
@@ -161,16 +216,16 @@ void PodResourcesSection::RenderContainers(const PodResourcesSnapshot& snapshot,
   const auto cpus = [&](const PodResources& pod, absl::string_view container,
                         const std::vector<int64_t>& ids) {
     if (ids.empty()) return;
-    writer.Begin("devscope_container_exclusive_cpus");
     holder(pod, container);
+    writer.Begin("devscope_container_exclusive_cpus");
+    writer.Labels(holder_);
     writer.Label("cpus", FormatCpuSet(ids));
     writer.End(static_cast<double>(DistinctCount(ids, cpus_)));
   };
-  for (const PodResources& pod : snapshot.pods) {
+  PerPodPieces(kContainerCpus, out, [&](const PodResources& pod) {
     cpus(pod, "", pod.pod_cpus);
-    for (const ContainerResources& c : pod.containers) cpus(pod, c.name, c.exclusive_cpus);
-  }
-  out.EndPiece(Key(kContainerCpus));
+    containers(pod, [&](const ContainerResources& c) { cpus(pod, c.name, c.exclusive_cpus); });
+  });
 
   writer.Family("devscope_container_memory_bytes",
                 "Memory pinned to a container by the memory manager (Static policy), per type and "
@@ -178,27 +233,30 @@ void PodResourcesSection::RenderContainers(const PodResourcesSnapshot& snapshot,
                 FamilyType::kGauge);
   const auto memory = [&](const PodResources& pod, absl::string_view container,
                           const std::vector<MemoryAssignment>& blocks) {
+    if (blocks.empty()) return;
+    holder(pod, container);
     for (const MemoryAssignment& block : blocks) {
       writer.Begin("devscope_container_memory_bytes");
-      holder(pod, container);
+      writer.Labels(holder_);
       writer.Label("memory_type", block.memory_type);
       writer.Label("numa_node", FormatNuma(block.numa_nodes, numa_));
       writer.End(static_cast<double>(block.size_bytes));
     }
   };
-  for (const PodResources& pod : snapshot.pods) {
+  PerPodPieces(kContainerMemory, out, [&](const PodResources& pod) {
     memory(pod, "", pod.pod_memory);
-    for (const ContainerResources& c : pod.containers) memory(pod, c.name, c.memory);
-  }
-  out.EndPiece(Key(kContainerMemory));
+    containers(pod, [&](const ContainerResources& c) { memory(pod, c.name, c.memory); });
+  });
 
   writer.Family("devscope_container_dynamic_resource_info",
                 "A DRA device prepared for a container (1 per claim device).", FamilyType::kGauge);
-  for (const PodResources& pod : snapshot.pods) {
-    for (const ContainerResources& c : pod.containers) {
+  PerPodPieces(kContainerDra, out, [&](const PodResources& pod) {
+    containers(pod, [&](const ContainerResources& c) {
+      if (c.claim_devices.empty()) return;
+      holder(pod, c.name);
       for (const ClaimDevice& claim : c.claim_devices) {
         writer.Begin("devscope_container_dynamic_resource_info");
-        holder(pod, c.name);
+        writer.Labels(holder_);
         writer.Label("claim_namespace", claim.claim_namespace);
         writer.Label("claim_name", claim.claim_name);
         writer.Label("driver", claim.driver);
@@ -207,9 +265,8 @@ void PodResourcesSection::RenderContainers(const PodResourcesSnapshot& snapshot,
         writer.Label("share_id", claim.share_id.has_value() ? *claim.share_id : "");
         writer.End(1);
       }
-    }
-  }
-  out.EndPiece(Key(kContainerDra));
+    });
+  });
 }
 
 void PodResourcesSection::RenderAllocated(const PodResourcesSnapshot& snapshot,

@@ -34,11 +34,15 @@ namespace devscope {
 // block of devices.
 enum class ViewSection : uint64_t { kPodResources = 1, kDevices = 2, kCollectors = 3 };
 constexpr uint64_t kSectionMask = uint64_t{0xff} << 56;
+constexpr uint64_t kBlockMask = (uint64_t{1} << 28) - 1;
 constexpr uint64_t SectionKey(ViewSection section) { return static_cast<uint64_t>(section) << 56; }
 constexpr uint64_t PieceKey(ViewSection section, uint64_t family, uint64_t block) {
   return SectionKey(section) | (family << 28) | block;
 }
 
+// Pods are written in namespace and name order (the kubelet's own order is a map's), and the
+// families with a series per container are cut into pieces of about 16 pods, so that a pod that
+// comes or goes leaves the deflate data of the other pieces as it was.
 class PodResourcesSection {
  public:
   void Render(const PodResourcesSnapshot& snapshot, StableTextBuilder& out);
@@ -47,8 +51,15 @@ class PodResourcesSection {
   void RenderAllocatable(const AllocatableResources& allocatable, StableTextBuilder& out);
   void RenderContainers(const PodResourcesSnapshot& snapshot, StableTextBuilder& out);
   void RenderAllocated(const PodResourcesSnapshot& snapshot, StableTextBuilder& out);
+  void SortPods(const PodResourcesSnapshot& snapshot);
+  // Calls write_pod for every pod in order, ending a piece of `family` where one starts.
+  template <typename WritePod>
+  void PerPodPieces(uint64_t family, StableTextBuilder& out, WritePod write_pod);
 
+  std::vector<const PodResources*> sorted_;
+  std::vector<std::pair<size_t, uint64_t>> piece_starts_;  // first pod, piece key's block
   // Scratch, kept for its capacity.
+  std::string holder_;  // namespace, pod and container labels of the container being written
   std::string numa_;
   std::vector<int64_t> cpus_;
   absl::flat_hash_set<std::pair<absl::string_view, absl::string_view>> allocated_;
