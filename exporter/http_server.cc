@@ -1,8 +1,11 @@
 #include "exporter/http_server.h"
 
-#include <cstring>
+#include <boost/asio/post.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <exception>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/ascii.h"
@@ -11,7 +14,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
-#include "civetweb.h"
 #include "common/log.h"
 #include "exporter/gzip.h"
 
@@ -20,9 +22,7 @@ namespace {
 
 constexpr char kTextFormat[] = "text/plain; version=0.0.4; charset=utf-8";
 
-bool AcceptsGzip(mg_connection* conn) {
-  const char* header = mg_get_header(conn, "Accept-Encoding");
-  if (header == nullptr) return false;
+bool AcceptsGzip(absl::string_view header) {
   for (absl::string_view coding : absl::StrSplit(header, ',')) {
     std::vector<absl::string_view> params = absl::StrSplit(coding, ';');
     if (absl::StripAsciiWhitespace(params[0]) != "gzip") continue;
@@ -46,177 +46,184 @@ std::string LandingPage(const std::string& telemetry_path) {
       "</ul>\n</body></html>\n");
 }
 
-}  // namespace
-
-void HttpServer::Send(mg_connection* conn, int status, absl::string_view content_type,
-                      std::initializer_list<absl::string_view> body,
-                      absl::string_view extra_headers) const {
-  size_t length = 0;
-  for (absl::string_view piece : body) length += piece.size();
-  const std::string head =
-      absl::StrCat("HTTP/1.1 ", status, " ", mg_get_response_code_text(conn, status), "\r\n",
-                   "Content-Type: ", content_type, "\r\nContent-Length: ", length, "\r\n",
-                   "Cache-Control: no-store\r\n", response_headers_, extra_headers, "\r\n");
-  mg_write(conn, head.data(), head.size());
-  const mg_request_info* request = mg_get_request_info(conn);
-  if (request != nullptr && std::strcmp(request->request_method, "HEAD") == 0) return;
-  // mg_write returns early on a closed connection; nothing to do about a client that left.
-  for (absl::string_view piece : body) mg_write(conn, piece.data(), piece.size());
+HttpReply Reply(int status, std::string body, std::string headers = "") {
+  HttpReply reply;
+  reply.status = status;
+  reply.body = std::move(body);
+  reply.headers = std::move(headers);
+  return reply;
 }
 
-absl::StatusOr<std::string> CivetListeningPort(const std::string& listen_address) {
+HttpReply Unauthorized() {
+  return Reply(401, "unauthorized\n", "WWW-Authenticate: Basic realm=\"devscope\"\r\n");
+}
+
+// Runs `make` and answers what it returns, or 500 when it throws: nothing escapes a worker.
+void AnswerWith(const HttpRespond& respond, const std::function<HttpReply()>& make) {
+  HttpReply reply;
+  try {
+    reply = make();
+  } catch (const std::exception& e) {
+    Log().error("http handler failed: {}", e.what());
+    reply = Reply(500, "internal error\n");
+  } catch (...) {
+    Log().error("http handler failed with an unknown exception");
+    reply = Reply(500, "internal error\n");
+  }
+  respond(std::move(reply));
+}
+
+}  // namespace
+
+// The two worker threads; bcrypt goes through a strand, so at most one runs at a time and the
+// other thread is always free to render.
+struct HttpServer::Workers {
+  boost::asio::thread_pool pool{2};
+  boost::asio::strand<boost::asio::thread_pool::executor_type> bcrypt =
+      boost::asio::make_strand(pool.get_executor());
+};
+
+absl::StatusOr<ListenAddress> ParseListenAddress(const std::string& listen_address) {
   const size_t colon = listen_address.rfind(':');
   if (colon == std::string::npos) {
     return absl::InvalidArgumentError(
         absl::StrCat("--web.listen-address: \"", listen_address, "\" is not [HOST]:PORT"));
   }
-  const std::string host = listen_address.substr(0, colon);
-  int port = 0;
-  if (!absl::SimpleAtoi(listen_address.substr(colon + 1), &port) || port < 0 || port > 65535) {
+  ListenAddress address;
+  address.host = listen_address.substr(0, colon);
+  if (!absl::SimpleAtoi(listen_address.substr(colon + 1), &address.port) || address.port < 0 ||
+      address.port > 65535) {
     return absl::InvalidArgumentError(
         absl::StrCat("--web.listen-address: \"", listen_address, "\" has no valid port"));
   }
-  if (host.empty() || host == "0.0.0.0") return absl::StrCat(port);
-  if (absl::StartsWith(host, "[") && !mg_check_feature(MG_FEATURES_IPV6)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--web.listen-address: \"", listen_address,
-        "\" is IPv6, and this CivetWeb is built without IPv6 (Debian 12's is); use :PORT or an "
-        "IPv4 address"));
+  if (address.host == "0.0.0.0") address.host.clear();
+  if (address.host == "localhost") address.host = "127.0.0.1";
+  if (absl::StartsWith(address.host, "[")) {
+    if (!absl::EndsWith(address.host, "]")) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--web.listen-address: \"", listen_address, "\" has no closing ]"));
+    }
+    address.host = address.host.substr(1, address.host.size() - 2);
   }
-  if (host == "localhost") return absl::StrCat("127.0.0.1:", port);
-  return absl::StrCat(host, ":", port);
+  return address;
 }
 
-absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(HttpServerOptions options) {
-  auto port = CivetListeningPort(options.listen_address);
-  if (!port.ok()) return port.status();
-  std::unique_ptr<HttpServer> server(new HttpServer(std::move(options)));
-  for (const auto& [name, value] : server->options_.web_config.response_headers) {
-    absl::StrAppend(&server->response_headers_, name, ": ", value, "\r\n");
-  }
+HttpServer::HttpServer(HttpServerOptions options)
+    : options_(std::move(options)),
+      landing_page_(LandingPage(options_.telemetry_path)),
+      workers_(std::make_unique<Workers>()) {}
 
-  mg_init_library(0);
-  mg_callbacks callbacks{};
-  std::string listening_ports = *port;
-  if (server->options_.web_config.tls.has_value()) {
-    absl::Status enabled = EnableCivetWebTls();
-    if (!enabled.ok()) return enabled;
-    auto tls = TlsServer::Create(*server->options_.web_config.tls, server->options_.registry);
+absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(HttpServerOptions options) {
+  auto address = ParseListenAddress(options.listen_address);
+  if (!address.ok()) return address.status();
+  std::unique_ptr<HttpServer> server(new HttpServer(std::move(options)));
+  const HttpServerOptions& o = server->options_;
+  if (o.web_config.auth_required()) {
+    server->auth_ = std::make_unique<BasicAuth>(o.web_config.basic_auth_users);
+  }
+  HttpTransport::Options transport;
+  transport.host = address->host;
+  transport.port = address->port;
+  transport.limits = o.limits;
+  transport.registry = o.registry;
+  for (const auto& [name, value] : o.web_config.response_headers) {
+    absl::StrAppend(&transport.response_headers, name, ": ", value, "\r\n");
+  }
+  if (o.web_config.tls.has_value()) {
+    auto tls = TlsServer::Create(*o.web_config.tls, o.registry);
     if (!tls.ok()) return tls.status();
     server->tls_ = *std::move(tls);
-    listening_ports += "s";  // CivetWeb's mark for a TLS port
-    callbacks.init_ssl = [](void* ssl_ctx, void* user_data) {
-      auto* self = static_cast<HttpServer*>(user_data);
-      try {
-        absl::Status status = self->tls_->Configure(static_cast<SSL_CTX*>(ssl_ctx));
-        if (status.ok()) return 1;  // configured: CivetWeb loads no certificate itself
-        self->tls_error_ = std::string(status.message());
-      } catch (const std::exception& e) {
-        self->tls_error_ = e.what();
-      } catch (...) {
-        self->tls_error_ = "unknown exception";
-      }
-      return -1;
-    };
+    TlsServer* tls_server = server->tls_.get();
+    transport.tls_setup = [tls_server](SSL_CTX* ctx) { return tls_server->Configure(ctx); };
   }
-  // Few threads: a node agent is scraped by one or two Prometheus servers.
-  const char* civet_options[] = {"listening_ports",
-                                 listening_ports.c_str(),
-                                 "num_threads",
-                                 "4",
-                                 "request_timeout_ms",
-                                 "10000",
-                                 nullptr};
-  // CivetWeb logs a bind failure itself; route it through our logger instead of stderr.
-  callbacks.log_message = [](const mg_connection*, const char* message) {
-    Log().warn("http server: {}", message);
-    return 1;
+  HttpServer* self = server.get();
+  transport.handler = [self](HttpRequest request, HttpRespond respond) {
+    self->Handle(std::move(request), std::move(respond));
   };
-  server->context_ = mg_start(&callbacks, server.get(), civet_options);
-  if (server->context_ == nullptr && !server->tls_error_.empty()) {
-    return absl::InvalidArgumentError(server->tls_error_);
-  }
-  if (server->context_ == nullptr) {
-    return absl::UnavailableError(absl::StrCat("--web.listen-address: cannot listen on ",
-                                               server->options_.listen_address,
-                                               " (address in use or not local?)"));
-  }
-  mg_set_request_handler(server->context_, "/", &HttpServer::Handle, server.get());
-
-  mg_server_port ports[4];
-  const int n = mg_get_server_ports(server->context_, 4, ports);
-  const size_t colon = server->options_.listen_address.rfind(':');
-  std::string host = server->options_.listen_address.substr(0, colon);
-  if (host.empty()) host = "0.0.0.0";
-  server->bound_address_ = absl::StrCat(host, ":", n > 0 ? ports[0].port : 0);
+  auto started = HttpTransport::Start(std::move(transport));
+  if (!started.ok()) return started.status();
+  server->transport_ = *std::move(started);
+  const std::string host = address->host.empty() ? "0.0.0.0"
+                           : absl::StrContains(address->host, ':')
+                               ? absl::StrCat("[", address->host, "]")
+                               : address->host;
+  server->bound_address_ = absl::StrCat(host, ":", server->transport_->port());
   return server;
 }
 
 HttpServer::~HttpServer() {
-  if (context_ != nullptr) mg_stop(context_);
+  // No new requests, then no work in flight: the workers' answers would go to a stopped loop.
+  if (transport_ != nullptr) transport_->Stop();
+  workers_->pool.stop();
+  workers_->pool.join();
 }
 
-int HttpServer::Handle(mg_connection* conn, void* self) {
-  auto* server = static_cast<HttpServer*>(self);
-  // The C boundary: nothing may escape.
-  try {
-    server->Dispatch(conn);
-  } catch (const std::exception& e) {
-    Log().error("http handler failed: {}", e.what());
-    server->Send(conn, 500, "text/plain", "internal error\n");
-  } catch (...) {
-    Log().error("http handler failed with an unknown exception");
-    server->Send(conn, 500, "text/plain", "internal error\n");
-  }
-  return 1;
-}
-
-void HttpServer::Dispatch(mg_connection* conn) {
-  const mg_request_info* request = mg_get_request_info(conn);
-  const std::string path = request->local_uri != nullptr ? request->local_uri : "/";
-  const std::string method = request->request_method;
-  if (method != "GET" && method != "HEAD") {
-    Send(conn, 405, "text/plain", "only GET and HEAD\n", "Allow: GET, HEAD\r\n");
-    return;
+void HttpServer::Handle(HttpRequest request, HttpRespond respond) {
+  if (request.method != "GET" && request.method != "HEAD") {
+    return respond(Reply(405, "only GET and HEAD\n", "Allow: GET, HEAD\r\n"));
   }
   // Probes stay open so a kubelet can check liveness without credentials.
-  if (path == "/healthz") {
-    Send(conn, 200, "text/plain", "ok\n");
-    return;
-  }
-  if (path == "/readyz") {
+  if (request.path == "/healthz") return respond(Reply(200, "ok\n"));
+  if (request.path == "/readyz") {
     const bool ready = options_.ready == nullptr || options_.ready();
-    Send(conn, ready ? 200 : 503, "text/plain", ready ? "ready\n" : "not ready\n");
-    return;
+    return respond(ready ? Reply(200, "ready\n") : Reply(503, "not ready\n"));
   }
-  if (options_.web_config.auth_required()) {
-    const char* auth = mg_get_header(conn, "Authorization");
-    if (auth == nullptr || !options_.web_config.Authorized(auth)) {
-      Send(conn, 401, "text/plain", "unauthorized\n",
-           "WWW-Authenticate: Basic realm=\"devscope\"\r\n");
+  if (auth_ == nullptr) return Serve(request, std::move(respond));
+  switch (auth_->CheckRemembered(request.authorization)) {
+    case BasicAuth::Verdict::kAllowed:
+      return Serve(request, std::move(respond));
+    case BasicAuth::Verdict::kDenied:
+      return respond(Unauthorized());
+    case BasicAuth::Verdict::kNeedsBcrypt:
+      boost::asio::post(workers_->bcrypt, [this, request = std::move(request),
+                                           respond = std::move(respond)]() mutable {
+        bool allowed = false;
+        try {
+          allowed = auth_->Verify(request.authorization);
+        } catch (const std::exception& e) {
+          Log().error("basic auth failed: {}", e.what());
+        }
+        if (!allowed) return respond(Unauthorized());
+        Serve(request, std::move(respond));
+      });
       return;
-    }
   }
-  if (path == options_.telemetry_path) {
-    const Exposition text = options_.render_metrics();
-    if (AcceptsGzip(conn)) {
-      // The view's gzip is made once per text, from pieces compressed once per change.
-      const GzipPrefix& prefix = text.stable->Gzip();
-      const std::string end = GzipEnd(prefix, text.fresh);
-      if (!end.empty()) {
-        Send(conn, 200, kTextFormat, {prefix.bytes, end},
-             "Content-Encoding: gzip\r\nVary: Accept-Encoding\r\n");
-        return;
-      }
-    }
-    Send(conn, 200, kTextFormat, {text.stable->text(), text.fresh});
+}
+
+void HttpServer::Serve(const HttpRequest& request, HttpRespond respond) {
+  if (request.path == options_.telemetry_path) {
+    boost::asio::post(workers_->pool, [this, request, respond = std::move(respond)] {
+      AnswerWith(respond, [&] { return Metrics(request); });
+    });
     return;
   }
-  if (path == "/") {
-    Send(conn, 200, "text/html; charset=utf-8", LandingPage(options_.telemetry_path));
-    return;
+  if (request.path == "/") {
+    HttpReply reply = Reply(200, landing_page_);
+    reply.content_type = "text/html; charset=utf-8";
+    return respond(std::move(reply));
   }
-  Send(conn, 404, "text/plain", "not found\n");
+  respond(Reply(404, "not found\n"));
+}
+
+HttpReply HttpServer::Metrics(const HttpRequest& request) const {
+  Exposition text = options_.render_metrics();
+  HttpReply reply;
+  reply.content_type = kTextFormat;
+  // Both written from the text itself (or its gzip, made once per text), which the reply keeps
+  // alive.
+  if (AcceptsGzip(request.accept_encoding)) {
+    const GzipPrefix& prefix = text.stable->Gzip();
+    std::string end = GzipEnd(prefix, text.fresh);
+    if (!end.empty()) {
+      reply.shared_body = std::shared_ptr<const std::string>(text.stable, &prefix.bytes);
+      reply.body = std::move(end);
+      reply.headers = "Content-Encoding: gzip\r\nVary: Accept-Encoding\r\n";
+      return reply;
+    }
+  }
+  reply.shared_body = std::shared_ptr<const std::string>(text.stable, &text.stable->text());
+  reply.body = std::move(text.fresh);
+  return reply;
 }
 
 }  // namespace devscope

@@ -1,22 +1,26 @@
-// The HTTP endpoints of interface.md on CivetWeb's C API: the telemetry path, /healthz, /readyz
-// and a landing page, over HTTPS when the web config asks for TLS. Every handler catches
-// everything: an exception escaping into CivetWeb's C callback would abort the process.
+// The HTTP endpoints of interface.md: the telemetry path, /healthz, /readyz and a landing page,
+// over HTTPS when the web config asks for TLS, behind basic auth when it names users.
+// Connections are exporter/http_transport.h's (one event loop, deadlines, limits); what takes
+// time runs on two worker threads: rendering the exposition, and bcrypt, one at a time so that a
+// flood of wrong passwords costs at most one core and never delays /healthz or a scrape whose
+// credentials are remembered (exporter/basic_auth.h). docs/security.md has the whole design.
 #ifndef DEVSCOPE_EXPORTER_HTTP_SERVER_H_
 #define DEVSCOPE_EXPORTER_HTTP_SERVER_H_
 
 #include <functional>
-#include <initializer_list>
 #include <memory>
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "absl/strings/string_view.h"
+#include "exporter/basic_auth.h"
 #include "exporter/exposition.h"
+#include "exporter/http_transport.h"
 #include "exporter/tls.h"
 #include "exporter/web_config.h"
 
-struct mg_context;
-struct mg_connection;
+namespace prometheus {
+class Registry;
+}  // namespace prometheus
 
 namespace devscope {
 
@@ -24,13 +28,24 @@ struct HttpServerOptions {
   std::string listen_address = ":9410";  // [HOST]:PORT; PORT 0 picks a free port
   std::string telemetry_path = "/metrics";
   WebConfig web_config;
-  // The exposition text (exporter/exposition.h); called on CivetWeb's worker threads, concurrently.
+  HttpLimits limits;
+  // The exposition text (exporter/exposition.h); called on a worker thread, possibly while an
+  // earlier call still runs on the other.
   std::function<Exposition()> render_metrics;
-  // True once the first poll and first collector pass are done.
+  // True once the first poll and first collector pass are done. Called on the event loop: must
+  // not block.
   std::function<bool()> ready;
-  // Where the TLS metrics go; none when null.
+  // Where the connection and TLS metrics go; none when null.
   prometheus::Registry* registry = nullptr;
 };
+
+// A --web.listen-address taken apart: HOST is an IP address (IPv6 in brackets), empty for every
+// IPv4 address; "localhost" is 127.0.0.1.
+struct ListenAddress {
+  std::string host;
+  int port = 0;
+};
+absl::StatusOr<ListenAddress> ParseListenAddress(const std::string& listen_address);
 
 class HttpServer {
  public:
@@ -44,28 +59,24 @@ class HttpServer {
   const char* scheme() const { return tls_ != nullptr ? "https" : "http"; }
 
  private:
-  explicit HttpServer(HttpServerOptions options) : options_(std::move(options)) {}
-  static int Handle(mg_connection* conn, void* self);
-  void Dispatch(mg_connection* conn);
+  struct Workers;
+  explicit HttpServer(HttpServerOptions options);
+  // On the event loop: answers what is quick, hands the rest to the workers.
+  void Handle(HttpRequest request, HttpRespond respond);
+  // What an allowed request gets (the metrics are made on a worker).
+  void Serve(const HttpRequest& request, HttpRespond respond);
+  HttpReply Metrics(const HttpRequest& request) const;
 
-  // Writes the response: status line, headers, then the body pieces in order.
-  void Send(mg_connection* conn, int status, absl::string_view content_type,
-            std::initializer_list<absl::string_view> body,
-            absl::string_view extra_headers = "") const;
-  void Send(mg_connection* conn, int status, absl::string_view content_type, absl::string_view body,
-            absl::string_view extra_headers = "") const {
-    Send(conn, status, content_type, {body}, extra_headers);
-  }
   const HttpServerOptions options_;
-  std::string response_headers_;  // http_server_config.headers, as header lines
+  std::string landing_page_;
+  std::unique_ptr<BasicAuth> auth_;  // null without basic_auth_users
   std::unique_ptr<TlsServer> tls_;
-  std::string tls_error_;  // why CivetWeb's init_ssl failed, for Start's error
-  mg_context* context_ = nullptr;
   std::string bound_address_;
+  // Declared before the workers so that they stop and go first: their answers are posted to the
+  // transport's loop.
+  std::unique_ptr<HttpTransport> transport_;
+  std::unique_ptr<Workers> workers_;
 };
-
-// CivetWeb's listening_ports value for a --web.listen-address, or InvalidArgument.
-absl::StatusOr<std::string> CivetListeningPort(const std::string& listen_address);
 
 }  // namespace devscope
 

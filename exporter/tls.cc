@@ -1,6 +1,5 @@
 #include "exporter/tls.h"
 
-#include <dlfcn.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
@@ -8,21 +7,14 @@
 
 #include <ctime>
 #include <exception>
-#include <filesystem>
 #include <string>
-#include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
-#include "civetweb.h"
 #include "common/files.h"
 #include "common/log.h"
 
 namespace devscope {
 namespace {
-
-constexpr char kSslShim[] = "libdevscope-civetweb-ssl.so";
-constexpr char kCryptoShim[] = "libdevscope-civetweb-crypto.so";
 
 // OpenSSL's queued errors as one line, and the queue cleared.
 std::string OpenSslErrors() {
@@ -35,33 +27,6 @@ std::string OpenSslErrors() {
   return text.empty() ? "no detail from OpenSSL" : text;
 }
 
-absl::Status LoadShims() {
-  std::error_code error;
-  std::vector<std::filesystem::path> dirs;
-  const std::filesystem::path binary = std::filesystem::read_symlink("/proc/self/exe", error);
-  if (!error) {
-    dirs = {binary.parent_path() / ".." / "lib" / "devscope", binary.parent_path()};
-  }
-  // Where the .deb and the image put them: found even in a chroot without /proc.
-  dirs.push_back("/usr/lib/devscope");
-  for (const auto& dir : dirs) {
-    if (!std::filesystem::exists(dir / kSslShim, error)) continue;
-    for (const char* shim : {kSslShim, kCryptoShim}) {
-      const std::string path = (dir / shim).lexically_normal().string();
-      // Never closed: CivetWeb holds on to what it finds through it.
-      if (dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL) == nullptr) {
-        return absl::FailedPreconditionError(absl::StrCat("cannot load ", path, ": ", dlerror()));
-      }
-    }
-    return absl::OkStatus();
-  }
-  std::vector<std::string> looked;
-  for (const auto& dir : dirs) looked.push_back(dir.lexically_normal().string());
-  return absl::FailedPreconditionError(absl::StrCat("TLS needs ", kSslShim, " and ", kCryptoShim,
-                                                    ", which are in none of ",
-                                                    absl::StrJoin(looked, ", ")));
-}
-
 // A private key protected by a passphrase is refused rather than prompted for on a terminal.
 int NoPassphrase(char*, int, int, void*) { return 0; }
 
@@ -69,17 +34,6 @@ int NoPassphrase(char*, int, int, void*) { return 0; }
 int AcceptAnyCertificate(int, X509_STORE_CTX*) { return 1; }
 
 }  // namespace
-
-absl::Status EnableCivetWebTls() {
-  static const absl::Status status = [] {
-    absl::Status loaded = LoadShims();
-    if (loaded.ok() && (mg_init_library(MG_FEATURES_TLS) & MG_FEATURES_TLS) == 0) {
-      loaded = absl::FailedPreconditionError("CivetWeb could not initialise OpenSSL");
-    }
-    return loaded;
-  }();
-  return status;
-}
 
 struct TlsServer::KeyPair {
   X509* certificate = nullptr;
@@ -240,7 +194,7 @@ std::shared_ptr<const TlsServer::KeyPair> TlsServer::Current() {
 }
 
 int TlsServer::CertificateCallback(SSL* ssl, void* self) {
-  // Called by OpenSSL inside a CivetWeb worker: nothing may escape.
+  // Called by OpenSSL on the HTTP event loop: nothing may escape.
   try {
     std::shared_ptr<const KeyPair> pair = static_cast<TlsServer*>(self)->Current();
     // Takes its own references: the pair may be replaced while this connection lives.

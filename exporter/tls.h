@@ -1,10 +1,10 @@
 // TLS for the HTTP server, from the web config's tls_server_config.
 //
-// CivetWeb does the handshakes; this configures the SSL_CTX it creates (through its init_ssl
-// callback) with OpenSSL directly, because CivetWeb's own options cannot say what the exporter
-// toolkit can (a separate key file, client certificate modes, versions, suites, curves). The
-// certificate and key are read again when their files change, so a rotated certificate (a
-// cert-manager Secret, say) is served on the next connection without a restart.
+// The HTTP transport (exporter/http_transport.h) does the handshakes with OpenSSL 3 through
+// Boost.Asio; this configures its SSL_CTX with what the exporter toolkit can say (a separate key
+// file, client certificate modes, versions, suites, curves). The certificate and key are read
+// again when their files change, so a rotated certificate (a cert-manager Secret, say) is served
+// on the next connection without a restart.
 #ifndef DEVSCOPE_EXPORTER_TLS_H_
 #define DEVSCOPE_EXPORTER_TLS_H_
 
@@ -27,17 +27,6 @@ typedef struct ssl_ctx_st SSL_CTX;
 
 namespace devscope {
 
-// Debian 12's CivetWeb 1.15 loads OpenSSL at run time by the unversioned names libssl.so and
-// libcrypto.so and expects OpenSSL 1.1's SSL_get_peer_certificate, which OpenSSL 3 no longer
-// exports: left alone, every TLS connection calls a null pointer. devscope ships two small
-// libraries whose sonames are those names: one forwards SSL_get_peer_certificate to OpenSSL 3's
-// SSL_get1_peer_certificate (same contract) and pulls in libssl.so.3, the other pulls in
-// libcrypto.so.3. Loaded before CivetWeb's own dlopen, they are what that dlopen finds (the
-// dynamic loader matches an already loaded library by soname), so no -dev package is needed on
-// the node. Looked for in <dir of the binary>/../lib/devscope (installed), beside the binary
-// (build tree), and /usr/lib/devscope (the .deb's and the image's place). Idempotent.
-absl::Status EnableCivetWebTls();
-
 class TlsServer {
  public:
   // Loads the certificate, key and client CA once to report problems before serving. With a
@@ -46,8 +35,8 @@ class TlsServer {
                                                            prometheus::Registry* registry);
   ~TlsServer();
 
-  // CivetWeb's init_ssl: sets versions, suites, curves, client verification and the
-  // per-connection certificate callback on CivetWeb's context.
+  // Sets versions, suites, curves, client verification and the per-connection certificate
+  // callback on the transport's context.
   absl::Status Configure(SSL_CTX* ctx);
 
  private:

@@ -1,17 +1,14 @@
 #include "exporter/web_config.h"
 
-#include <crypt.h>
 #include <openssl/ssl.h>
 
 #include <cstring>
 #include <filesystem>
 #include <map>
-#include <memory>
 #include <optional>
 #include <set>
 #include <vector>
 
-#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -192,22 +189,6 @@ absl::Status ParseHttpServerConfig(const std::string& path, const YAML::Node& no
 }
 
 }  // namespace
-
-bool WebConfig::Authorized(absl::string_view header) const {
-  if (!absl::ConsumePrefix(&header, "Basic ")) return false;
-  std::string decoded;
-  if (!absl::Base64Unescape(header, &decoded)) return false;
-  const size_t colon = decoded.find(':');
-  if (colon == std::string::npos) return false;
-  auto user = basic_auth_users.find(decoded.substr(0, colon));
-  if (user == basic_auth_users.end()) return false;
-  const std::string password = decoded.substr(colon + 1);
-  // crypt_r's state is large; keep it off the (CivetWeb worker) stack.
-  auto data = std::make_unique<crypt_data>();
-  std::memset(data.get(), 0, sizeof(crypt_data));
-  const char* hashed = crypt_r(password.c_str(), user->second.c_str(), data.get());
-  return hashed != nullptr && user->second == hashed;
-}
 
 absl::StatusOr<WebConfig> LoadWebConfig(const std::string& path) {
   auto text = ReadSmallFile(path, 1 << 20);

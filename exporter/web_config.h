@@ -1,6 +1,6 @@
 // --web.config.file: the exporter toolkit's web config. basic_auth_users with bcrypt hashes
-// (checked with libcrypt's crypt_r; Debian's libxcrypt implements bcrypt), tls_server_config
-// (served by exporter/tls.h) and http_server_config's response headers.
+// (checked by exporter/basic_auth.h), tls_server_config (served by exporter/tls.h) and
+// http_server_config's response headers.
 #ifndef DEVSCOPE_EXPORTER_WEB_CONFIG_H_
 #define DEVSCOPE_EXPORTER_WEB_CONFIG_H_
 
@@ -40,8 +40,6 @@ struct WebConfig {
   std::map<std::string, std::string> response_headers;
 
   bool auth_required() const { return !basic_auth_users.empty(); }
-  // Checks an Authorization header value ("Basic base64(user:password)").
-  bool Authorized(absl::string_view authorization_header) const;
 };
 
 // Reads and validates the file. InvalidArgument naming the file, line and problem.

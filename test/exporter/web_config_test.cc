@@ -7,7 +7,6 @@
 #include <utility>
 #include <vector>
 
-#include "absl/strings/escaping.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -26,15 +25,13 @@ std::string Write(const std::string& text) {
   return path;
 }
 
-TEST(WebConfigTest, LoadsBcryptUsersAndChecksPasswords) {
-  auto config = LoadWebConfig(Write(std::string("basic_auth_users:\n  prometheus: ") + kHash + "\n"));
+// Checking passwords against them: basic_auth_test.
+TEST(WebConfigTest, LoadsBcryptUsers) {
+  auto config =
+      LoadWebConfig(Write(std::string("basic_auth_users:\n  prometheus: ") + kHash + "\n"));
   ASSERT_TRUE(config.ok()) << config.status();
   EXPECT_TRUE(config->auth_required());
-  EXPECT_TRUE(config->Authorized("Basic " + absl::Base64Escape("prometheus:secret")));
-  EXPECT_FALSE(config->Authorized("Basic " + absl::Base64Escape("prometheus:Secret")));
-  EXPECT_FALSE(config->Authorized("Basic " + absl::Base64Escape("grafana:secret")));
-  EXPECT_FALSE(config->Authorized("Bearer abc"));
-  EXPECT_FALSE(config->Authorized("Basic !!!not-base64"));
+  EXPECT_EQ(config->basic_auth_users.at("prometheus"), kHash);
 }
 
 TEST(WebConfigTest, EmptyFileMeansNoAuth) {
@@ -48,7 +45,8 @@ TEST(WebConfigTest, RefusesWhatItCannotHonour) {
   EXPECT_THAT(LoadWebConfig(plain).status().message(), HasSubstr(plain + ":2:"));
   EXPECT_THAT(LoadWebConfig(plain).status().message(), HasSubstr("not a bcrypt hash"));
   const std::string tls = Write("tls_server_config:\n  cert_file: a.pem\n");
-  EXPECT_THAT(LoadWebConfig(tls).status().message(), HasSubstr("needs both cert_file and key_file"));
+  EXPECT_THAT(LoadWebConfig(tls).status().message(),
+              HasSubstr("needs both cert_file and key_file"));
   const std::string unknown = Write("basic_auth_user: {}\n");
   EXPECT_THAT(LoadWebConfig(unknown).status().message(), HasSubstr("unknown key"));
   EXPECT_FALSE(LoadWebConfig("/nonexistent/web.yaml").ok());
