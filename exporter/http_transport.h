@@ -1,10 +1,12 @@
 // The connection side of devscope's HTTP server, built so that no client can take the metrics
 // away by holding connections: one event-loop thread (Boost.Asio) accepts, does TLS handshakes
-// (OpenSSL through Asio), reads request heads with Boost.Beast's parser and writes responses.
+// (OpenSSL), reads request heads into Boost.Beast's parser and writes responses
+// (exporter/http_connection.h).
 // A connection that waits costs a descriptor and a few KiB, never a thread; every phase has a
 // deadline; a request head has a size limit; a request with a body is refused; and when the
-// connection limit is reached the connection that has waited longest in its current phase is
-// closed to make room, so a scrape always gets in. docs/security.md gives the limits and why.
+// connection limit is reached, the connection that has waited longest on its client is closed to
+// make room (one busy with a whole request only when none waits), so a scrape always gets in and
+// is not pushed out once its request is in. docs/security.md gives the limits and why.
 //
 // What a request asks for is decided by the handler (exporter/http_server.h), which may answer
 // from any thread; the transport writes the answer on its own thread.
@@ -29,11 +31,11 @@ namespace devscope {
 
 // Deliberate limits (docs/security.md). Tests shorten the times.
 struct HttpLimits {
-  // Connections open at once, waiting or not. HttpServer lowers it to what the descriptor limit
-  // allows. Beyond it, the connection that has waited longest in its phase is closed.
+  // Connections open at once, waiting or not, lowered to what the descriptor limit allows.
+  // Beyond it, the connection that has waited longest on its client is closed.
   int max_connections = 4096;
-  // The same over HTTPS, lower: each TLS connection holds about 40 KiB (Asio's two 17 KiB record
-  // buffers and OpenSSL's state) for as long as it is open.
+  // The same over HTTPS, lower: a TLS connection that has sent its ClientHello holds OpenSSL's
+  // state, about 16 KiB, for as long as it is open (HttpConnection): 8 MiB at most.
   int max_tls_connections = 512;
   // From accept to the end of the TLS handshake.
   absl::Duration handshake_timeout = absl::Seconds(5);

@@ -10,10 +10,11 @@
 #include "exporter/pod_command.h"
 
 int main(int argc, char** argv) {
-  // glibc gives each thread that allocates its own arena and keeps what is freed there. A scrape
-  // renders on whichever CivetWeb worker takes it, so with the default every worker ends up holding
-  // a render's worth of memory: measured at 250 pods x 4 x 4 and 1,024 devices, resident memory
-  // levels off at 64 MiB with the default and at 46 MiB with two arenas (bench/node_probe).
+  // glibc gives each thread that allocates its own arena and keeps what is freed there, so every
+  // thread that renders (the collectors, the poller, the HTTP server's workers) would end up
+  // holding a render's worth of memory: measured at 250 pods x 4 x 4 and 1,024 devices (with the
+  // earlier HTTP server's four workers), resident memory levelled off at 64 MiB with the default
+  // and at 46 MiB with two arenas (bench/node_probe).
   mallopt(M_ARENA_MAX, 2);
   using devscope::CommandLine;
   devscope::ParseResult parsed = devscope::ParseCommandLine(argc, argv, std::cout, std::cerr);

@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # Builds devscope's container image, for the Helm chart, without a container engine: an OCI image
 # archive (what `skopeo copy oci-archive:FILE docker://REGISTRY/devscope:TAG` pushes) made with
-# umoci. The image holds the binary, the libraries that let CivetWeb do TLS (exporter/tls.h) and
-# exactly the shared libraries they load, copied from this Debian 12 machine's packages, with each
+# umoci. The image holds the binary and exactly the shared libraries it loads, copied from this Debian 12 machine's packages, with each
 # package's name, version and copyright file. No shell, no package manager: nothing else to patch.
 #
 # The archive's one image is named REPOSITORY:VERSION (the index's org.opencontainers.image.ref.name),
@@ -22,10 +21,7 @@ for tool in umoci ldd dpkg-query strip; do
   command -v $tool >/dev/null || { echo "build-image: needs $tool (scripts/install-deps)" >&2; exit 1; }
 done
 binary=$build/devscope
-shims=("$build"/libdevscope-civetweb-ssl.so "$build"/libdevscope-civetweb-crypto.so)
-for f in "$binary" "${shims[@]}"; do
-  [[ -f $f ]] || { echo "build-image: $f is not built" >&2; exit 1; }
-done
+[[ -f $binary ]] || { echo "build-image: $binary is not built" >&2; exit 1; }
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -38,15 +34,14 @@ root=$bundle/rootfs
 
 # Debian 12's merged /usr: /lib, /lib64, /bin are links into /usr, so library paths that ldd
 # reports under /lib resolve in the image as they do on the host.
-mkdir -p "$root"/usr/{bin,lib,lib64,share/doc} "$root"/usr/lib/devscope "$root"/etc/devscope
+mkdir -p "$root"/usr/{bin,lib,lib64,share/doc} "$root"/etc/devscope
 for d in bin lib lib64; do ln -s usr/$d "$root/$d"; done
 mkdir -m 1777 "$root/tmp"
 install -m 0755 "$binary" "$root/usr/bin/devscope"
-install -m 0644 "${shims[@]}" "$root/usr/lib/devscope/"
-strip --strip-unneeded "$root/usr/bin/devscope" "$root"/usr/lib/devscope/*.so
+strip --strip-unneeded "$root/usr/bin/devscope"
 
-# Every library the binary and the shims load, by the path the dynamic loader resolves.
-mapfile -t libraries < <(ldd "$binary" "${shims[@]}" |
+# Every library the binary loads, by the path the dynamic loader resolves.
+mapfile -t libraries < <(ldd "$binary" |
   awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// && $2 ~ /^\(/ {print $1}' | sort -u)
 packages=()
 for lib in "${libraries[@]}"; do

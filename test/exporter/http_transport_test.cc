@@ -5,11 +5,14 @@
 #include "exporter/http_transport.h"
 
 #include <netinet/in.h>
+#include <openssl/ssl.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdlib>
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <thread>
@@ -78,12 +81,62 @@ Received Read(int fd, absl::Duration timeout, size_t stop_after = std::string::n
   return r;
 }
 
+// A directory with a self-signed certificate for 127.0.0.1: tls.crt, tls.key.
+std::string MakeCertificate() {
+  char dir[] = "/tmp/devscope-transport.XXXXXX";
+  const std::string path = mkdtemp(dir);
+  const std::string command = absl::StrCat(
+      "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 "
+      "-subj /CN=devscope -keyout ",
+      path, "/tls.key -out ", path, "/tls.crt >/dev/null 2>&1");
+  EXPECT_EQ(std::system(command.c_str()), 0);
+  return path;
+}
+
+// A TLS client connection (certificate not checked: the transport is what is tested), or null.
+struct TlsClient {
+  explicit TlsClient(int port) : fd(Connect(port)) {
+    ctx = SSL_CTX_new(TLS_client_method());
+    ssl = SSL_new(ctx);
+    SSL_set_fd(ssl, fd);
+    connected = fd >= 0 && SSL_connect(ssl) == 1;
+  }
+  ~TlsClient() {
+    SSL_free(ssl);
+    SSL_CTX_free(ctx);
+    close(fd);
+  }
+  void Send(const std::string& data) { SSL_write(ssl, data.data(), static_cast<int>(data.size())); }
+  // Everything until the server closes.
+  std::string ReadAll() {
+    std::string all;
+    char buf[65536];
+    int n;
+    while ((n = SSL_read(ssl, buf, sizeof(buf))) > 0) all.append(buf, static_cast<size_t>(n));
+    return all;
+  }
+  int fd;
+  SSL_CTX* ctx;
+  SSL* ssl;
+  bool connected = false;
+};
+
 class HttpTransportTest : public ::testing::Test {
  protected:
-  void Start(HttpLimits limits = {}) {
+  void Start(HttpLimits limits = {}, bool tls = false) {
     HttpTransport::Options options;
     options.host = "127.0.0.1";
     options.limits = limits;
+    if (tls) {
+      dir_ = MakeCertificate();
+      options.tls_setup = [this](SSL_CTX* ctx) {
+        if (SSL_CTX_use_certificate_chain_file(ctx, (dir_ + "/tls.crt").c_str()) != 1 ||
+            SSL_CTX_use_PrivateKey_file(ctx, (dir_ + "/tls.key").c_str(), SSL_FILETYPE_PEM) != 1) {
+          return absl::InvalidArgumentError("no certificate");
+        }
+        return absl::OkStatus();
+      };
+    }
     options.registry = &registry_;
     options.handler = [this](HttpRequest request, HttpRespond respond) {
       ++requests_;
@@ -98,8 +151,12 @@ class HttpTransportTest : public ::testing::Test {
         return;
       }
       HttpReply reply;
-      reply.shared_body = std::make_shared<const std::string>(request.method + " ");
-      reply.body = request.path + "\n";
+      if (request.path == "/big") {
+        reply.shared_body = big_;
+      } else {
+        reply.shared_body = std::make_shared<const std::string>(request.method + " ");
+        reply.body = request.path + "\n";
+      }
       respond(reply);
     };
     auto transport = HttpTransport::Start(std::move(options));
@@ -111,6 +168,7 @@ class HttpTransportTest : public ::testing::Test {
     if (transport_ != nullptr) transport_->Stop();
     for (std::thread& t : later_) t.join();
     transport_.reset();
+    if (!dir_.empty()) std::filesystem::remove_all(dir_);
   }
 
   double Dropped(const std::string& reason) {
@@ -133,6 +191,8 @@ class HttpTransportTest : public ::testing::Test {
   std::atomic<int> requests_{0};
   std::unique_ptr<HttpTransport> transport_;
   std::vector<std::thread> later_;  // touched on the transport's thread, joined after it stops
+  std::string dir_;                 // the TLS certificate's
+  const std::shared_ptr<const std::string> big_ = std::make_shared<const std::string>(4 << 20, 'x');
 };
 
 TEST_F(HttpTransportTest, KeepsConnectionsAliveAndAnswersPipelinedRequestsInOrder) {
@@ -234,23 +294,31 @@ TEST_F(HttpTransportTest, AFullTableMakesRoomByClosingTheLongestWaiting) {
   HttpLimits limits;
   limits.max_connections = 8;
   Start(limits);
+  // The oldest connection has a whole request in (answered 300 ms later): it is not pushed out.
+  const int busy = Connect(transport_->port());
+  Send(busy, "GET /later HTTP/1.1\r\nConnection: close\r\n\r\n");
   std::vector<int> waiting;
-  for (int i = 0; i < 8; ++i) {
-    waiting.push_back(Connect(transport_->port()));
+  for (int i = 0; i < 7; ++i) {
     absl::SleepFor(absl::Milliseconds(20));  // accepted in this order
+    waiting.push_back(Connect(transport_->port()));
   }
+  absl::SleepFor(absl::Milliseconds(20));
   const int fd = Connect(transport_->port());
   Send(fd, "GET /scrape HTTP/1.1\r\nConnection: close\r\n\r\n");
   Received r = Read(fd, absl::Seconds(5));
   EXPECT_THAT(r.data, HasSubstr("GET /scrape"));
   close(fd);
-  // The first connection made room; the others still wait.
+  // The first of the waiting made room; the others still wait, and the busy one is answered.
   EXPECT_TRUE(Read(waiting[0], absl::Seconds(2)).closed);
   for (size_t i = 1; i < waiting.size(); ++i) {
     EXPECT_FALSE(Read(waiting[i], absl::Milliseconds(10)).closed) << i;
   }
+  EXPECT_THAT(Read(busy, absl::Seconds(5)).data, HasSubstr("later\n"));
   EXPECT_EQ(Dropped("evicted"), 1);
-  EXPECT_EQ(Open(), 7);
+  // The answered one lingers until its client closes too; then the six still waiting remain.
+  close(busy);
+  for (int i = 0; i < 100 && Open() != 6; ++i) absl::SleepFor(absl::Milliseconds(20));
+  EXPECT_EQ(Open(), 6);
   for (int w : waiting) close(w);
 }
 
@@ -278,6 +346,57 @@ TEST_F(HttpTransportTest, StopClosesEveryConnection) {
   EXPECT_TRUE(Read(fd, absl::Seconds(2)).closed);
   close(fd);
   EXPECT_EQ(Connect(transport_->port()), -1);
+}
+
+TEST_F(HttpTransportTest, ServesTlsAndSurvivesClientsThatLeaveMidway) {
+  Start({}, /*tls=*/true);
+  {
+    TlsClient client(transport_->port());
+    ASSERT_TRUE(client.connected);
+    client.Send("GET /big HTTP/1.1\r\nConnection: close\r\n\r\n");
+    const std::string answer = client.ReadAll();
+    EXPECT_THAT(answer, StartsWith("HTTP/1.1 200 OK\r\n"));
+    EXPECT_EQ(answer.size() - answer.find("\r\n\r\n") - 4, big_->size());
+  }
+  // Clients that leave right after the handshake (while session tickets are being written) and in
+  // the middle of a large answer: writes to them fail, nothing raises SIGPIPE.
+  for (int i = 0; i < 20; ++i) {
+    TlsClient gone(transport_->port());
+    EXPECT_TRUE(gone.connected);
+  }
+  for (int i = 0; i < 5; ++i) {
+    TlsClient reader(transport_->port());
+    reader.Send("GET /big HTTP/1.1\r\n\r\n");
+    char first[100];
+    EXPECT_GT(SSL_read(reader.ssl, first, sizeof(first)), 0);
+  }
+  TlsClient after(transport_->port());
+  ASSERT_TRUE(after.connected);
+  after.Send("GET /still-here HTTP/1.1\r\nConnection: close\r\n\r\n");
+  EXPECT_THAT(after.ReadAll(), HasSubstr("GET /still-here\n"));
+}
+
+TEST_F(HttpTransportTest, SilentAndHalfHelloTlsConnectionsAreClosedAtTheHandshakeDeadline) {
+  HttpLimits limits;
+  limits.handshake_timeout = absl::Milliseconds(300);
+  Start(limits, /*tls=*/true);
+  const int silent = Connect(transport_->port());
+  const int half = Connect(transport_->port());
+  // A handshake record announcing 512 bytes, and the first few of them.
+  Send(half, std::string("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 11));
+  for (int fd : {silent, half}) {
+    Received r = Read(fd, absl::Seconds(5));
+    EXPECT_TRUE(r.closed);
+    EXPECT_LT(r.waited, absl::Seconds(2));
+    close(fd);
+  }
+  EXPECT_EQ(Dropped("timeout"), 2);
+  // Bytes that are not TLS at all: the handshake fails at once.
+  const int plain = Connect(transport_->port());
+  Send(plain, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_LT(Read(plain, absl::Seconds(5)).waited, absl::Seconds(1));
+  close(plain);
+  EXPECT_EQ(Dropped("tls_handshake"), 1);
 }
 
 }  // namespace

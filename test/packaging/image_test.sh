@@ -2,7 +2,7 @@
 # The container image: packaging/image/build-image.sh makes an OCI archive that skopeo reads, with
 # the entrypoint and labels the chart relies on, and whose root file system is self-contained: the
 # binary runs in it (chroot, as root) with only the libraries the image carries, serves the demo's
-# metrics over HTTPS with the image's OpenSSL 3 shims, and exits 2 on a bad flag.
+# metrics over HTTPS with the image's OpenSSL 3, and exits 2 on a bad flag.
 # usage: image_test.sh BUILD_DIR SOURCE_DIR VERSION
 set -euo pipefail
 # shellcheck source=test/packaging/https.sh
@@ -49,13 +49,12 @@ expect "chart's default image" "ghcr.io/devscope/devscope:$version" \
   "$(yq -r .image.repository "$src/charts/devscope/values.yaml"):$(yq -r .appVersion "$src/charts/devscope/Chart.yaml")"
 umoci unpack --rootless --image "$tmp/layout:ghcr.io/devscope/devscope:$version" "$tmp/bundle" >/dev/null
 root=$tmp/bundle/rootfs
-for f in usr/bin/devscope usr/lib/devscope/libdevscope-civetweb-ssl.so \
-  usr/lib/devscope/libdevscope-civetweb-crypto.so usr/share/doc/devscope-image-packages.txt \
+for f in usr/bin/devscope usr/share/doc/devscope-image-packages.txt \
   usr/share/doc/libc6/copyright; do
   [[ -f $root/$f ]] || fail "/$f is not in the image"
 done
 [[ -e $root/bin/sh ]] && fail "the image has a shell; it should hold only devscope and its libraries"
-ok "image holds the binary, the shims, provenance and copyright files, and no shell"
+ok "image holds the binary, provenance and copyright files, and no shell"
 
 if [[ $(id -u) -ne 0 ]]; then
   # Without root there is no chroot: run the image's own loader on the image's libraries only.
@@ -70,8 +69,7 @@ else
   chroot "$root" /usr/bin/devscope --no-such-flag >/dev/null 2>&1 || rc=$?
   expect "bad flag exit status in the image" "$rc" 2
 
-  # The demo over HTTPS inside the image (no /proc in this chroot: the shims are found at their
-  # packaged path).
+  # The demo over HTTPS inside the image (no /proc in this chroot).
   make_certificate "$root/etc/devscope/tls.key" "$root/etc/devscope/tls.crt"
   printf 'tls_server_config:\n  cert_file: tls.crt\n  key_file: tls.key\n' >"$root/etc/devscope/web.yaml"
   chroot "$root" /usr/bin/devscope demo --web.listen-address=127.0.0.1:0 \
