@@ -32,6 +32,8 @@ using ErrorCode = boost::system::error_code;
 constexpr size_t kReadChunk = 4096;
 // The content type of a TLS record that carries handshake messages.
 constexpr unsigned char kTlsHandshakeRecord = 0x16;
+// A TLS record's header and the longest body TLS allows (2^14 plus expansion).
+constexpr int kMaxTlsRecord = 5 + (1 << 14) + 2048;
 // Bytes handed to OpenSSL per write: a few records.
 constexpr size_t kTlsWriteChunk = 64 * 1024;
 
@@ -163,7 +165,10 @@ bool HttpConnection::FirstRecordArrived() {
     if (header[0] != kTlsHandshakeRecord) return true;  // not TLS: OpenSSL will say so
     need += (header[3] << 8) | header[4];
     int available = 0;
-    if (ioctl(fd, FIONREAD, &available) != 0 || available >= need) need = 1;
+    // A record longer than TLS allows is OpenSSL's to refuse, not ours to wait for.
+    if (need > kMaxTlsRecord || ioctl(fd, FIONREAD, &available) != 0 || available >= need) {
+      need = 1;
+    }
   } else if (n <= 0) {
     need = 1;  // closed or failed: OpenSSL finds out
   }

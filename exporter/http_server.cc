@@ -182,9 +182,15 @@ void HttpServer::Handle(HttpRequest request, HttpRespond respond) {
           allowed = auth_->Verify(request.authorization);
         } catch (const std::exception& e) {
           Log().error("basic auth failed: {}", e.what());
+        } catch (...) {
+          Log().error("basic auth failed with an unknown exception");
         }
         if (!allowed) return respond(Unauthorized());
-        Serve(request, std::move(respond));
+        try {
+          Serve(request, respond);
+        } catch (...) {  // nothing escapes a worker
+          respond(Reply(500, "internal error\n"));
+        }
       });
       return;
   }

@@ -165,7 +165,7 @@ absl::Status ParseHttpServerConfig(const std::string& path, const YAML::Node& no
   for (const auto& entry : node) {
     const std::string key = entry.first.as<std::string>();
     if (key == "http2") {
-      // devscope speaks HTTP/1.1 (CivetWeb in Debian is built without HTTP/2); Prometheus
+      // devscope speaks HTTP/1.1 (its transport has no HTTP/2); Prometheus
       // scrapes over either, so the setting changes nothing and is accepted.
       entry.second.as<bool>();
     } else if (key == "headers") {
