@@ -250,7 +250,7 @@ TEST(HttpServerAddressTest, BusyPortIsAnErrorNotAnAbort) {
 TEST(HttpServerAddressTest, ServesIpv6WhenTheHostHasIt) {
   HttpServerOptions options;
   options.listen_address = "[::1]:0";
-  options.render_metrics = [] { return Exposition{std::make_shared<const std::string>(), ""}; };
+  options.render_metrics = [] { return Exposition{MakeStableText(""), ""}; };
   auto server = HttpServer::Start(options);
   if (!server.ok()) GTEST_SKIP() << "no IPv6 loopback here: " << server.status();
   EXPECT_THAT((*server)->bound_address(), ::testing::StartsWith("[::1]:"));
