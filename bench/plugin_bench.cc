@@ -13,11 +13,11 @@
 #include "absl/time/clock.h"
 #include "benchmark/benchmark.h"
 #include "collectors/collector.h"
-#include "common/config.h"
 #include "common/log.h"
 #include "common/snapshot_store.h"
 #include "demo/standin_registration.h"
 #include "deviceplugin/plugin_manager.h"
+#include "deviceplugin/plugin_options.h"
 #include "deviceplugin/v1beta1/api.grpc.pb.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
@@ -38,15 +38,16 @@ class Env {
   Env() {
     char dir_template[] = "/tmp/dpbXXXXXX";
     dir_ = mkdtemp(dir_template);
-    (void)ConfigureLogging("error", "logfmt");
-    config_.device_plugins_dir = dir_;
+    (void)ConfigureLogging(LogOptions{.level = "error"});
+    options_.device_plugins_dir = dir_;
     if (!standin_.Start(dir_).ok()) std::abort();
     Publish(-1);
-    manager_ = std::make_unique<DevicePluginManager>(config_, store_, registry_);
+    manager_ = std::make_unique<DevicePluginManager>(options_, store_, registry_);
     if (!manager_->Start().ok()) std::abort();
     if (!WaitHealthy(-1)) std::abort();
-    stub_ = v1beta1::DevicePlugin::NewStub(grpc::CreateChannel(
-        absl::StrCat("unix:", manager_->SocketPath(kResource)), grpc::InsecureChannelCredentials()));
+    stub_ = v1beta1::DevicePlugin::NewStub(
+        grpc::CreateChannel(absl::StrCat("unix:", manager_->SocketPath(kResource)),
+                            grpc::InsecureChannelCredentials()));
   }
   ~Env() {
     manager_->Stop();
@@ -97,7 +98,7 @@ class Env {
 
  private:
   std::string dir_;
-  Config config_;
+  PluginOptions options_;
   SnapshotStore<DeviceSnapshot> store_;
   prometheus::Registry registry_;
   RegistrationStandin standin_;

@@ -240,11 +240,18 @@ bool DevicedirCollector::DrainWatch() {
   return true;
 }
 
-absl::StatusOr<std::unique_ptr<Collector>> NewDevicedirCollector(const Config& config) {
-  if (config.devicedir_path.empty()) {
+void DeclareOptions(OptionDeclarer& d, DevicedirOptions& o) {
+  d.Flag("path", o.path, "Enable the devicedir collector on this directory")
+      .Group("Collectors")
+      .MustBeDirectory();
+}
+
+absl::StatusOr<std::unique_ptr<Collector>> NewDevicedirCollector(const DevicedirOptions& options,
+                                                                 const NodeRoots& roots) {
+  if (options.path.empty()) {
     return absl::NotFoundError("devicedir: --collector.devicedir.path is not set");
   }
-  return std::unique_ptr<Collector>(std::make_unique<DevicedirCollector>(config.devicedir_path));
+  return std::unique_ptr<Collector>(std::make_unique<DevicedirCollector>(options.path));
 }
 
 }  // namespace devscope

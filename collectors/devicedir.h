@@ -15,9 +15,21 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "collectors/collector.h"
+#include "collectors/node_roots.h"
+#include "common/options.h"
 #include "common/warn_once.h"
 
 namespace devscope {
+
+struct DevicedirOptions {
+  std::string path;  // --collector.devicedir.path; empty: nothing to collect
+};
+void DeclareOptions(OptionDeclarer& d, DevicedirOptions& o);
+
+// NotFound when no path is set; a path that does not exist (yet) makes a collector whose passes
+// fail until it appears.
+absl::StatusOr<std::unique_ptr<Collector>> NewDevicedirCollector(const DevicedirOptions& options,
+                                                                 const NodeRoots& roots);
 
 // Problems a pass skipped: each "FILE:LINE: problem" or "PATH: skipped, why".
 using ParseErrors = std::vector<std::string>;

@@ -1,8 +1,13 @@
 // The drm collector: AMD and Intel GPUs from <sysfs>/class/drm/cardN.
 //
+// A card's device nodes are handed out as the host's /dev/dri/cardN and /dev/dri/renderDM; the
+// health model checks that they exist.
+//
 // Every pass rediscovers the cards (a card that vanished simply stops being reported) and reads
 // each attribute with one bounded read. An absent attribute is no sample, never zero; an
 // unreadable or malformed one is skipped and logged once; one bad card never fails the others.
+#include "collectors/drm.h"
+
 #include <filesystem>
 #include <optional>
 #include <set>
@@ -19,9 +24,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "collectors/attribute_reader.h"
-#include "collectors/collector.h"
 #include "collectors/registry.h"
-#include "common/config.h"
 #include "common/files.h"
 #include "common/log.h"
 
@@ -59,10 +62,8 @@ std::string DefaultResource(uint32_t vendor, const std::string& driver) {
 
 class DrmCollector : public Collector {
  public:
-  explicit DrmCollector(const Config& config)
-      : sysfs_(config.sysfs),
-        devfs_(config.devfs),
-        advertise_resource_(config.drm.advertise_resource) {}
+  DrmCollector(const DrmOptions& options, const NodeRoots& roots)
+      : sysfs_(roots.sysfs), advertise_resource_(options.advertise_resource) {}
 
   absl::string_view name() const override { return "drm"; }
 
@@ -139,13 +140,9 @@ class DrmCollector : public Collector {
     for (const std::string& node : nodes) {
       info.aliases.push_back(node);
       AllocateSpec::DeviceNode device_node;
-      device_node.host_path = absl::StrCat(devfs_, "/dri/", node);
-      device_node.container_path = absl::StrCat("/dev/dri/", node);
+      device_node.host_path = absl::StrCat("/dev/dri/", node);
+      device_node.container_path = device_node.host_path;
       device_node.permissions = "rw";
-      if (report.health.healthy && !fs::exists(device_node.host_path, ec)) {
-        report.health.healthy = false;
-        report.health.reason = absl::StrCat("device node ", device_node.container_path, " missing");
-      }
       info.allocate.device_nodes.push_back(std::move(device_node));
     }
     // device/enable is 0 when the PCI function has been disabled (e.g. after a failed reset).
@@ -206,16 +203,20 @@ class DrmCollector : public Collector {
   }
 
   const std::string sysfs_;
-  const std::string devfs_;
   const std::string advertise_resource_;
   AttributeReader attributes_{"drm"};
 };
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Collector>> NewDrmCollector(const Config& config) {
-  return KeepIfItFindsDevices(std::make_unique<DrmCollector>(config),
-                              absl::StrCat("AMD or Intel GPU under ", config.sysfs, "/class/drm"));
+void DeclareOptions(OptionDeclarer& d, DrmOptions& o) {
+  DeclareAdvertiseOption(d, o.advertise_resource, "AMD and Intel GPUs");
+}
+
+absl::StatusOr<std::unique_ptr<Collector>> NewDrmCollector(const DrmOptions& options,
+                                                           const NodeRoots& roots) {
+  return KeepIfItFindsDevices(std::make_unique<DrmCollector>(options, roots),
+                              absl::StrCat("AMD or Intel GPU under ", roots.sysfs, "/class/drm"));
 }
 
 }  // namespace devscope

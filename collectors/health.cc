@@ -6,7 +6,6 @@
 #include <cmath>
 #include <vector>
 
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -25,25 +24,24 @@ bool IsMissing(const std::string& path) {
 
 }  // namespace
 
-std::string DevfsPath(const std::string& host_path, const std::string& devfs) {
-  if (host_path == "/dev") return devfs;
-  if (absl::StartsWith(host_path, "/dev/")) return absl::StrCat(devfs, host_path.substr(4));
-  return host_path;
+void DeclareOptions(OptionDeclarer& d, HealthOptions& o) {
+  d.Key("health.max_temperature_celsius", o.max_temperature_celsius,
+        "Hotter than this, a device is reported and advertised Unhealthy");
 }
 
-HealthVerdict DecideHealth(const DeviceReport& report, const Config& config) {
+HealthVerdict HealthModel::Decide(const DeviceReport& report) const {
   std::vector<std::string> reasons;
   if (!report.health.healthy) {
     reasons.push_back(report.health.reason.empty() ? "collector says unhealthy"
                                                    : report.health.reason);
   }
   for (const AllocateSpec::DeviceNode& node : report.info.allocate.device_nodes) {
-    if (IsMissing(DevfsPath(node.host_path, config.devfs))) {
+    if (IsMissing(roots_.DevfsPath(node.host_path))) {
       reasons.push_back(absl::StrCat("device node ", node.host_path, " missing"));
     }
   }
-  if (config.max_temperature_celsius.has_value()) {
-    const double limit = *config.max_temperature_celsius;
+  if (options_.max_temperature_celsius.has_value()) {
+    const double limit = *options_.max_temperature_celsius;
     for (const Sample& sample : report.samples) {
       // NaN compares false: an unknown temperature is not a hot one.
       if (sample.name == kTemperatureSample && sample.value > limit) {
@@ -56,8 +54,8 @@ HealthVerdict DecideHealth(const DeviceReport& report, const Config& config) {
   return {false, absl::StrJoin(reasons, "; ")};
 }
 
-void ApplyHealth(DeviceReport& report, const Config& config) {
-  HealthVerdict verdict = DecideHealth(report, config);
+void HealthModel::Apply(DeviceReport& report) const {
+  HealthVerdict verdict = Decide(report);
   report.health.healthy = verdict.healthy;
   report.health.reason = std::move(verdict.reason);
 }

@@ -5,12 +5,21 @@
 #ifndef DEVSCOPE_COLLECTORS_HEALTH_H_
 #define DEVSCOPE_COLLECTORS_HEALTH_H_
 
+#include <optional>
 #include <string>
 
 #include "collectors/collector.h"
-#include "common/config.h"
+#include "collectors/node_roots.h"
+#include "common/options.h"
 
 namespace devscope {
+
+// YAML health.*.
+struct HealthOptions {
+  // Hotter than this: unhealthy. None: no temperature check.
+  std::optional<double> max_temperature_celsius;
+};
+void DeclareOptions(OptionDeclarer& d, HealthOptions& o);
 
 struct HealthVerdict {
   bool healthy = true;
@@ -18,17 +27,24 @@ struct HealthVerdict {
   bool operator==(const HealthVerdict&) const = default;
 };
 
-// Decides from, in this order: the collector's raw signal; each of info.allocate.device_nodes
-// that is missing (a /dev/... path is looked up under config.devfs, other absolute paths as
-// given); any devscope_device_temperature_celsius sample above config.max_temperature_celsius.
-HealthVerdict DecideHealth(const DeviceReport& report, const Config& config);
+class HealthModel {
+ public:
+  HealthModel() = default;
+  HealthModel(HealthOptions options, NodeRoots roots)
+      : options_(std::move(options)), roots_(std::move(roots)) {}
 
-// Replaces report.health with DecideHealth's verdict.
-void ApplyHealth(DeviceReport& report, const Config& config);
+  // Decides from, in this order: the collector's raw signal; each of info.allocate.device_nodes
+  // whose host path is missing (looked up through NodeRoots::DevfsPath: the only check that a
+  // device node exists); any devscope_device_temperature_celsius sample above the maximum.
+  HealthVerdict Decide(const DeviceReport& report) const;
 
-// Where a device node's host path lives under the devfs root: "/dev/dri/card0" with devfs
-// "/tmp/x/dev" gives "/tmp/x/dev/dri/card0"; a path outside /dev is returned as given.
-std::string DevfsPath(const std::string& host_path, const std::string& devfs);
+  // Replaces report.health with Decide's verdict.
+  void Apply(DeviceReport& report) const;
+
+ private:
+  HealthOptions options_;
+  NodeRoots roots_;
+};
 
 }  // namespace devscope
 

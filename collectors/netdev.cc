@@ -7,6 +7,8 @@
 // netdev) is still a device, and so is any network-class function a userspace driver holds (a
 // DPDK-bound PF). Network samples carry an `interface` label, because one PCI function can own
 // several netdevs (multi-port functions).
+#include "collectors/netdev.h"
+
 #include <filesystem>
 #include <map>
 #include <optional>
@@ -23,9 +25,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "collectors/attribute_reader.h"
-#include "collectors/collector.h"
 #include "collectors/registry.h"
-#include "common/config.h"
 #include "common/files.h"
 #include "common/log.h"
 
@@ -82,10 +82,8 @@ constexpr StatCounter kStatCounters[] = {
 
 class NetdevCollector : public Collector {
  public:
-  explicit NetdevCollector(const Config& config)
-      : sysfs_(config.sysfs),
-        devfs_(config.devfs),
-        advertise_resource_(config.netdev.advertise_resource) {}
+  NetdevCollector(const NetdevOptions& options, const NodeRoots& roots)
+      : sysfs_(roots.sysfs), advertise_resource_(options.advertise_resource) {}
 
   absl::string_view name() const override { return "netdev"; }
 
@@ -202,20 +200,15 @@ class NetdevCollector : public Collector {
     info.advertise = !advertise_resource_.empty() && physfn.has_value();
     info.resource = info.advertise ? advertise_resource_ : "";
 
-    // A function bound to vfio-pci is used through its IOMMU group's node.
+    // A function bound to vfio-pci is used through its IOMMU group's node (the host's
+    // /dev/vfio/N; the health model checks that it exists).
     if (driver == "vfio-pci") {
       if (auto group = SymlinkBasename(absl::StrCat(dir, "/iommu_group"))) {
         for (const std::string& node : {*group, std::string("vfio")}) {
           AllocateSpec::DeviceNode device_node;
-          device_node.host_path = absl::StrCat(devfs_, "/vfio/", node);
-          device_node.container_path = absl::StrCat("/dev/vfio/", node);
+          device_node.host_path = absl::StrCat("/dev/vfio/", node);
+          device_node.container_path = device_node.host_path;
           device_node.permissions = "rw";
-          std::error_code ec;
-          if (report.health.healthy && !fs::exists(device_node.host_path, ec)) {
-            report.health.healthy = false;
-            report.health.reason =
-                absl::StrCat("device node ", device_node.container_path, " missing");
-          }
           info.allocate.device_nodes.push_back(std::move(device_node));
         }
       }
@@ -291,7 +284,6 @@ class NetdevCollector : public Collector {
   }
 
   const std::string sysfs_;
-  const std::string devfs_;
   const std::string advertise_resource_;
   AttributeReader attributes_{"netdev"};
   std::map<std::string, bool> network_class_;  // PCI address -> class 0x02 (the pass's thread)
@@ -299,9 +291,16 @@ class NetdevCollector : public Collector {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Collector>> NewNetdevCollector(const Config& config) {
-  return KeepIfItFindsDevices(std::make_unique<NetdevCollector>(config),
-                              absl::StrCat("PCI network device under ", config.sysfs,
+void DeclareOptions(OptionDeclarer& d, NetdevOptions& o) {
+  DeclareAdvertiseOption(
+      d, o.advertise_resource,
+      "NICs (only SR-IOV virtual functions: a PF takes the host's link with it)");
+}
+
+absl::StatusOr<std::unique_ptr<Collector>> NewNetdevCollector(const NetdevOptions& options,
+                                                              const NodeRoots& roots) {
+  return KeepIfItFindsDevices(std::make_unique<NetdevCollector>(options, roots),
+                              absl::StrCat("PCI network device under ", roots.sysfs,
                                            "/class/net or held by a userspace driver"));
 }
 

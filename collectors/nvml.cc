@@ -3,10 +3,12 @@
 // NVIDIA driver.
 //
 // Health. A GPU that NVML reports lost (NVML_ERROR_GPU_IS_LOST) is unhealthy while it stays lost.
-// A critical XID event that is not in config.nvml_ignored_xids makes the GPU unhealthy (for an XID
-// scoped to a MIG GPU instance, only that MIG device) until config.nvml_xid_recovery passes
+// A critical XID event that is not in collectors.nvml.ignored_xids makes the GPU unhealthy (for an
+// XID scoped to a MIG GPU instance, only that MIG device) until collectors.nvml.xid_recovery passes
 // without another: collectors/nvml_xid_watcher.h, whose eventfd is this collector's watch_fd().
 // MIG devices: collectors/nvml_mig.h.
+#include "collectors/nvml.h"
+
 #include <dlfcn.h>
 
 #include <filesystem>
@@ -29,7 +31,6 @@
 #include "collectors/nvml_mig.h"
 #include "collectors/nvml_xid_watcher.h"
 #include "collectors/registry.h"
-#include "common/config.h"
 #include "common/files.h"
 #include "common/pci_address.h"
 #include "common/warn_once.h"
@@ -41,16 +42,14 @@ namespace fs = std::filesystem;
 
 class NvmlCollector : public Collector {
  public:
-  NvmlCollector(const Config& config, NvmlApi api)
+  NvmlCollector(const NvmlOptions& options, const NodeRoots& roots, NvmlApi api)
       : api_(api),
-        sysfs_(config.sysfs),
-        devfs_(config.devfs),
-        mig_minors_(config.nvml_mig_minors_file),
-        advertise_resource_(config.nvml.advertise_resource),
+        roots_(roots),
+        mig_minors_(options.mig_minors_file),
+        advertise_resource_(options.advertise_resource),
         xids_(std::make_unique<NvmlXidWatcher>(
-            api_,
-            std::set<uint64_t>(config.nvml_ignored_xids.begin(), config.nvml_ignored_xids.end()),
-            config.nvml_xid_recovery)) {}
+            api_, std::set<uint64_t>(options.ignored_xids.begin(), options.ignored_xids.end()),
+            options.xid_recovery)) {}
 
   ~NvmlCollector() override {
     xids_.reset();  // its thread and event set go before the library does
@@ -137,7 +136,7 @@ class NvmlCollector : public Collector {
     info.aliases.push_back(info.pci_address);
     // <sysfs>/bus/pci/devices/<addr>/numa_node: -1 when the platform gives no affinity.
     if (auto numa = ReadTrimmed(
-            absl::StrCat(sysfs_, "/bus/pci/devices/", info.pci_address, "/numa_node"))) {
+            absl::StrCat(roots_.sysfs, "/bus/pci/devices/", info.pci_address, "/numa_node"))) {
       int64_t node = -1;
       if (absl::SimpleAtoi(*numa, &node) && node >= 0) info.numa_node = node;
     }
@@ -216,7 +215,7 @@ class NvmlCollector : public Collector {
     const MigInstance instance = GetMigInstance(nvml_, mig, *uuid, lost);
     if (gpu_minor.has_value()) {
       for (const std::string& node :
-           MigCapabilityNodes(mig_minors_.Get(warn_), mig_minors_.file(), devfs_, *gpu_minor,
+           MigCapabilityNodes(mig_minors_.Get(warn_), mig_minors_.file(), roots_, *gpu_minor,
                               instance, *uuid, warn_)) {
         AddNode(info.allocate, node, /*required=*/true);
       }
@@ -238,11 +237,11 @@ class NvmlCollector : public Collector {
 
   void AddNode(AllocateSpec& allocate, const std::string& node, bool required) {
     AllocateSpec::DeviceNode device_node;
-    device_node.host_path = absl::StrCat(devfs_, "/", node);
-    device_node.container_path = absl::StrCat("/dev/", node);
+    device_node.host_path = absl::StrCat("/dev/", node);  // the host's, as the kubelet reads it
+    device_node.container_path = device_node.host_path;
     device_node.permissions = "rw";
     std::error_code ec;
-    if (!required && !fs::exists(device_node.host_path, ec)) return;
+    if (!required && !fs::exists(roots_.DevfsPath(device_node.host_path), ec)) return;
     allocate.device_nodes.push_back(std::move(device_node));
   }
 
@@ -329,8 +328,7 @@ class NvmlCollector : public Collector {
   const NvmlApi api_;
   WarnOnce warn_{"collector=nvml "};
   NvmlCaller nvml_{api_, warn_};
-  const std::string sysfs_;
-  const std::string devfs_;
+  const NodeRoots roots_;
   MigMinorsTable mig_minors_;
   const std::string advertise_resource_;
   bool initialized_ = false;
@@ -341,10 +339,23 @@ class NvmlCollector : public Collector {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Collector>> NewNvmlCollector(const Config& config) {
-  absl::StatusOr<NvmlApi> api = LoadNvml(config.nvml_library);
+void DeclareOptions(OptionDeclarer& d, NvmlOptions& o) {
+  DeclareAdvertiseOption(d, o.advertise_resource, "NVIDIA GPUs");
+  d.Key("library", o.library, "libnvidia-ml to open with dlopen; absent: the collector stays off");
+  d.Key("ignored_xids", o.ignored_xids,
+        "XIDs that do not make a GPU unhealthy (application errors)");
+  d.Key("xid_recovery", DurationValue(o.xid_recovery, /*zero_allowed=*/true),
+        "A GPU made unhealthy by a critical XID is healthy again after this long without another "
+        "(0: never, while devscope runs)");
+  d.Key("mig_minors_file", o.mig_minors_file,
+        "The driver's table of MIG capability minors (for a MIG device's /dev/nvidia-caps nodes)");
+}
+
+absl::StatusOr<std::unique_ptr<Collector>> NewNvmlCollector(const NvmlOptions& options,
+                                                            const NodeRoots& roots) {
+  absl::StatusOr<NvmlApi> api = LoadNvml(options.library);
   if (!api.ok()) return api.status();
-  auto collector = std::make_unique<NvmlCollector>(config, *api);
+  auto collector = std::make_unique<NvmlCollector>(options, roots, *api);
   if (absl::Status status = collector->Start(); !status.ok()) return status;
   return collector;
 }

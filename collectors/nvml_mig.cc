@@ -76,9 +76,8 @@ const std::map<std::string, unsigned int>& MigMinorsTable::Get(WarnOnce& warn) {
 }
 
 std::vector<std::string> MigCapabilityNodes(const std::map<std::string, unsigned int>& minors,
-                                            const std::string& minors_file,
-                                            const std::string& devfs, unsigned int gpu_minor,
-                                            const MigInstance& instance,
+                                            const std::string& minors_file, const NodeRoots& roots,
+                                            unsigned int gpu_minor, const MigInstance& instance,
                                             const std::string& mig_uuid, WarnOnce& warn) {
   std::vector<std::string> nodes;
   if (instance.gpu_instance == NVML_INVALID_INSTANCE_ID ||
@@ -97,9 +96,9 @@ std::vector<std::string> MigCapabilityNodes(const std::map<std::string, unsigned
     }
     const std::string node = absl::StrCat("nvidia-caps/nvidia-cap", cap_minor->second);
     std::error_code ec;
-    if (!std::filesystem::exists(absl::StrCat(devfs, "/", node), ec)) {
+    if (!std::filesystem::exists(roots.DevfsPath(absl::StrCat("/dev/", node)), ec)) {
       warn.Warn(absl::StrCat("mig-node/", node),
-                absl::StrCat("device=", mig_uuid, " ", devfs, "/", node,
+                absl::StrCat("device=", mig_uuid, " /dev/", node,
                              " does not exist: its MIG capability node is not handed out"));
       continue;
     }

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/strings/string_view.h"
+#include "collectors/node_roots.h"
 #include "collectors/nvml_loader.h"
 #include "common/warn_once.h"
 
@@ -47,13 +48,12 @@ class MigMinorsTable {
 
 // The capability nodes (relative to /dev, "nvidia-caps/nvidia-cap<N>") of the GPU instance and
 // compute instance of a MIG device of GPU /dev/nvidia<gpu_minor>: a MIG device is usable only
-// with them. A node the table does not list, or that does not exist under `devfs` (the driver
-// creates them only on request: nvidia-modprobe, or `nvidia-ctk system create-device-nodes`), is
-// left out and logged once, rather than handed out as a dead path.
+// with them. A node the table does not list, or that does not exist (looked up through
+// NodeRoots::DevfsPath; the driver creates them only on request: nvidia-modprobe, or `nvidia-ctk
+// system create-device-nodes`), is left out and logged once, rather than handed out as a dead path.
 std::vector<std::string> MigCapabilityNodes(const std::map<std::string, unsigned int>& minors,
-                                            const std::string& minors_file,
-                                            const std::string& devfs, unsigned int gpu_minor,
-                                            const MigInstance& instance,
+                                            const std::string& minors_file, const NodeRoots& roots,
+                                            unsigned int gpu_minor, const MigInstance& instance,
                                             const std::string& mig_uuid, WarnOnce& warn);
 
 }  // namespace devscope

@@ -5,6 +5,10 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "collectors/devicedir.h"
+#include "collectors/drm.h"
+#include "collectors/netdev.h"
+#include "collectors/nvml.h"
 #include "common/log.h"
 
 namespace devscope {
@@ -24,28 +28,71 @@ class FailedCollector : public Collector {
   const absl::Status status_;
 };
 
-using Factory = absl::StatusOr<std::unique_ptr<Collector>> (*)(const Config&);
-
-void AddHardwareCollector(const char* name, CollectorToggle toggle, Factory factory,
-                          const Config& config, std::vector<std::unique_ptr<Collector>>& out) {
-  if (toggle == CollectorToggle::kOff) return;
-  absl::StatusOr<std::unique_ptr<Collector>> made = factory(config);
-  if (made.ok()) {
-    out.push_back(std::move(*made));
-    return;
-  }
-  if (toggle == CollectorToggle::kAuto && absl::IsNotFound(made.status())) {
-    Log().debug("collector skipped collector={} reason=\"{}\"", name,
-                std::string(made.status().message()));
-    return;
-  }
-  // Forced on, or present but broken: keep it visible as down.
-  Log().warn("collector unavailable collector={} error=\"{}\"", name,
-             std::string(made.status().message()));
-  out.push_back(std::make_unique<FailedCollector>(name, made.status()));
+OptionValue ToggleValue(CollectorToggle& toggle) {
+  OptionValue value;
+  value.type = OptionType::kToggle;
+  value.text = [&toggle] {
+    return std::string(toggle == CollectorToggle::kAuto ? "auto"
+                       : toggle == CollectorToggle::kOn ? "on"
+                                                        : "off");
+  };
+  value.set = [&toggle](bool on) { toggle = on ? CollectorToggle::kOn : CollectorToggle::kOff; };
+  return value;
 }
 
 }  // namespace
+
+const std::vector<CollectorSpec>& CollectorRegistry() {
+  using enum CollectorDefault;
+  static const auto* registry = new std::vector<CollectorSpec>{
+      CollectorSpec::Of<DevicedirOptions>("devicedir", kWhenConfigured,
+                                          "devices described by a directory of small files",
+                                          &NewDevicedirCollector),
+      CollectorSpec::Of<NvmlOptions>("nvml", kWhenHardwareFound,
+                                     "NVIDIA GPUs and MIG devices through libnvidia-ml",
+                                     &NewNvmlCollector),
+      CollectorSpec::Of<DrmOptions>("drm", kWhenHardwareFound, "AMD and Intel GPUs from sysfs",
+                                    &NewDrmCollector),
+      CollectorSpec::Of<NetdevOptions>("netdev", kWhenHardwareFound,
+                                       "NICs and SR-IOV functions from sysfs", &NewNetdevCollector),
+  };
+  return *registry;
+}
+
+CollectorSelection::CollectorSelection(const std::vector<CollectorSpec>& registry) {
+  for (const CollectorSpec& spec : registry) {
+    choices_.push_back({&spec, CollectorToggle::kAuto, spec.DefaultOptions()});
+  }
+}
+
+CollectorChoice* CollectorSelection::Find(absl::string_view name) {
+  for (CollectorChoice& choice : choices_) {
+    if (choice.spec->name() == name) return &choice;
+  }
+  return nullptr;
+}
+
+void DeclareOptions(OptionDeclarer& d, CollectorSelection& o) {
+  for (CollectorChoice& choice : o.choices()) {
+    const std::string& name = choice.spec->name();
+    const char* when_auto = choice.spec->when_auto() == CollectorDefault::kWhenHardwareFound
+                                ? "on when its hardware is present"
+                                : "on when its options say what to collect";
+    d.Flag(absl::StrCat("collector.", name), ToggleValue(choice.toggle),
+           absl::StrCat("Enable (or, with --no-, disable) the ", name,
+                        " collector: ", choice.spec->help(), "; default: ", when_auto))
+        .Group("Collectors");
+    OptionDeclarer own =
+        d.Under(absl::StrCat("collector.", name, "."), absl::StrCat("collectors.", name));
+    choice.spec->Declare(own, choice.options);
+  }
+}
+
+void DeclareAdvertiseOption(OptionDeclarer& d, std::string& resource, absl::string_view devices) {
+  d.Key("advertise", resource,
+        absl::StrCat("Extended resource name devscope's device plugin advertises ", devices,
+                     " under; empty: only track and join them (a vendor plugin may own them)"));
+}
 
 absl::StatusOr<std::unique_ptr<Collector>> KeepIfItFindsDevices(
     std::unique_ptr<Collector> collector, absl::string_view what) {
@@ -55,16 +102,27 @@ absl::StatusOr<std::unique_ptr<Collector>> KeepIfItFindsDevices(
   return collector;
 }
 
-std::vector<std::unique_ptr<Collector>> MakeEnabledCollectors(const Config& config) {
+std::vector<std::unique_ptr<Collector>> MakeEnabledCollectors(const CollectorSelection& selection,
+                                                              const NodeRoots& roots) {
   std::vector<std::unique_ptr<Collector>> collectors;
-  if (!config.devicedir_path.empty()) {
-    // Explicitly asked for: never skipped, even when it cannot be made.
-    AddHardwareCollector("devicedir", CollectorToggle::kOn, &NewDevicedirCollector, config,
-                         collectors);
+  for (const CollectorChoice& choice : selection.choices()) {
+    const std::string& name = choice.spec->name();
+    if (choice.toggle == CollectorToggle::kOff) continue;
+    absl::StatusOr<std::unique_ptr<Collector>> made = choice.spec->Make(choice.options, roots);
+    if (made.ok()) {
+      collectors.push_back(std::move(*made));
+      continue;
+    }
+    if (choice.toggle == CollectorToggle::kAuto && absl::IsNotFound(made.status())) {
+      Log().debug("collector skipped collector={} reason=\"{}\"", name,
+                  std::string(made.status().message()));
+      continue;
+    }
+    // Forced on, or present but broken: keep it visible as down.
+    Log().warn("collector unavailable collector={} error=\"{}\"", name,
+               std::string(made.status().message()));
+    collectors.push_back(std::make_unique<FailedCollector>(name, made.status()));
   }
-  AddHardwareCollector("nvml", config.nvml.toggle, &NewNvmlCollector, config, collectors);
-  AddHardwareCollector("drm", config.drm.toggle, &NewDrmCollector, config, collectors);
-  AddHardwareCollector("netdev", config.netdev.toggle, &NewNetdevCollector, config, collectors);
   return collectors;
 }
 

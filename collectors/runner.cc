@@ -30,9 +30,16 @@ int ToPollTimeoutMs(absl::Duration d) {
 
 }  // namespace
 
+void DeclareOptions(OptionDeclarer& d, RunnerOptions& o) {
+  d.Key("collectors.interval", o.interval,
+        "How often the collectors sample telemetry and health (also a pass's deadline)");
+  d.Key("collectors.stale_after", o.stale_after,
+        "A device whose last good sample is older than this is dropped");
+}
+
 CollectorRunner::CollectorRunner(std::vector<std::unique_ptr<Collector>> collectors,
-                                 const Config& config)
-    : config_(config), deadline_(config.collector_interval) {
+                                 const RunnerOptions& options, HealthModel health)
+    : options_(options), health_(std::move(health)), deadline_(options.interval) {
   stop_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   absl::MutexLock lock(&mu_);
   for (auto& collector : collectors) {
@@ -105,8 +112,7 @@ void CollectorRunner::Loop(size_t index) {
       last_start = now;
       RunPass(index);
       // A pass longer than the interval does not start the next one back to back.
-      next =
-          std::max(now + config_.collector_interval, absl::Now() + config_.collector_interval / 10);
+      next = std::max(now + options_.interval, absl::Now() + options_.interval / 10);
       continue;
     }
     int watch_fd = -1;
@@ -151,7 +157,7 @@ void CollectorRunner::RunPass(size_t index) {
     result = slot.collector->Collect();
     parse_errors = slot.collector->parse_errors();
     if (result.ok()) {
-      for (DeviceReport& device : *result) ApplyHealth(device, config_);
+      for (DeviceReport& device : *result) health_.Apply(device);
     }
   } catch (const std::exception& e) {
     result = absl::InternalError(absl::StrCat("collector threw: ", e.what()));
@@ -225,7 +231,7 @@ void CollectorRunner::PublishLocked(absl::Time now) {
   for (SlotState& state : states_) {
     // Last good devices outlive failed passes only until they are stale.
     if (!state.report.up && !state.report.devices.empty() &&
-        now - state.last_good > config_.collector_stale_after) {
+        now - state.last_good > options_.stale_after) {
       state.report.devices.clear();
     }
     snapshot->collectors.push_back(state.report);
@@ -254,7 +260,7 @@ void CollectorRunner::Watchdog() {
                    absl::FormatDuration(deadline_));
       }
       if (!state.report.up && !state.report.devices.empty() &&
-          now - state.last_good > config_.collector_stale_after) {
+          now - state.last_good > options_.stale_after) {
         changed = true;
       }
     }

@@ -1,12 +1,12 @@
 // Runs every collector off the scrape path, each on its own thread, and publishes their merged
 // results as one immutable DeviceSnapshot.
 //
-// Each collector is collected every config.collector_interval, and at once when its watch_fd()
+// Each collector is collected every options.interval, and at once when its watch_fd()
 // becomes readable. A pass has a deadline (the interval): a pass still running past it is
 // published as up=false ("deadline exceeded") by a watchdog thread while the stuck thread goes on,
 // so it never stalls the other collectors. A failed pass (an error or an exception) publishes
 // up=false with the error and keeps the last good devices until they are older than
-// config.collector_stale_after. Health is final in the snapshot: the runner applies the health
+// options.stale_after. Health is final in the snapshot: the runner applies the health
 // model (collectors/health.h) before publishing and logs each device's reason once per change.
 #ifndef DEVSCOPE_COLLECTORS_RUNNER_H_
 #define DEVSCOPE_COLLECTORS_RUNNER_H_
@@ -24,16 +24,26 @@
 #include "absl/time/time.h"
 #include "collectors/collector.h"
 #include "collectors/health.h"
-#include "common/config.h"
+#include "common/options.h"
 #include "common/snapshot_store.h"
 
 namespace devscope {
+
+// YAML collectors.interval and collectors.stale_after.
+struct RunnerOptions {
+  // How often each collector runs, and its pass's deadline.
+  absl::Duration interval = absl::Seconds(5);
+  // A device whose last good sample is older than this is dropped.
+  absl::Duration stale_after = absl::Minutes(1);
+};
+void DeclareOptions(OptionDeclarer& d, RunnerOptions& o);
 
 class CollectorRunner {
  public:
   // Publishes a first snapshot at once (every collector up=false, "no pass finished yet"), so
   // readers never see null once the runner exists.
-  CollectorRunner(std::vector<std::unique_ptr<Collector>> collectors, const Config& config);
+  CollectorRunner(std::vector<std::unique_ptr<Collector>> collectors, const RunnerOptions& options,
+                  HealthModel health = {});
   // Stops (see Stop).
   ~CollectorRunner();
   CollectorRunner(const CollectorRunner&) = delete;
@@ -85,7 +95,8 @@ class CollectorRunner {
   bool SleepUntil(absl::Time until);
   void PublishLocked(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
-  const Config config_;
+  const RunnerOptions options_;
+  const HealthModel health_;
   const absl::Duration deadline_;
   std::vector<std::unique_ptr<Slot>> slots_;
   SnapshotStore<DeviceSnapshot> store_;

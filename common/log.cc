@@ -97,7 +97,17 @@ spdlog::logger& Log() {
   return *logger;
 }
 
-absl::Status ConfigureLogging(absl::string_view level, absl::string_view format) {
+void DeclareOptions(OptionDeclarer& d, LogOptions& o) {
+  d.Flag("log.level", ChoiceValue(o.level, {"debug", "info", "warn", "error"}),
+         "Least severity logged: debug, info, warn or error")
+      .Group("General");
+  d.Flag("log.format", ChoiceValue(o.format, {"logfmt", "json"}), "Log line format: logfmt or json")
+      .Group("General");
+}
+
+absl::Status ConfigureLogging(const LogOptions& options) {
+  const absl::string_view level = options.level;
+  const absl::string_view format = options.format;
   spdlog::level::level_enum parsed;
   if (level == "debug") {
     parsed = spdlog::level::debug;

@@ -3,8 +3,11 @@
 #ifndef DEVSCOPE_COMMON_LOG_H_
 #define DEVSCOPE_COMMON_LOG_H_
 
+#include <string>
+
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
+#include "common/options.h"
 #include "spdlog/spdlog.h"
 
 // Debian's Abseil has its own string_view type; let log calls format it like any string.
@@ -19,9 +22,15 @@ struct fmt::formatter<absl::string_view> : fmt::formatter<fmt::string_view> {
 
 namespace devscope {
 
-// Configures the process-wide logger (stderr). `level` is debug|info|warn|error, `format` is
-// logfmt|json. Returns InvalidArgument naming the bad value.
-absl::Status ConfigureLogging(absl::string_view level, absl::string_view format);
+struct LogOptions {
+  std::string level = "info";     // --log.level: debug, info, warn, error
+  std::string format = "logfmt";  // --log.format: logfmt, json
+};
+void DeclareOptions(OptionDeclarer& d, LogOptions& o);
+
+// Configures the process-wide logger (stderr). Returns InvalidArgument naming a bad value (which
+// the declarations already refuse on the command line).
+absl::Status ConfigureLogging(const LogOptions& options);
 
 // The process-wide logger; usable before ConfigureLogging (defaults: info, logfmt).
 spdlog::logger& Log();

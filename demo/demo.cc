@@ -1,6 +1,5 @@
 #include "demo/demo.h"
 
-#include <signal.h>
 #include <stdlib.h>
 
 #include <cmath>
@@ -20,7 +19,9 @@
 #include "common/log.h"
 #include "demo/standin_pod_resources.h"
 #include "demo/standin_registration.h"
-#include "exporter/agent.h"
+#include "agent/agent.h"
+#include "collectors/devicedir.h"
+#include "common/signals.h"
 
 namespace devscope {
 namespace {
@@ -185,7 +186,7 @@ v1::AllocatableResourcesResponse Allocatable(const RegistrationStandin& kubelet,
 
 }  // namespace
 
-int RunDemo(Config config) {
+int RunDemo(AgentOptions options) {
   char pattern[] = "/tmp/devscope-demo.XXXXXX";
   if (mkdtemp(pattern) == nullptr) {
     Log().error("demo: cannot create a temporary directory");
@@ -211,29 +212,32 @@ int RunDemo(Config config) {
     WriteTelemetry(devicedir, devices[i], 0, static_cast<int>(i));
   }
 
-  config.pod_resources_socket = (root / "pod-resources" / "kubelet.sock").string();
-  config.device_plugins_dir = (root / "device-plugins").string();
-  config.devicedir_path = devicedir.string();
-  config.devfs = devfs.string();
-  config.sysfs = (root / "sys").string();  // no real hardware in the demo
-  config.nvml.toggle = config.drm.toggle = config.netdev.toggle = CollectorToggle::kOff;
-  config.collector_interval = absl::Seconds(1);
-  config.device_plugin = true;
+  options.pod_resources.socket_path = (root / "pod-resources" / "kubelet.sock").string();
+  options.device_plugin.device_plugins_dir = (root / "device-plugins").string();
+  options.device_plugin.enabled = true;
+  options.roots.devfs = devfs.string();
+  options.roots.sysfs = (root / "sys").string();  // no real hardware in the demo
+  options.collector_runs.interval = absl::Seconds(1);
+  for (CollectorChoice& choice : options.collectors.choices()) {
+    const bool devicedir = choice.spec->name() == "devicedir";
+    choice.toggle = devicedir ? CollectorToggle::kOn : CollectorToggle::kOff;
+  }
+  options.collectors.OptionsOf<DevicedirOptions>("devicedir")->path = devicedir.string();
 
   BlockTerminationSignals();
-  auto pod_resources = PodResourcesStandin::Start(config.pod_resources_socket);
+  auto pod_resources = PodResourcesStandin::Start(options.pod_resources.socket_path);
   if (!pod_resources.ok()) {
     Log().error("demo: pod-resources stand-in: {}", pod_resources.status().ToString());
     return 1;
   }
   RegistrationStandin kubelet;
-  if (absl::Status s = kubelet.Start(config.device_plugins_dir); !s.ok()) {
+  if (absl::Status s = kubelet.Start(options.device_plugin.device_plugins_dir); !s.ok()) {
     Log().error("demo: registration stand-in: {}", s.ToString());
     return 1;
   }
   // The kubelet answers GetAllocatableResources from the start; devscope asks for it at once.
   (*pod_resources)->SetAllocatable(Allocatable(kubelet, devices));
-  auto agent = Agent::Start(config);
+  auto agent = Agent::Start(options);
   if (!agent.ok()) {
     Log().error("demo: start-up failed: {}", agent.status().ToString());
     return agent.status().code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
@@ -255,14 +259,9 @@ int RunDemo(Config config) {
   // The simulation: telemetry moves every second; every 45 s one device faults for 15 s, which
   // the plugin reports Unhealthy (allocatable drops) and the metrics show.
   std::mt19937 random(42);
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  const timespec tick{1, 0};
   const absl::Time start = absl::Now();
   for (int second = 1;; ++second) {
-    if (sigtimedwait(&signals, nullptr, &tick) > 0) break;
+    if (WaitForTerminationSignal(absl::Seconds(1)) != 0) break;
     const absl::Time now = absl::Now();
     const double t = absl::ToDoubleSeconds(now - start);
     bool health_changed = false;

@@ -6,13 +6,13 @@
 #ifndef DEVSCOPE_DEMO_DEMO_H_
 #define DEVSCOPE_DEMO_DEMO_H_
 
-#include "common/config.h"
+#include "agent/agent_options.h"
 
 namespace devscope {
 
-// Runs until SIGINT or SIGTERM. `config` supplies the web and logging settings; the kubelet and
-// collector paths are the demo's own. Returns the process exit status.
-int RunDemo(Config config);
+// Runs until SIGINT or SIGTERM. `options` supplies the web settings; the kubelet and collector
+// paths are the demo's own. Returns the process exit status.
+int RunDemo(AgentOptions options);
 
 }  // namespace devscope
 

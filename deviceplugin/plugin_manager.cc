@@ -118,15 +118,15 @@ struct DevicePluginManager::Slot {
   std::shared_ptr<RegisterOp> op;
 };
 
-DevicePluginManager::DevicePluginManager(const Config& config,
+DevicePluginManager::DevicePluginManager(const PluginOptions& options,
                                          const SnapshotStore<DeviceSnapshot>& devices,
                                          prometheus::Registry& registry)
-    : DevicePluginManager(config, devices, registry, Backoff{}) {}
+    : DevicePluginManager(options, devices, registry, Backoff{}) {}
 
-DevicePluginManager::DevicePluginManager(const Config& config,
+DevicePluginManager::DevicePluginManager(const PluginOptions& options,
                                          const SnapshotStore<DeviceSnapshot>& devices,
                                          prometheus::Registry& registry, Backoff backoff)
-    : config_(config), devices_(devices), registry_(registry), backoff_(backoff) {
+    : options_(options), devices_(devices), registry_(registry), backoff_(backoff) {
   // prometheus-cpp throws on a clashing registration; it must not escape a constructor.
   try {
     metrics_.registered = &prometheus::BuildGauge()
@@ -157,7 +157,7 @@ DevicePluginManager::DevicePluginManager(const Config& config,
 DevicePluginManager::~DevicePluginManager() { Stop(); }
 
 absl::Status DevicePluginManager::Start() {
-  if (!config_.device_plugin) {
+  if (!options_.enabled) {
     Log().info("device plugin disabled");
     return absl::OkStatus();
   }
@@ -165,21 +165,21 @@ absl::Status DevicePluginManager::Start() {
     return absl::FailedPreconditionError("the device plugin manager was already started");
   }
   if (!metrics_status_.ok()) return metrics_status_;
-  for (const auto& [resource, settings] : config_.plugin_resources) {
+  for (const auto& [resource, settings] : options_.resources) {
     absl::Status valid = ValidateResourceName(resource);
     if (!valid.ok()) {
       return absl::InvalidArgumentError(absl::StrCat("device_plugin.resources: ", valid.message()));
     }
   }
-  if (config_.device_plugins_dir.empty()) {
+  if (options_.device_plugins_dir.empty()) {
     return absl::InvalidArgumentError("--kubelet.device-plugins-dir is empty");
   }
-  absl::StatusOr<std::string> dir = PrepareDirectory(config_.device_plugins_dir, "device-plugins");
+  absl::StatusOr<std::string> dir = PrepareDirectory(options_.device_plugins_dir, "device-plugins");
   if (!dir.ok()) return dir.status();
   plugins_dir_ = *dir;
-  if (!config_.plugins_registry_dir.empty()) {
+  if (!options_.plugins_registry_dir.empty()) {
     absl::StatusOr<std::string> registry =
-        PrepareDirectory(config_.plugins_registry_dir, "plugins_registry");
+        PrepareDirectory(options_.plugins_registry_dir, "plugins_registry");
     if (!registry.ok()) return registry.status();
     registry_dir_ = *registry;
   }
@@ -362,7 +362,7 @@ DevicePluginManager::Slot* DevicePluginManager::EnsureSlot(const std::string& re
   if (!registry_dir_.empty()) {
     options.registry_socket_path = absl::StrCat(registry_dir_, "/", PluginSocketName(resource));
   }
-  options.settings = config_.PluginSettings(resource);
+  options.settings = options_.For(resource);
   options.metrics = metrics_;
   std::shared_ptr<Inbox> inbox = inbox_;
   options.on_streams_changed = [inbox] { inbox->Wake(); };

@@ -23,8 +23,8 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "collectors/collector.h"
-#include "common/config.h"
 #include "common/snapshot_store.h"
+#include "deviceplugin/plugin_options.h"
 #include "deviceplugin/plugin_server.h"
 #include "grpcpp/support/status.h"
 #include "prometheus/registry.h"
@@ -40,9 +40,9 @@ class DevicePluginManager {
     absl::Duration max = absl::Seconds(10);
   };
 
-  DevicePluginManager(const Config& config, const SnapshotStore<DeviceSnapshot>& devices,
+  DevicePluginManager(const PluginOptions& options, const SnapshotStore<DeviceSnapshot>& devices,
                       prometheus::Registry& registry);
-  DevicePluginManager(const Config& config, const SnapshotStore<DeviceSnapshot>& devices,
+  DevicePluginManager(const PluginOptions& options, const SnapshotStore<DeviceSnapshot>& devices,
                       prometheus::Registry& registry, Backoff backoff);
   ~DevicePluginManager();  // Stop()
   DevicePluginManager(const DevicePluginManager&) = delete;
@@ -56,7 +56,7 @@ class DevicePluginManager {
   // mistake that should stop start-up (exit status 2), not a device's. A device that reports an
   // invalid resource at run time is instead logged once as an error and never advertised or sent.
   // Also fails when the metrics cannot be registered, the directories cannot be created or
-  // inotify cannot be set up. With config.device_plugin off it does nothing and returns OK.
+  // inotify cannot be set up. With options.enabled off it does nothing and returns OK.
   absl::Status Start();
 
   // Stops every server, stream, pending registration and thread. Idempotent.
@@ -88,7 +88,7 @@ class DevicePluginManager {
   absl::Duration NextTimeout(absl::Time now) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(servers_mu_);
   void WatchDirectory();
 
-  const Config config_;
+  const PluginOptions options_;
   const SnapshotStore<DeviceSnapshot>& devices_;
   prometheus::Registry& registry_;
   const Backoff backoff_;

@@ -22,7 +22,7 @@
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "collectors/collector.h"
-#include "common/config.h"
+#include "deviceplugin/plugin_options.h"
 #include "deviceplugin/v1beta1/api.pb.h"
 #include "grpcpp/server.h"
 #include "prometheus/counter.h"
@@ -64,7 +64,7 @@ class PluginServer {
     std::string socket_path;  // absolute path of the DevicePlugin socket
     // Plugin-watcher route: absolute path of the pluginregistration socket; empty otherwise.
     std::string registry_socket_path;
-    PluginResourceConfig settings;
+    PluginResourceOptions settings;
     PluginMetrics metrics;
     // Called (from a gRPC thread, no lock held) when a ListAndWatch stream opens or closes.
     std::function<void()> on_streams_changed;

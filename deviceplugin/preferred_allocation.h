@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "common/config.h"
+#include "deviceplugin/plugin_options.h"
 
 namespace devscope {
 

@@ -33,6 +33,27 @@ bool IsRateLimited(const absl::Status& status) {
 
 }  // namespace
 
+void DeclareOptions(OptionDeclarer& d, PollerOptions& o) {
+  d.Flag("kubelet.pod-resources-socket", o.socket_path, "The kubelet's pod-resources socket")
+      .Group("Kubelet")
+      .ParentMustBeDirectory();
+  // The kubelet's rate limit (100 QPS, burst 10) is shared by every client on the node; polling
+  // faster than 10 times a second would take a large share of it.
+  d.Flag("pod-resources.interval", o.interval, "How often List is polled (at least 100ms)")
+      .Group("Kubelet")
+      .Check([&o] {
+        return AtLeast(o.interval, absl::Milliseconds(100), "the kubelet's rate limit is shared");
+      });
+  d.Flag("pod-resources.max-message-size", ByteSizeValue(o.max_message_size),
+         "gRPC receive limit for pod-resources replies")
+      .Group("Kubelet")
+      .Check([&o] {
+        return o.max_message_size <= (1ULL << 31) - 1
+                   ? absl::OkStatus()
+                   : absl::InvalidArgumentError("gRPC accepts at most 2GiB - 1 byte");
+      });
+}
+
 absl::Duration PodResourcesCallDeadline(absl::Duration interval) {
   return std::clamp(2 * interval, absl::Seconds(1), absl::Seconds(10));
 }

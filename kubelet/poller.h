@@ -24,6 +24,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
+#include "common/options.h"
 #include "common/snapshot_store.h"
 #include "kubelet/pod_resources.h"
 #include "kubelet/pod_resources_client.h"
@@ -37,7 +38,8 @@
 namespace devscope {
 
 struct PollerOptions {
-  std::string socket_path;                     // --kubelet.pod-resources-socket
+  // --kubelet.pod-resources-socket
+  std::string socket_path = "/var/lib/kubelet/pod-resources/kubelet.sock";
   absl::Duration interval = absl::Seconds(1);  // --pod-resources.interval
   uint64_t max_message_size = 64 << 20;        // --pod-resources.max-message-size
   // How often GetAllocatableResources is asked again although nothing suggests a change.
@@ -59,6 +61,9 @@ struct PollerOptions {
   std::vector<absl::Duration> allocatable_after_device_change = {absl::Milliseconds(500),
                                                                  absl::Seconds(10)};
 };
+
+// The flags above (the rest are fixed, or set by the agent).
+void DeclareOptions(OptionDeclarer& d, PollerOptions& o);
 
 // The per-call deadline for a poll every `interval`: twice the interval, at least 1 s (a List of
 // tens of MiB on a loaded node takes hundreds of ms) and at most 10 s (a hung kubelet is noticed

@@ -96,10 +96,10 @@ TEST_F(DevicedirCollectorTest, MissingRootFailsThePass) {
 }
 
 TEST_F(DevicedirCollectorTest, FactoryNeedsAPath) {
-  Config config;
-  EXPECT_FALSE(NewDevicedirCollector(config).ok());
-  config.devicedir_path = dir_.path();
-  auto collector = NewDevicedirCollector(config);
+  DevicedirOptions options;
+  EXPECT_FALSE(NewDevicedirCollector(options, NodeRoots{}).ok());
+  options.path = dir_.path();
+  auto collector = NewDevicedirCollector(options, NodeRoots{});
   ASSERT_TRUE(collector.ok());
   EXPECT_EQ((*collector)->name(), "devicedir");
 }

@@ -1,6 +1,8 @@
 // The drm collector on fixture sysfs trees laid out like the kernel's: class/drm/cardN are
 // symlinks into devices/pci0000:00/<pci>/drm/cardN, whose `device` link points back at the PCI
 // function.
+#include "collectors/drm.h"
+
 #include <stdlib.h>
 
 #include <filesystem>
@@ -11,8 +13,8 @@
 
 #include "absl/status/status.h"
 #include "collectors/collector.h"
+#include "collectors/health.h"
 #include "collectors/registry.h"
-#include "common/config.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "test/collectors/sysfs_fixture.h"
@@ -28,7 +30,7 @@ class DrmTest : public SysfsFixtureTest {
  protected:
   void SetUp() override {
     SysfsFixtureTest::SetUp();
-    fs::create_directories(config_.sysfs + "/class/drm");
+    fs::create_directories(roots_.sysfs + "/class/drm");
   }
 
   // A card as the kernel shows it: cardN and renderD(128+N) under the PCI function, their class
@@ -41,29 +43,31 @@ class DrmTest : public SysfsFixtureTest {
     Write(dir + "/vendor", vendor + "\n");
     Write(dir + "/device", device_id + "\n");
     Write(dir + "/numa_node", "-1\n");
-    fs::create_directories(config_.sysfs + "/bus/pci/drivers/" + driver);
+    fs::create_directories(roots_.sysfs + "/bus/pci/drivers/" + driver);
     Link(dir + "/driver", "../../../bus/pci/drivers/" + driver);
     fs::create_directories(dir + "/drm/" + card + "/" + card + "-DP-1");
     fs::create_directories(dir + "/drm/" + render);
     Link(dir + "/drm/" + card + "/device", "../../../" + pci);
     Link(dir + "/drm/" + render + "/device", "../../../" + pci);
-    Link(config_.sysfs + "/class/drm/" + card, "../../devices/pci0000:00/" + pci + "/drm/" + card);
-    Link(config_.sysfs + "/class/drm/" + render,
+    Link(roots_.sysfs + "/class/drm/" + card, "../../devices/pci0000:00/" + pci + "/drm/" + card);
+    Link(roots_.sysfs + "/class/drm/" + render,
          "../../devices/pci0000:00/" + pci + "/drm/" + render);
-    Link(config_.sysfs + "/class/drm/" + card + "-DP-1",
+    Link(roots_.sysfs + "/class/drm/" + card + "-DP-1",
          "../../devices/pci0000:00/" + pci + "/drm/" + card + "/" + card + "-DP-1");
-    Write(config_.devfs + "/dri/" + card, "");
-    Write(config_.devfs + "/dri/" + render, "");
+    Write(roots_.devfs + "/dri/" + card, "");
+    Write(roots_.devfs + "/dri/" + render, "");
   }
 
   std::vector<DeviceReport> Collect() {
-    auto collector = NewDrmCollector(config_);
+    auto collector = NewDrmCollector(options_, roots_);
     EXPECT_TRUE(collector.ok()) << collector.status();
     if (!collector.ok()) return {};
     auto reports = (*collector)->Collect();
     EXPECT_TRUE(reports.ok()) << reports.status();
     return reports.ok() ? *reports : std::vector<DeviceReport>{};
   }
+
+  DrmOptions options_;
 };
 
 std::optional<double> Value(const DeviceReport& report, const std::string& name,
@@ -103,10 +107,11 @@ TEST_F(DrmTest, IdentityAndAllocateSpec) {
   EXPECT_EQ(info.resource, "amd.com/gpu");
   EXPECT_FALSE(info.advertise);
   ASSERT_EQ(info.allocate.device_nodes.size(), 2u);
-  EXPECT_EQ(info.allocate.device_nodes[0].host_path, config_.devfs + "/dri/card1");
+  // Host paths are the host's, whatever --path.devfs says: the kubelet resolves them on the host.
+  EXPECT_EQ(info.allocate.device_nodes[0].host_path, "/dev/dri/card1");
   EXPECT_EQ(info.allocate.device_nodes[0].container_path, "/dev/dri/card1");
   EXPECT_EQ(info.allocate.device_nodes[0].permissions, "rw");
-  EXPECT_EQ(info.allocate.device_nodes[1].host_path, config_.devfs + "/dri/renderD129");
+  EXPECT_EQ(info.allocate.device_nodes[1].host_path, "/dev/dri/renderD129");
   EXPECT_EQ(info.allocate.device_nodes[1].container_path, "/dev/dri/renderD129");
   EXPECT_TRUE(reports[0].health.healthy);
 }
@@ -126,7 +131,7 @@ TEST_F(DrmTest, IntelResourceFollowsDriverAndModelFallsBackToDeviceId) {
 
 TEST_F(DrmTest, AdvertisesOnlyWhenConfigured) {
   AddCard(0, "0000:03:00.0", "0x1002", "amdgpu");
-  config_.drm.advertise_resource = "example.com/gpu";
+  options_.advertise_resource = "example.com/gpu";
   const auto reports = Collect();
   ASSERT_EQ(reports.size(), 1u);
   EXPECT_TRUE(reports[0].info.advertise);
@@ -190,8 +195,8 @@ TEST_F(DrmTest, MalformedAttributeIsSkippedOthersKept) {
 TEST_F(DrmTest, OneBrokenCardDoesNotHideTheOthers) {
   AddCard(0, "0000:03:00.0", "0x1002", "amdgpu");
   // card1's device link dangles (the function was removed under us).
-  fs::create_directories(config_.sysfs + "/class/drm/card1");
-  Link(config_.sysfs + "/class/drm/card1/device", "../../../gone");
+  fs::create_directories(roots_.sysfs + "/class/drm/card1");
+  Link(roots_.sysfs + "/class/drm/card1/device", "../../../gone");
   // card2 has a vendor that is not hex.
   AddCard(2, "0000:05:00.0", "amd", "amdgpu");
   const auto reports = Collect();
@@ -201,19 +206,22 @@ TEST_F(DrmTest, OneBrokenCardDoesNotHideTheOthers) {
 
 TEST_F(DrmTest, OtherVendorsAreSkippedAndAbsentHardwareIsNotFound) {
   AddCard(0, "0000:01:00.0", "0x10de", "nvidia");
-  auto collector = NewDrmCollector(config_);
+  auto collector = NewDrmCollector(options_, roots_);
   EXPECT_EQ(collector.status().code(), absl::StatusCode::kNotFound);
 
-  Config empty;
-  empty.sysfs = root_ + "/nothing";
-  EXPECT_EQ(NewDrmCollector(empty).status().code(), absl::StatusCode::kNotFound);
+  const NodeRoots empty{.sysfs = root_ + "/nothing"};
+  EXPECT_EQ(NewDrmCollector(options_, empty).status().code(), absl::StatusCode::kNotFound);
 }
 
 TEST_F(DrmTest, MissingDeviceNodeIsUnhealthy) {
   AddCard(0, "0000:03:00.0", "0x1002", "amdgpu");
-  fs::remove(config_.devfs + "/dri/renderD128");
-  const auto reports = Collect();
+  fs::remove(roots_.devfs + "/dri/renderD128");
+  auto reports = Collect();
   ASSERT_EQ(reports.size(), 1u);
+  // The collector reports what it saw; the health model (run by the runner) checks the nodes once,
+  // under the devfs root.
+  EXPECT_TRUE(reports[0].health.healthy);
+  HealthModel(HealthOptions{}, roots_).Apply(reports[0]);
   EXPECT_FALSE(reports[0].health.healthy);
   EXPECT_EQ(reports[0].health.reason, "device node /dev/dri/renderD128 missing");
 }
@@ -230,10 +238,10 @@ TEST_F(DrmTest, DisabledPciFunctionIsUnhealthy) {
 TEST_F(DrmTest, ACardThatVanishesIsNoLongerReported) {
   AddCard(0, "0000:03:00.0", "0x1002", "amdgpu");
   AddCard(1, "0000:04:00.0", "0x1002", "amdgpu");
-  auto collector = NewDrmCollector(config_);
+  auto collector = NewDrmCollector(options_, roots_);
   ASSERT_TRUE(collector.ok());
   ASSERT_EQ((*collector)->Collect()->size(), 2u);
-  fs::remove(config_.sysfs + "/class/drm/card1");
+  fs::remove(roots_.sysfs + "/class/drm/card1");
   auto reports = (*collector)->Collect();
   ASSERT_TRUE(reports.ok());
   ASSERT_EQ(reports->size(), 1u);

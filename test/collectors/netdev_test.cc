@@ -2,6 +2,8 @@
 // into devices/pci0000:00/<pci>/net/<name> (whose `device` link points back at the function) or
 // into devices/virtual/net/<name> (no device link); SR-IOV PFs have virtfnN links to their VFs and
 // VFs a physfn link back.
+#include "collectors/netdev.h"
+
 #include <stdlib.h>
 
 #include <filesystem>
@@ -13,8 +15,8 @@
 
 #include "absl/status/status.h"
 #include "collectors/collector.h"
+#include "collectors/health.h"
 #include "collectors/registry.h"
-#include "common/config.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "test/collectors/sysfs_fixture.h"
@@ -30,7 +32,7 @@ class NetdevTest : public SysfsFixtureTest {
  protected:
   void SetUp() override {
     SysfsFixtureTest::SetUp();
-    fs::create_directories(config_.sysfs + "/class/net");
+    fs::create_directories(roots_.sysfs + "/class/net");
   }
 
   // A PCI function, listed on the bus as the kernel does; no driver when `driver` is empty.
@@ -42,9 +44,9 @@ class NetdevTest : public SysfsFixtureTest {
     Write(dir + "/device", device + "\n");
     Write(dir + "/class", pci_class + "\n");
     Write(dir + "/numa_node", "0\n");
-    Link(config_.sysfs + "/bus/pci/devices/" + pci, "../../../devices/pci0000:00/" + pci);
+    Link(roots_.sysfs + "/bus/pci/devices/" + pci, "../../../devices/pci0000:00/" + pci);
     if (driver.empty()) return;
-    fs::create_directories(config_.sysfs + "/bus/pci/drivers/" + driver);
+    fs::create_directories(roots_.sysfs + "/bus/pci/drivers/" + driver);
     Link(dir + "/driver", "../../../bus/pci/drivers/" + driver);
   }
 
@@ -53,7 +55,7 @@ class NetdevTest : public SysfsFixtureTest {
                  const std::string& operstate = "up") {
     const std::string dir = PciDir(pci) + "/net/" + name;
     Link(dir + "/device", "../../../" + pci);
-    Link(config_.sysfs + "/class/net/" + name, "../../devices/pci0000:00/" + pci + "/net/" + name);
+    Link(roots_.sysfs + "/class/net/" + name, "../../devices/pci0000:00/" + pci + "/net/" + name);
     Write(dir + "/operstate", operstate + "\n");
     Write(dir + "/carrier", operstate == "up" ? "1\n" : "0\n");
     Write(dir + "/speed", "25000\n");
@@ -66,10 +68,10 @@ class NetdevTest : public SysfsFixtureTest {
   }
 
   void AddVirtual(const std::string& name) {
-    const std::string dir = config_.sysfs + "/devices/virtual/net/" + name;
+    const std::string dir = roots_.sysfs + "/devices/virtual/net/" + name;
     Write(dir + "/operstate", "unknown\n");
     Write(dir + "/statistics/rx_bytes", "5\n");
-    Link(config_.sysfs + "/class/net/" + name, "../../devices/virtual/net/" + name);
+    Link(roots_.sysfs + "/class/net/" + name, "../../devices/virtual/net/" + name);
   }
 
   // `vf` becomes virtfn<n> of `pf`.
@@ -79,13 +81,15 @@ class NetdevTest : public SysfsFixtureTest {
   }
 
   std::vector<DeviceReport> Collect() {
-    auto collector = NewNetdevCollector(config_);
+    auto collector = NewNetdevCollector(options_, roots_);
     EXPECT_TRUE(collector.ok()) << collector.status();
     if (!collector.ok()) return {};
     auto reports = (*collector)->Collect();
     EXPECT_TRUE(reports.ok()) << reports.status();
     return reports.ok() ? *reports : std::vector<DeviceReport>{};
   }
+
+  NetdevOptions options_;
 };
 
 std::optional<double> Value(const DeviceReport& report, const std::string& name,
@@ -208,10 +212,10 @@ TEST_F(NetdevTest, SriovPfAndVfs) {
   AddVf("0000:3b:00.0", 0, "0000:3b:00.2");
   AddFunction("0000:3b:00.3", "vfio-pci", "0x15b3", "0x101e");
   AddVf("0000:3b:00.0", 1, "0000:3b:00.3");
-  fs::create_directories(config_.sysfs + "/kernel/iommu_groups/42");
+  fs::create_directories(roots_.sysfs + "/kernel/iommu_groups/42");
   Link(PciDir("0000:3b:00.3") + "/iommu_group", "../../../kernel/iommu_groups/42");
-  Write(config_.devfs + "/vfio/42", "");
-  Write(config_.devfs + "/vfio/vfio", "");
+  Write(roots_.devfs + "/vfio/42", "");
+  Write(roots_.devfs + "/vfio/vfio", "");
 
   const auto reports = Collect();
   ASSERT_EQ(reports.size(), 3u);
@@ -240,7 +244,9 @@ TEST_F(NetdevTest, SriovPfAndVfs) {
                   {{"role", "vf"}, {"physical_function", "0000:3b:00.0"}}),
             1);
   ASSERT_EQ(vf1->info.allocate.device_nodes.size(), 2u);
-  EXPECT_EQ(vf1->info.allocate.device_nodes[0].host_path, config_.devfs + "/vfio/42");
+  // Host paths are the host's, whatever --path.devfs says: the kubelet resolves them on the host.
+  EXPECT_EQ(vf1->info.allocate.device_nodes[0].host_path, "/dev/vfio/42");
+  EXPECT_EQ(vf1->info.allocate.device_nodes[1].host_path, "/dev/vfio/vfio");
   EXPECT_EQ(vf1->info.allocate.device_nodes[0].container_path, "/dev/vfio/42");
   EXPECT_EQ(vf1->info.allocate.device_nodes[1].container_path, "/dev/vfio/vfio");
   EXPECT_TRUE(vf1->health.healthy);
@@ -258,10 +264,10 @@ TEST_F(NetdevTest, NetworkFunctionsHeldByUserspaceDriversAreFoundOnTheBus) {
   // Not network devices of interest: a GPU on vfio-pci, and a NIC that no driver holds.
   AddFunction("0000:af:00.0", "vfio-pci", "0x10de", "0x2330", "0x030200");
   AddFunction("0000:d8:00.0", "", "0x8086", "0x1592");
-  fs::create_directories(config_.sysfs + "/kernel/iommu_groups/61");
+  fs::create_directories(roots_.sysfs + "/kernel/iommu_groups/61");
   Link(PciDir("0000:5e:00.0") + "/iommu_group", "../../../kernel/iommu_groups/61");
-  Write(config_.devfs + "/vfio/61", "");
-  Write(config_.devfs + "/vfio/vfio", "");
+  Write(roots_.devfs + "/vfio/61", "");
+  Write(roots_.devfs + "/vfio/vfio", "");
 
   const auto reports = Collect();
   std::vector<std::string> ids;
@@ -285,7 +291,7 @@ TEST_F(NetdevTest, AdvertisesVfsOnlyWhenConfigured) {
   Write(PciDir("0000:3b:00.0") + "/sriov_totalvfs", "4\n");
   AddFunction("0000:3b:01.0", "vfio-pci");
   AddVf("0000:3b:00.0", 0, "0000:3b:01.0");
-  config_.netdev.advertise_resource = "example.com/vf";
+  options_.advertise_resource = "example.com/vf";
   const auto reports = Collect();
   ASSERT_EQ(reports.size(), 2u);
   const DeviceReport* pf = Find(reports, "0000:3b:00.0");
@@ -303,9 +309,14 @@ TEST_F(NetdevTest, VfioNodeMissingIsUnhealthy) {
   AddFunction("0000:3b:01.0", "vfio-pci");
   AddVf("0000:3b:00.0", 0, "0000:3b:01.0");
   Link(PciDir("0000:3b:01.0") + "/iommu_group", "../../../kernel/iommu_groups/7");
-  const auto reports = Collect();
-  const DeviceReport* vf = Find(reports, "0000:3b:01.0");
+  Write(roots_.devfs + "/vfio/vfio", "");  // the container node is there, the group's is not
+  auto reports = Collect();
+  DeviceReport* vf = const_cast<DeviceReport*>(Find(reports, "0000:3b:01.0"));
   ASSERT_NE(vf, nullptr);
+  // The collector reports what it saw; the health model (run by the runner) checks the nodes once,
+  // under the devfs root.
+  EXPECT_TRUE(vf->health.healthy);
+  HealthModel(HealthOptions{}, roots_).Apply(*vf);
   EXPECT_FALSE(vf->health.healthy);
   EXPECT_EQ(vf->health.reason, "device node /dev/vfio/7 missing");
 }
@@ -315,7 +326,7 @@ TEST_F(NetdevTest, VirtioNetdevMapsToItsPciParent) {
   AddFunction(pci, "virtio-pci", "0x1af4", "0x1000");
   const std::string dir = PciDir(pci) + "/virtio0/net/eth0";
   Link(dir + "/device", "../../../virtio0");
-  Link(config_.sysfs + "/class/net/eth0", "../../devices/pci0000:00/" + pci + "/virtio0/net/eth0");
+  Link(roots_.sysfs + "/class/net/eth0", "../../devices/pci0000:00/" + pci + "/virtio0/net/eth0");
   Write(dir + "/operstate", "up\n");
   const auto reports = Collect();
   ASSERT_EQ(reports.size(), 1u);
@@ -327,7 +338,7 @@ TEST_F(NetdevTest, VirtioNetdevMapsToItsPciParent) {
 TEST_F(NetdevTest, NoPhysicalNicIsNotFound) {
   AddVirtual("lo");
   AddVirtual("docker0");
-  EXPECT_EQ(NewNetdevCollector(config_).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(NewNetdevCollector(options_, roots_).status().code(), absl::StatusCode::kNotFound);
 }
 
 }  // namespace

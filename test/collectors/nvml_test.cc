@@ -1,6 +1,8 @@
 // The nvml collector against the fake libnvidia-ml (test/collectors/fake_nvml), which the test
 // drives through its exported fake_nvml_* functions, resolved from the same dlopen() handle the
 // collector gets.
+#include "collectors/nvml.h"
+
 #include <dlfcn.h>
 #include <poll.h>
 #include <stdlib.h>
@@ -18,7 +20,6 @@
 #include "collectors/collector.h"
 #include "collectors/nvml_api.h"
 #include "collectors/registry.h"
-#include "common/config.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "test/support/temp_dir.h"
@@ -71,11 +72,11 @@ class NvmlTest : public ::testing::Test {
     Resolve("fake_nvml_event_sets_open", fake_.event_sets_open);
     fake_.reset();
 
-    config_.sysfs = root_ + "/sys";
-    config_.devfs = root_ + "/dev";
-    config_.nvml_library = FAKE_NVML_LIBRARY;
-    config_.nvml_mig_minors_file = root_ + "/proc/driver/nvidia-caps/mig-minors";
-    fs::create_directories(config_.devfs);
+    roots_.sysfs = root_ + "/sys";
+    roots_.devfs = root_ + "/dev";
+    options_.library = FAKE_NVML_LIBRARY;
+    options_.mig_minors_file = root_ + "/proc/driver/nvidia-caps/mig-minors";
+    fs::create_directories(roots_.devfs);
   }
 
   void TearDown() override {
@@ -111,7 +112,7 @@ class NvmlTest : public ::testing::Test {
   }
 
   std::unique_ptr<Collector> Make() {
-    auto collector = NewNvmlCollector(config_);
+    auto collector = NewNvmlCollector(options_, roots_);
     EXPECT_TRUE(collector.ok()) << collector.status();
     return collector.ok() ? std::move(*collector) : nullptr;
   }
@@ -138,7 +139,8 @@ class NvmlTest : public ::testing::Test {
   FakeNvml fake_{};
   TempDir dir_;
   const std::string root_ = dir_.path();
-  Config config_;
+  NvmlOptions options_;
+  NodeRoots roots_;
 };
 
 const DeviceReport* Find(const std::vector<DeviceReport>& reports, const std::string& id) {
@@ -163,24 +165,25 @@ std::optional<double> XidCount(const std::vector<DeviceReport>& reports, const s
 }
 
 TEST_F(NvmlTest, LibraryAbsentIsNotFound) {
-  config_.nvml_library = root_ + "/libnvidia-ml.so.1";
-  EXPECT_EQ(NewNvmlCollector(config_).status().code(), absl::StatusCode::kNotFound);
+  options_.library = root_ + "/libnvidia-ml.so.1";
+  EXPECT_EQ(NewNvmlCollector(options_, roots_).status().code(), absl::StatusCode::kNotFound);
 }
 
 TEST_F(NvmlTest, DriverNotLoadedOrNoGpuIsNotFound) {
   fake_.set_init_result(NVML_ERROR_DRIVER_NOT_LOADED);
-  EXPECT_EQ(NewNvmlCollector(config_).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(NewNvmlCollector(options_, roots_).status().code(), absl::StatusCode::kNotFound);
   fake_.set_init_result(NVML_SUCCESS);
-  EXPECT_EQ(NewNvmlCollector(config_).status().code(), absl::StatusCode::kNotFound);  // no GPU
+  EXPECT_EQ(NewNvmlCollector(options_, roots_).status().code(),
+            absl::StatusCode::kNotFound);  // no GPU
   EXPECT_EQ(fake_.init_calls(), 2);
   EXPECT_EQ(fake_.shutdown_calls(), 1);  // the init that succeeded is shut down
 }
 
 TEST_F(NvmlTest, IdentityAliasesNumaAndAllocateSpec) {
   AddFullGpu(kGpu0, "00000000:3B:00.0", 3);
-  Write(config_.sysfs + "/bus/pci/devices/0000:3b:00.0/numa_node", "1\n");
-  Write(config_.devfs + "/nvidiactl", "");
-  Write(config_.devfs + "/nvidia-uvm", "");
+  Write(roots_.sysfs + "/bus/pci/devices/0000:3b:00.0/numa_node", "1\n");
+  Write(roots_.devfs + "/nvidiactl", "");
+  Write(roots_.devfs + "/nvidia-uvm", "");
   auto collector = Make();
   ASSERT_NE(collector, nullptr);
   const auto reports = Collect(*collector);
@@ -196,7 +199,10 @@ TEST_F(NvmlTest, IdentityAliasesNumaAndAllocateSpec) {
   EXPECT_EQ(info.resource, "nvidia.com/gpu");
   EXPECT_FALSE(info.advertise);
   ASSERT_EQ(info.allocate.device_nodes.size(), 3u);  // nvidia-uvm-tools absent: not handed out
-  EXPECT_EQ(info.allocate.device_nodes[0].host_path, config_.devfs + "/nvidia3");
+  // Host paths are the host's, whatever --path.devfs says: the kubelet resolves them on the host.
+  EXPECT_EQ(info.allocate.device_nodes[0].host_path, "/dev/nvidia3");
+  EXPECT_EQ(info.allocate.device_nodes[1].host_path, "/dev/nvidiactl");
+  EXPECT_EQ(info.allocate.device_nodes[2].host_path, "/dev/nvidia-uvm");
   EXPECT_EQ(info.allocate.device_nodes[0].container_path, "/dev/nvidia3");
   EXPECT_EQ(info.allocate.device_nodes[1].container_path, "/dev/nvidiactl");
   EXPECT_EQ(info.allocate.device_nodes[2].container_path, "/dev/nvidia-uvm");
@@ -205,7 +211,7 @@ TEST_F(NvmlTest, IdentityAliasesNumaAndAllocateSpec) {
 
 TEST_F(NvmlTest, NumaMinusOneIsAbsent) {
   AddFullGpu(kGpu0, "00000000:3B:00.0", 0);
-  Write(config_.sysfs + "/bus/pci/devices/0000:3b:00.0/numa_node", "-1\n");
+  Write(roots_.sysfs + "/bus/pci/devices/0000:3b:00.0/numa_node", "-1\n");
   auto collector = Make();
   ASSERT_NE(collector, nullptr);
   const auto reports = Collect(*collector);
@@ -274,8 +280,8 @@ TEST_F(NvmlTest, MigDevicesAreSeparateDevices) {
   fake_.set(mig1, "mem_total", 5ULL << 30);
   fake_.set(mig1, "mem_used", 1ULL << 20);
   fake_.add_mig(gpu, kMig2, "NVIDIA A100-SXM4-40GB MIG 3g.20gb", 2);
-  Write(config_.sysfs + "/bus/pci/devices/0000:3b:00.0/numa_node", "0\n");
-  config_.nvml.advertise_resource = "nvidia.com/gpu";
+  Write(roots_.sysfs + "/bus/pci/devices/0000:3b:00.0/numa_node", "0\n");
+  options_.advertise_resource = "nvidia.com/gpu";
   auto collector = Make();
   ASSERT_NE(collector, nullptr);
   const auto reports = Collect(*collector);
@@ -316,16 +322,16 @@ TEST_F(NvmlTest, MigDevicesGetTheCapabilityNodesOfTheirInstances) {
   const int mig2 = fake_.add_mig(gpu, kMig2, "MIG 3g.20gb", 2);
   fake_.set_compute_instance(mig2, 1);
   // The driver's table, keyed by the parent's minor (3), and the nodes nvidia-modprobe made.
-  Write(config_.nvml_mig_minors_file,
+  Write(options_.mig_minors_file,
         "config 1\nmonitor 2\ngpu3/gi1/access 30\ngpu3/gi1/ci0/access 31\n"
         "gpu3/gi2/access 39\ngpu3/gi2/ci0/access 40\ngpu3/gi2/ci1/access 41\n"
         "gpu0/gi1/access 3\ngpu0/gi1/ci0/access 4\n");
   for (const char* node :
        {"nvidia3", "nvidiactl", "nvidia-caps/nvidia-cap30", "nvidia-caps/nvidia-cap31",
         "nvidia-caps/nvidia-cap39", "nvidia-caps/nvidia-cap41"}) {
-    Write(config_.devfs + "/" + node, "");
+    Write(roots_.devfs + "/" + node, "");
   }
-  config_.nvml.advertise_resource = "nvidia.com/gpu";
+  options_.advertise_resource = "nvidia.com/gpu";
   auto collector = Make();
   ASSERT_NE(collector, nullptr);
   const auto reports = Collect(*collector);
@@ -333,7 +339,7 @@ TEST_F(NvmlTest, MigDevicesGetTheCapabilityNodesOfTheirInstances) {
   const DeviceReport* m2 = Find(reports, kMig2);
   ASSERT_NE(m1, nullptr);
   ASSERT_NE(m2, nullptr);
-  const std::string dev = config_.devfs + "/";
+  const std::string dev = "/dev/";  // the host's paths, not the fixture's devfs root
   // The parent's node and the control node, then the GPU instance's and compute instance's caps.
   EXPECT_THAT(NodePaths(*m1),
               ElementsAre(dev + "nvidia3", dev + "nvidiactl", dev + "nvidia-caps/nvidia-cap30",
@@ -349,12 +355,12 @@ TEST_F(NvmlTest, MigDevicesGetTheCapabilityNodesOfTheirInstances) {
 TEST_F(NvmlTest, MigDevicesWithoutTheMinorsTableKeepTheParentsNodes) {
   const int gpu = AddFullGpu(kGpu0, "00000000:3B:00.0", 0);
   fake_.add_mig(gpu, kMig1, "MIG 1g.5gb", 1);
-  Write(config_.devfs + "/nvidia0", "");
+  Write(roots_.devfs + "/nvidia0", "");
   auto collector = Make();  // no mig-minors file: logged once, the pass goes on
   ASSERT_NE(collector, nullptr);
   const auto reports = Collect(*collector);
   ASSERT_NE(Find(reports, kMig1), nullptr);
-  EXPECT_THAT(NodePaths(*Find(reports, kMig1)), ElementsAre(config_.devfs + "/nvidia0"));
+  EXPECT_THAT(NodePaths(*Find(reports, kMig1)), ElementsAre("/dev/nvidia0"));
 }
 
 TEST_F(NvmlTest, CriticalXidMakesGpuUnhealthyAndWakesTheRunner) {
@@ -402,7 +408,7 @@ TEST_F(NvmlTest, AGpuFirstSeenAfterStartIsRegisteredForXids) {
 
 TEST_F(NvmlTest, IgnoredXidsLeaveHealthAlone) {
   AddFullGpu(kGpu0, "00000000:3B:00.0", 0);
-  config_.nvml_ignored_xids = {13, 31, 43, 45, 68, 94};
+  options_.ignored_xids = {13, 31, 43, 45, 68, 94};
   auto collector = Make();
   ASSERT_NE(collector, nullptr);
   fake_.inject_xid(0, 13, NVML_INVALID_INSTANCE_ID);
@@ -416,7 +422,7 @@ TEST_F(NvmlTest, IgnoredXidsLeaveHealthAlone) {
 
 TEST_F(NvmlTest, XidHealthRecoversAfterTheQuietPeriod) {
   AddFullGpu(kGpu0, "00000000:3B:00.0", 0);
-  config_.nvml_xid_recovery = absl::Milliseconds(300);
+  options_.xid_recovery = absl::Milliseconds(300);
   auto collector = Make();
   ASSERT_NE(collector, nullptr);
   fake_.inject_xid(0, 48, NVML_INVALID_INSTANCE_ID);

@@ -71,7 +71,7 @@ TEST(CollectorRunnerTest, PublishesAnInitialSnapshotAndFirstPass) {
   std::vector<std::unique_ptr<Collector>> collectors;
   collectors.push_back(std::make_unique<FuncCollector>(
       "a", [] { return std::vector<DeviceReport>{MakeDevice("d0")}; }));
-  CollectorRunner runner(std::move(collectors), Config{});
+  CollectorRunner runner(std::move(collectors), RunnerOptions{});
   auto first = runner.store().Current();
   ASSERT_NE(first, nullptr);
   ASSERT_THAT(first->collectors, SizeIs(1));
@@ -96,7 +96,7 @@ TEST(CollectorRunnerTest, AThrowingCollectorIsAFailedPassNotACrash) {
       []() -> absl::StatusOr<std::vector<DeviceReport>> { throw std::runtime_error("boom"); }));
   collectors.push_back(std::make_unique<FuncCollector>(
       "fine", [] { return std::vector<DeviceReport>{MakeDevice("d0")}; }));
-  CollectorRunner runner(std::move(collectors), Config{});
+  CollectorRunner runner(std::move(collectors), RunnerOptions{});
   runner.CollectOnceForTest();
   auto snapshot = runner.store().Current();
   const CollectorReport* thrower = FindCollector(*snapshot, "thrower");
@@ -107,8 +107,8 @@ TEST(CollectorRunnerTest, AThrowingCollectorIsAFailedPassNotACrash) {
 }
 
 TEST(CollectorRunnerTest, AppliesTheHealthModelBeforePublishing) {
-  Config config;
-  config.max_temperature_celsius = 90;
+  HealthOptions health;
+  health.max_temperature_celsius = 90;
   std::vector<std::unique_ptr<Collector>> collectors;
   collectors.push_back(std::make_unique<FuncCollector>("hot", [] {
     DeviceReport hot = MakeDevice("hot0");
@@ -119,7 +119,7 @@ TEST(CollectorRunnerTest, AppliesTheHealthModelBeforePublishing) {
         {"devscope_device_temperature_celsius", Sample::Kind::kGauge, {}, 40, ""});
     return std::vector<DeviceReport>{hot, cool};
   }));
-  CollectorRunner runner(std::move(collectors), config);
+  CollectorRunner runner(std::move(collectors), RunnerOptions{}, HealthModel(health, NodeRoots{}));
   runner.CollectOnceForTest();
   const CollectorReport* hot = FindCollector(*runner.store().Current(), "hot");
   ASSERT_THAT(hot->devices, SizeIs(2));
@@ -130,9 +130,9 @@ TEST(CollectorRunnerTest, AppliesTheHealthModelBeforePublishing) {
 
 TEST(CollectorRunnerTest, FailedPassKeepsLastGoodDevicesUntilStale) {
   std::atomic<bool> fail{false};
-  Config config;
-  config.collector_interval = absl::Milliseconds(40);
-  config.collector_stale_after = absl::Milliseconds(400);
+  RunnerOptions config;
+  config.interval = absl::Milliseconds(40);
+  config.stale_after = absl::Milliseconds(400);
   std::vector<std::unique_ptr<Collector>> collectors;
   collectors.push_back(std::make_unique<FuncCollector>(
       "flaky", [&fail]() -> absl::StatusOr<std::vector<DeviceReport>> {
@@ -168,8 +168,8 @@ TEST(CollectorRunnerTest, FailedPassKeepsLastGoodDevicesUntilStale) {
 
 TEST(CollectorRunnerTest, StuckCollectorIsMarkedDownWhileOthersKeepPublishing) {
   absl::Notification release;
-  Config config;
-  config.collector_interval = absl::Milliseconds(100);
+  RunnerOptions config;
+  config.interval = absl::Milliseconds(100);
   std::vector<std::unique_ptr<Collector>> collectors;
   collectors.push_back(std::make_unique<FuncCollector>("stuck", [&release] {
     release.WaitForNotificationWithTimeout(absl::Seconds(20));
@@ -210,8 +210,8 @@ TEST(CollectorRunnerTest, HealthFileChangeReachesTheSnapshotWithinASecond) {
   WriteFile(absl::StrCat(dir.path(), "/w0/resource"), "example.com/widget");
   WriteFile(absl::StrCat(dir.path(), "/w1/resource"), "example.com/widget");
   WriteFile(health, "Healthy");
-  Config config;
-  config.collector_interval = absl::Seconds(60);  // only the watch can make it that fast
+  RunnerOptions config;
+  config.interval = absl::Seconds(60);  // only the watch can make it that fast
   std::vector<std::unique_ptr<Collector>> collectors;
   collectors.push_back(std::make_unique<DevicedirCollector>(dir.path()));
   CollectorRunner runner(std::move(collectors), config);
@@ -263,8 +263,8 @@ TEST(CollectorRunnerTest, StopIsCleanAndIdempotent) {
   std::vector<std::unique_ptr<Collector>> collectors;
   collectors.push_back(
       std::make_unique<FuncCollector>("a", [] { return std::vector<DeviceReport>{}; }));
-  Config config;
-  config.collector_interval = absl::Seconds(30);
+  RunnerOptions config;
+  config.interval = absl::Seconds(30);
   CollectorRunner runner(std::move(collectors), config);
   runner.Start();
   ASSERT_TRUE(WaitFor(

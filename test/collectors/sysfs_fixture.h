@@ -6,7 +6,7 @@
 #include <filesystem>
 #include <string>
 
-#include "common/config.h"
+#include "collectors/node_roots.h"
 #include "gtest/gtest.h"
 #include "test/support/temp_dir.h"
 
@@ -15,8 +15,8 @@ namespace devscope {
 class SysfsFixtureTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    config_.sysfs = root_ + "/sys";
-    config_.devfs = root_ + "/dev";
+    roots_.sysfs = root_ + "/sys";
+    roots_.devfs = root_ + "/dev";
   }
 
   void Write(const std::string& path, const std::string& content) { WriteFile(path, content); }
@@ -25,13 +25,11 @@ class SysfsFixtureTest : public ::testing::Test {
     std::filesystem::create_symlink(target, path);
   }
   // The PCI function's directory, where class/ links point.
-  std::string PciDir(const std::string& pci) {
-    return config_.sysfs + "/devices/pci0000:00/" + pci;
-  }
+  std::string PciDir(const std::string& pci) { return roots_.sysfs + "/devices/pci0000:00/" + pci; }
 
   TempDir dir_;
   const std::string root_ = dir_.path();
-  Config config_;
+  NodeRoots roots_;
 };
 
 }  // namespace devscope

@@ -16,8 +16,8 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "collectors/collector.h"
+#include "collectors/nvml.h"
 #include "collectors/registry.h"
-#include "common/config.h"
 
 namespace {
 
@@ -54,7 +54,8 @@ void Print(const std::vector<devscope::DeviceReport>& reports) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  devscope::Config config;
+  devscope::NvmlOptions options;
+  devscope::NodeRoots roots;
   int watch_seconds = 0;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
@@ -64,11 +65,11 @@ int main(int argc, char** argv) {
     }
     const std::string value = argv[++i];
     if (arg == "--library") {
-      config.nvml_library = value;
+      options.library = value;
     } else if (arg == "--sysfs") {
-      config.sysfs = value;
+      roots.sysfs = value;
     } else if (arg == "--devfs") {
-      config.devfs = value;
+      roots.devfs = value;
     } else if (arg == "--watch" && absl::SimpleAtoi(value, &watch_seconds) && watch_seconds >= 0) {
     } else {
       std::fprintf(stderr, "nvml_probe: bad argument %s %s\n", arg.c_str(), value.c_str());
@@ -77,7 +78,7 @@ int main(int argc, char** argv) {
   }
 
   const absl::Time start = absl::Now();
-  auto collector = devscope::NewNvmlCollector(config);
+  auto collector = devscope::NewNvmlCollector(options, roots);
   if (!collector.ok()) {
     std::printf("NewNvmlCollector: %s\n", collector.status().ToString().c_str());
     return 1;

@@ -16,10 +16,10 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "collectors/collector.h"
-#include "common/config.h"
 #include "common/snapshot_store.h"
 #include "demo/standin_registration.h"
 #include "deviceplugin/plugin_manager.h"
+#include "deviceplugin/plugin_options.h"
 #include "deviceplugin/v1beta1/api.grpc.pb.h"
 #include "gmock/gmock.h"
 #include "grpcpp/create_channel.h"
@@ -59,7 +59,7 @@ class PluginTest : public ::testing::Test {
  protected:
   void SetUp() override {
     std::filesystem::create_directories(dir_);
-    config_.device_plugins_dir = dir_;
+    options_.device_plugins_dir = dir_;
   }
   void TearDown() override {
     if (manager_) manager_->Stop();
@@ -79,7 +79,7 @@ class PluginTest : public ::testing::Test {
   }
 
   void StartManager(DevicePluginManager::Backoff backoff = {}) {
-    manager_ = std::make_unique<DevicePluginManager>(config_, store_, registry_, backoff);
+    manager_ = std::make_unique<DevicePluginManager>(options_, store_, registry_, backoff);
     ASSERT_TRUE(manager_->Start().ok());
   }
 
@@ -107,7 +107,7 @@ class PluginTest : public ::testing::Test {
   TempDir temp_;
   const std::string root_ = temp_.path();
   const std::string dir_ = root_ + "/dp";
-  Config config_;
+  PluginOptions options_;
   SnapshotStore<DeviceSnapshot> store_;
   prometheus::Registry registry_;
   RegistrationStandin standin_;
@@ -173,8 +173,8 @@ TEST_F(PluginTest, InvalidResourceNamesAreNeverSent) {
 }
 
 TEST_F(PluginTest, InvalidConfiguredResourceFailsStart) {
-  config_.plugin_resources["kubernetes.io/widget"] = PluginResourceConfig{};
-  DevicePluginManager manager(config_, store_, registry_);
+  options_.resources["kubernetes.io/widget"] = PluginResourceOptions{};
+  DevicePluginManager manager(options_, store_, registry_);
   absl::Status status = manager.Start();
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(status.message()), HasSubstr("kubernetes.io/widget"));
@@ -367,8 +367,8 @@ TEST_F(PluginTest, UnknownOrUnhealthyIdsFailTheWholeCall) {
 }
 
 TEST_F(PluginTest, PreferredAllocationPackVersusSpread) {
-  config_.plugin_resources[kWidget].allocation_policy = AllocationPolicy::kPack;
-  config_.plugin_resources[kGadget].allocation_policy = AllocationPolicy::kSpread;
+  options_.resources[kWidget].allocation_policy = AllocationPolicy::kPack;
+  options_.resources[kGadget].allocation_policy = AllocationPolicy::kSpread;
   ASSERT_TRUE(standin_.Start(dir_).ok());
   std::vector<DeviceReport> devices;
   // NUMA 0: 4 devices, NUMA 1: 2 devices, for both resources.
@@ -560,7 +560,7 @@ TEST_F(PluginTest, ManyConcurrentStreamsAreFreedWhenClosed) {
 }
 
 TEST_F(PluginTest, PreStartContainerOnlyWhenConfigured) {
-  config_.plugin_resources[kGadget].pre_start_container = true;
+  options_.resources[kGadget].pre_start_container = true;
   ASSERT_TRUE(standin_.Start(dir_).ok());
   Publish({Dev("w0", kWidget), Dev("g0", kGadget)});
   StartManager();
@@ -572,10 +572,10 @@ TEST_F(PluginTest, PreStartContainerOnlyWhenConfigured) {
 }
 
 TEST_F(PluginTest, PluginWatcherRoute) {
-  config_.plugins_registry_dir = root_ + "/reg";
+  options_.plugins_registry_dir = root_ + "/reg";
   Publish({Dev("w0", kWidget, true, 1)});
   StartManager();
-  std::string registry_socket = config_.plugins_registry_dir + "/devscope-example.com_widget.sock";
+  std::string registry_socket = options_.plugins_registry_dir + "/devscope-example.com_widget.sock";
   ASSERT_TRUE(WaitFor([&] { return std::filesystem::exists(registry_socket); }));
   auto registration = pluginregistration::Registration::NewStub(
       grpc::CreateChannel("unix:" + registry_socket, grpc::InsecureChannelCredentials()));

@@ -221,5 +221,23 @@ TEST_F(DevicePluginTest, ReRegistersWithinOneSecondOfAKubeletRestart) {
       absl::Seconds(1)));
 }
 
+// With the plugin off, devscope never reads --kubelet.device-plugins-dir, so a directory that is
+// not there (the chart with devicePlugin.enabled=false mounts nothing) is no reason to stop.
+TEST(DevicePluginOffTest, ServesWithoutItsDirectory) {
+  const std::string dir = MakeTempDir();
+  auto process = DevscopeProcess::Start({"--web.listen-address=127.0.0.1:0", "--no-device-plugin",
+                                         "--kubelet.device-plugins-dir=" + dir + "/absent",
+                                         "--kubelet.pod-resources-socket=" + dir + "/kubelet.sock",
+                                         "--no-collector.nvml", "--no-collector.drm",
+                                         "--no-collector.netdev"});
+  ASSERT_TRUE(process.ok()) << process.status();
+  const HttpResponse metrics = (*process)->HttpGet("/metrics");
+  EXPECT_EQ(metrics.status, 200);
+  EXPECT_THAT(metrics.body, HasSubstr("devscope_build_info"));
+  EXPECT_FALSE(std::filesystem::exists(dir + "/absent"));
+  EXPECT_EQ((*process)->Stop(), 0);
+  RemoveTree(dir);
+}
+
 }  // namespace
 }  // namespace devscope

@@ -1,4 +1,4 @@
-#include "exporter/flags.h"
+#include "cmd/flags.h"
 
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -8,6 +8,9 @@
 #include <string>
 #include <vector>
 
+#include "collectors/drm.h"
+#include "collectors/netdev.h"
+#include "collectors/nvml.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -53,54 +56,63 @@ void ExpectOneLineError(const Parsed& p, const std::string& naming) {
   EXPECT_EQ(std::count(p.err.begin(), p.err.end(), '\n'), 1) << p.err;
 }
 
+CollectorToggle Toggle(const CommandOptions& o, const char* name) {
+  for (const CollectorChoice& choice : o.agent.collectors.choices()) {
+    if (choice.spec->name() == name) return choice.toggle;
+  }
+  ADD_FAILURE() << "no collector " << name;
+  return CollectorToggle::kAuto;
+}
+
 TEST(FlagsTest, DefaultsMatchTheInterface) {
   Parsed p = Parse({});
   ASSERT_FALSE(p.result.exit_code.has_value()) << p.err;
-  const Config& c = p.result.command_line.config;
+  const CommandOptions& c = p.result.command_line.options;
   EXPECT_EQ(p.result.command_line.command, CommandLine::Command::kServe);
-  EXPECT_EQ(c.listen_address, ":9410");
-  EXPECT_EQ(c.telemetry_path, "/metrics");
-  EXPECT_EQ(c.pod_resources_socket, "/var/lib/kubelet/pod-resources/kubelet.sock");
-  EXPECT_EQ(c.device_plugins_dir, "/var/lib/kubelet/device-plugins");
-  EXPECT_EQ(c.pod_resources_interval, absl::Seconds(1));
-  EXPECT_EQ(c.pod_resources_max_message_size, 64u << 20);
-  EXPECT_EQ(c.sysfs, "/sys");
-  EXPECT_EQ(c.devfs, "/dev");
-  EXPECT_TRUE(c.device_plugin);
-  EXPECT_EQ(c.nvml.toggle, CollectorToggle::kAuto);
-  EXPECT_EQ(c.log_level, "info");
-  EXPECT_EQ(c.log_format, "logfmt");
+  EXPECT_EQ(c.agent.web.listen_address, ":9410");
+  EXPECT_EQ(c.agent.web.telemetry_path, "/metrics");
+  EXPECT_EQ(c.agent.pod_resources.socket_path, "/var/lib/kubelet/pod-resources/kubelet.sock");
+  EXPECT_EQ(c.agent.device_plugin.device_plugins_dir, "/var/lib/kubelet/device-plugins");
+  EXPECT_EQ(c.agent.pod_resources.interval, absl::Seconds(1));
+  EXPECT_EQ(c.agent.pod_resources.max_message_size, 64u << 20);
+  EXPECT_EQ(c.agent.roots.sysfs, "/sys");
+  EXPECT_EQ(c.agent.roots.devfs, "/dev");
+  EXPECT_TRUE(c.agent.device_plugin.enabled);
+  EXPECT_EQ(Toggle(c, "nvml"), CollectorToggle::kAuto);
+  EXPECT_EQ(c.log.level, "info");
+  EXPECT_EQ(c.log.format, "logfmt");
 }
 
 TEST(FlagsTest, DottedFlagsBothSyntaxes) {
   const std::string dir = TempDir();
-  Parsed p = Parse({"--web.listen-address=127.0.0.1:0", "--pod-resources.interval", "250ms",
-                    "--pod-resources.max-message-size=16MB", "--path.sysfs", dir,
-                    "--no-collector.nvml", "--collector.drm", "--no-device-plugin",
-                    "--log.level=debug", "--log.format", "json"});
+  Parsed p =
+      Parse({"--web.listen-address=127.0.0.1:0", "--pod-resources.interval", "250ms",
+             "--pod-resources.max-message-size=16MB", "--path.sysfs", dir, "--no-collector.nvml",
+             "--collector.drm", "--no-device-plugin", "--log.level=debug", "--log.format", "json"});
   ASSERT_FALSE(p.result.exit_code.has_value()) << p.err;
-  const Config& c = p.result.command_line.config;
-  EXPECT_EQ(c.listen_address, "127.0.0.1:0");
-  EXPECT_EQ(c.pod_resources_interval, absl::Milliseconds(250));
-  EXPECT_EQ(c.pod_resources_max_message_size, 16000000u);
-  EXPECT_EQ(c.sysfs, dir);
-  EXPECT_EQ(c.nvml.toggle, CollectorToggle::kOff);
-  EXPECT_EQ(c.drm.toggle, CollectorToggle::kOn);
-  EXPECT_EQ(c.netdev.toggle, CollectorToggle::kAuto);
-  EXPECT_FALSE(c.device_plugin);
-  EXPECT_EQ(c.log_format, "json");
+  const CommandOptions& c = p.result.command_line.options;
+  EXPECT_EQ(c.agent.web.listen_address, "127.0.0.1:0");
+  EXPECT_EQ(c.agent.pod_resources.interval, absl::Milliseconds(250));
+  EXPECT_EQ(c.agent.pod_resources.max_message_size, 16000000u);
+  EXPECT_EQ(c.agent.roots.sysfs, dir);
+  EXPECT_EQ(Toggle(c, "nvml"), CollectorToggle::kOff);
+  EXPECT_EQ(Toggle(c, "drm"), CollectorToggle::kOn);
+  EXPECT_EQ(Toggle(c, "netdev"), CollectorToggle::kAuto);
+  EXPECT_FALSE(c.agent.device_plugin.enabled);
+  EXPECT_EQ(c.log.format, "json");
 }
 
 TEST(FlagsTest, Subcommands) {
   Parsed demo = Parse({"demo", "--web.listen-address=:0"});
   ASSERT_FALSE(demo.result.exit_code.has_value()) << demo.err;
   EXPECT_EQ(demo.result.command_line.command, CommandLine::Command::kDemo);
-  EXPECT_EQ(demo.result.command_line.config.listen_address, ":0");
+  EXPECT_EQ(demo.result.command_line.options.agent.web.listen_address, ":0");
 
   Parsed pod = Parse({"pod", "kube-system/coredns-1"});
   ASSERT_FALSE(pod.result.exit_code.has_value()) << pod.err;
   EXPECT_EQ(pod.result.command_line.command, CommandLine::Command::kPod);
-  EXPECT_EQ(pod.result.command_line.pod, "kube-system/coredns-1");
+  EXPECT_EQ(pod.result.command_line.pod.ns, "kube-system");
+  EXPECT_EQ(pod.result.command_line.pod.name, "coredns-1");
 
   ExpectOneLineError(Parse({"pod", "no-slash"}), "NAMESPACE/NAME");
   ExpectOneLineError(Parse({"pod", "a/b/c"}), "NAMESPACE/NAME");
@@ -156,6 +168,26 @@ TEST(FlagsTest, ExplicitPathsMustExist) {
   EXPECT_FALSE(ok.result.exit_code.has_value()) << ok.err;
 }
 
+// With the plugin off, its directory is never read, so it need not exist (a chart that mounts
+// nothing there must not crash-loop).
+TEST(FlagsTest, DevicePluginsDirIsNotDemandedWithThePluginOff) {
+  Parsed off = Parse({"--no-device-plugin", "--kubelet.device-plugins-dir=/nonexistent/plugins"});
+  EXPECT_FALSE(off.result.exit_code.has_value()) << off.err;
+  ExpectOneLineError(
+      Parse({"--device-plugin", "--kubelet.device-plugins-dir=/nonexistent/plugins"}),
+      "--kubelet.device-plugins-dir: /nonexistent/plugins is not a directory");
+}
+
+TEST(FlagsTest, OptionsCommandIsHiddenAndChecksItsFormat) {
+  Parsed schema = Parse({"options", "--format=config-schema"});
+  ASSERT_FALSE(schema.result.exit_code.has_value()) << schema.err;
+  EXPECT_EQ(schema.result.command_line.command, CommandLine::Command::kOptions);
+  EXPECT_EQ(schema.result.command_line.options_format, "config-schema");
+  EXPECT_EQ(*Parse({"options", "--format=yaml"}).result.exit_code, 2);
+  EXPECT_THAT(Parse({"--help"}).out, HasSubstr("\n  demo "));
+  EXPECT_THAT(Parse({"--help"}).out, Not(HasSubstr("\n  options ")));
+}
+
 TEST(ConfigFileTest, LoadsEveryKey) {
   const std::string dir = TempDir();
   const std::string path = WriteFile(dir, "config.yaml", R"(
@@ -178,21 +210,23 @@ device_plugin:
 )");
   Parsed p = Parse({"--config.file", path});
   ASSERT_FALSE(p.result.exit_code.has_value()) << p.err;
-  const Config& c = p.result.command_line.config;
-  EXPECT_EQ(c.collector_interval, absl::Seconds(2));
-  EXPECT_EQ(c.collector_stale_after, absl::Seconds(30));
-  EXPECT_EQ(c.nvml_library, "/opt/libnvidia-ml.so.1");
-  EXPECT_EQ(c.nvml.advertise_resource, "nvidia.com/gpu");
-  EXPECT_EQ(c.nvml_ignored_xids, (std::vector<uint64_t>{13, 43}));
-  EXPECT_EQ(c.nvml_xid_recovery, absl::ZeroDuration());
-  EXPECT_EQ(c.drm.advertise_resource, "gpu.intel.com/i915");
-  EXPECT_EQ(c.netdev.advertise_resource, "");
-  ASSERT_TRUE(c.max_temperature_celsius.has_value());
-  EXPECT_DOUBLE_EQ(*c.max_temperature_celsius, 85.5);
-  EXPECT_EQ(c.plugins_registry_dir, "/var/lib/kubelet/plugins_registry");
-  EXPECT_EQ(c.PluginSettings("example.com/widget").allocation_policy, AllocationPolicy::kSpread);
-  EXPECT_TRUE(c.PluginSettings("example.com/widget").pre_start_container);
-  EXPECT_EQ(c.PluginSettings("example.com/other").allocation_policy, AllocationPolicy::kPack);
+  AgentOptions c = p.result.command_line.options.agent;
+  EXPECT_EQ(c.collector_runs.interval, absl::Seconds(2));
+  EXPECT_EQ(c.collector_runs.stale_after, absl::Seconds(30));
+  const NvmlOptions& nvml = *c.collectors.OptionsOf<NvmlOptions>("nvml");
+  EXPECT_EQ(nvml.library, "/opt/libnvidia-ml.so.1");
+  EXPECT_EQ(nvml.advertise_resource, "nvidia.com/gpu");
+  EXPECT_EQ(nvml.ignored_xids, (std::vector<uint64_t>{13, 43}));
+  EXPECT_EQ(nvml.xid_recovery, absl::ZeroDuration());
+  EXPECT_EQ(c.collectors.OptionsOf<DrmOptions>("drm")->advertise_resource, "gpu.intel.com/i915");
+  EXPECT_EQ(c.collectors.OptionsOf<NetdevOptions>("netdev")->advertise_resource, "");
+  ASSERT_TRUE(c.health.max_temperature_celsius.has_value());
+  EXPECT_DOUBLE_EQ(*c.health.max_temperature_celsius, 85.5);
+  const PluginOptions& plugin = c.device_plugin;
+  EXPECT_EQ(plugin.plugins_registry_dir, "/var/lib/kubelet/plugins_registry");
+  EXPECT_EQ(plugin.For("example.com/widget").allocation_policy, AllocationPolicy::kSpread);
+  EXPECT_TRUE(plugin.For("example.com/widget").pre_start_container);
+  EXPECT_EQ(plugin.For("example.com/other").allocation_policy, AllocationPolicy::kPack);
 }
 
 TEST(ConfigFileTest, EmptyAndCommentOnlyFilesAreValid) {
@@ -206,9 +240,9 @@ TEST(ConfigFileTest, ErrorsNameFileAndLine) {
   const std::string unknown = WriteFile(dir, "unknown.yaml", "collectors:\n  intervall: 1s\n");
   ExpectOneLineError(Parse({"--config.file", unknown}), unknown + ":2: unknown key \"intervall\"");
 
-  const std::string policy = WriteFile(
-      dir, "policy.yaml",
-      "device_plugin:\n  resources:\n    a.com/b:\n      allocation_policy: random\n");
+  const std::string policy =
+      WriteFile(dir, "policy.yaml",
+                "device_plugin:\n  resources:\n    a.com/b:\n      allocation_policy: random\n");
   ExpectOneLineError(Parse({"--config.file", policy}), policy + ":4:");
 
   const std::string syntax = WriteFile(dir, "syntax.yaml", "health: [unclosed\n");

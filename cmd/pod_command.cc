@@ -1,4 +1,4 @@
-#include "exporter/pod_command.h"
+#include "cmd/pod_command.h"
 
 #include <algorithm>
 #include <cstdio>
@@ -106,22 +106,25 @@ void PrintPodTable(const PodResources& pod, std::ostream& out) {
   }
 }
 
-int RunPodCommand(const Config& config, absl::string_view ns_slash_name, std::ostream& out) {
-  GrpcPodResourcesClient client(GrpcPodResourcesClient::Options{
-      config.pod_resources_socket, config.pod_resources_max_message_size, kCallDeadline});
-  return RunPodCommand(client, config.pod_resources_socket, ns_slash_name, out, std::cerr);
-}
-
-int RunPodCommand(PodResourcesClient& client, absl::string_view socket,
-                  absl::string_view ns_slash_name, std::ostream& out, std::ostream& err) {
+absl::StatusOr<PodRef> ParsePodRef(absl::string_view ns_slash_name) {
   const std::vector<absl::string_view> parts = absl::StrSplit(ns_slash_name, '/');
   if (parts.size() != 2 || parts[0].empty() || parts[1].empty()) {
-    err << "devscope pod: expected NAMESPACE/NAME, got \"" << ns_slash_name << "\"\n";
-    return 2;
+    return absl::InvalidArgumentError(
+        absl::StrCat("pod: \"", ns_slash_name, "\" is not NAMESPACE/NAME"));
   }
-  const std::string ns(parts[0]);
-  const std::string name(parts[1]);
+  return PodRef{std::string(parts[0]), std::string(parts[1])};
+}
 
+int RunPodCommand(const PollerOptions& options, const PodRef& pod, std::ostream& out) {
+  GrpcPodResourcesClient client(GrpcPodResourcesClient::Options{
+      options.socket_path, options.max_message_size, kCallDeadline});
+  return RunPodCommand(client, options.socket_path, pod, out, std::cerr);
+}
+
+int RunPodCommand(PodResourcesClient& client, absl::string_view socket, const PodRef& pod,
+                  std::ostream& out, std::ostream& err) {
+  const std::string& ns = pod.ns;
+  const std::string& name = pod.name;
   v1::GetPodResourcesResponse response;
   const absl::Status get = client.Get(ns, name, &response);
   if (get.ok()) {
@@ -146,9 +149,9 @@ int RunPodCommand(PodResourcesClient& client, absl::string_view socket,
     PrintFailure("List", listed, socket, err);
     return 1;
   }
-  for (const v1::PodResources& pod : list.pod_resources()) {
-    if (pod.namespace_() == ns && pod.name() == name) {
-      PrintPodTable(ConvertPod(pod), out);
+  for (const v1::PodResources& listed : list.pod_resources()) {
+    if (listed.namespace_() == ns && listed.name() == name) {
+      PrintPodTable(ConvertPod(listed), out);
       return 0;
     }
   }

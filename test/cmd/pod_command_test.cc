@@ -1,6 +1,6 @@
 // `devscope pod` against the fake client: which answers fall back to List and which do not, and
 // the table it prints. The integration tests run it against the stand-in through the binary.
-#include "exporter/pod_command.h"
+#include "cmd/pod_command.h"
 
 #include <sstream>
 #include <string>
@@ -25,7 +25,9 @@ class PodCommandTest : public ::testing::Test {
   int Run(const std::string& target) {
     out_.str("");
     err_.str("");
-    return RunPodCommand(client_, "/run/kubelet.sock", target, out_, err_);
+    absl::StatusOr<PodRef> pod = ParsePodRef(target);
+    EXPECT_TRUE(pod.ok()) << pod.status();
+    return RunPodCommand(client_, "/run/kubelet.sock", *pod, out_, err_);
   }
 
   FakePodResourcesClient client_;
@@ -63,9 +65,11 @@ TEST_F(PodCommandTest, NotFoundAndMalformed) {
   EXPECT_EQ(Run("ml/nope"), 1);
   EXPECT_THAT(err_.str(), HasSubstr("pod ml/nope not found"));
   EXPECT_EQ(client_.Calls(PodResourcesMethod::kList), 0);
+  // A malformed argument never reaches the kubelet: the command line refuses it (exit 2).
   for (const char* bad : {"nope", "/name", "ns/", "a/b/c"}) {
-    EXPECT_EQ(Run(bad), 2) << bad;
-    EXPECT_THAT(err_.str(), HasSubstr("expected NAMESPACE/NAME")) << bad;
+    absl::StatusOr<PodRef> pod = ParsePodRef(bad);
+    ASSERT_FALSE(pod.ok()) << bad;
+    EXPECT_THAT(std::string(pod.status().message()), HasSubstr("is not NAMESPACE/NAME")) << bad;
   }
 }
 

@@ -1,6 +1,5 @@
-#include "exporter/agent.h"
+#include "agent/agent.h"
 
-#include <csignal>
 #include <functional>
 #include <vector>
 
@@ -9,8 +8,8 @@
 #include "collectors/registry.h"
 #include "collectors/runner.h"
 #include "common/log.h"
+#include "common/version.h"
 #include "deviceplugin/plugin_manager.h"
-#include "exporter/flags.h"
 #include "exporter/http_server.h"
 #include "exporter/metrics_renderer.h"
 #include "kubelet/poller.h"
@@ -22,7 +21,7 @@ namespace devscope {
 // Members are destroyed in reverse order of declaration: the HTTP server first, the registry
 // that everything registers into last.
 struct Agent::Parts {
-  Config config;
+  AgentOptions options;
   std::shared_ptr<prometheus::Registry> registry = std::make_shared<prometheus::Registry>();
   std::unique_ptr<PodResourcesPoller> poller;
   std::unique_ptr<CollectorRunner> collectors;
@@ -38,43 +37,50 @@ struct Agent::Parts {
   }
 };
 
-Agent::Agent(std::unique_ptr<Parts> parts) : parts_(std::move(parts)) {}
-Agent::~Agent() = default;
+namespace {
 
-absl::StatusOr<std::unique_ptr<Agent>> Agent::Start(const Config& config) {
-  auto parts = std::make_unique<Parts>();
-  Parts& p = *parts;
-  p.config = config;
+void RegisterBuildInfo(prometheus::Registry& registry) {
   prometheus::BuildGauge()
       .Name("devscope_build_info")
       .Help("devscope's version and revision (always 1).")
-      .Register(*p.registry)
+      .Register(registry)
       .Add({{"version", Version()}, {"revision", Revision()}})
       .Set(1);
+}
+
+}  // namespace
+
+Agent::Agent(std::unique_ptr<Parts> parts) : parts_(std::move(parts)) {}
+Agent::~Agent() = default;
+
+absl::StatusOr<std::unique_ptr<Agent>> Agent::Start(const AgentOptions& options) {
+  auto parts = std::make_unique<Parts>();
+  Parts& p = *parts;
+  p.options = options;
+  RegisterBuildInfo(*p.registry);
 
   WebConfig web_config;
   const std::vector<std::pair<const char*, std::function<absl::Status()>>> steps = {
       {"load web config",
        [&]() -> absl::Status {
-         if (p.config.web_config_file.empty()) return absl::OkStatus();
-         auto loaded = LoadWebConfig(p.config.web_config_file);
+         if (p.options.web.config_file.empty()) return absl::OkStatus();
+         auto loaded = LoadWebConfig(p.options.web.config_file);
          if (!loaded.ok()) return loaded.status();
          web_config = *std::move(loaded);
          return absl::OkStatus();
        }},
       {"start collectors",
        [&]() -> absl::Status {
+         const AgentOptions& o = p.options;
          p.collectors =
-             std::make_unique<CollectorRunner>(MakeEnabledCollectors(p.config), p.config);
+             std::make_unique<CollectorRunner>(MakeEnabledCollectors(o.collectors, o.roots),
+                                               o.collector_runs, HealthModel(o.health, o.roots));
          p.collectors->Start();
          return absl::OkStatus();
        }},
       {"start pod-resources poller",
        [&]() -> absl::Status {
-         PollerOptions options;
-         options.socket_path = p.config.pod_resources_socket;
-         options.interval = p.config.pod_resources_interval;
-         options.max_message_size = p.config.pod_resources_max_message_size;
+         PollerOptions options = p.options.pod_resources;
          // A device that appears, vanishes or changes health changes the kubelet's allocatable.
          CollectorRunner* collectors = p.collectors.get();
          options.last_device_change = [collectors] { return collectors->last_device_change(); };
@@ -88,8 +94,8 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Start(const Config& config) {
              &p.poller->store(), &p.collectors->store(),
              std::vector<std::shared_ptr<prometheus::Collectable>>{p.registry});
          HttpServerOptions options;
-         options.listen_address = p.config.listen_address;
-         options.telemetry_path = p.config.telemetry_path;
+         options.listen_address = p.options.web.listen_address;
+         options.telemetry_path = p.options.web.telemetry_path;
          options.web_config = web_config;
          options.registry = p.registry.get();
          MetricsRenderer* renderer = p.renderer.get();
@@ -103,14 +109,14 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Start(const Config& config) {
          if (!server.ok()) return server.status();
          p.http = *std::move(server);
          Log().info("listening address={} url={}://{}{}", p.http->bound_address(), p.http->scheme(),
-                    p.http->bound_address(), p.config.telemetry_path);
+                    p.http->bound_address(), p.options.web.telemetry_path);
          return absl::OkStatus();
        }},
       {"start device plugin",
        [&]() -> absl::Status {
-         if (!p.config.device_plugin) return absl::OkStatus();
-         p.plugin =
-             std::make_unique<DevicePluginManager>(p.config, p.collectors->store(), *p.registry);
+         if (!p.options.device_plugin.enabled) return absl::OkStatus();
+         p.plugin = std::make_unique<DevicePluginManager>(p.options.device_plugin,
+                                                          p.collectors->store(), *p.registry);
          return p.plugin->Start();
        }},
   };
@@ -128,25 +134,7 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Start(const Config& config) {
 std::string Agent::metrics_url() const {
   std::string address = parts_->http->bound_address();
   if (absl::StartsWith(address, "0.0.0.0:")) address = absl::StrCat("127.0.0.1", address.substr(7));
-  return absl::StrCat("http://", address, parts_->config.telemetry_path);
-}
-
-void BlockTerminationSignals() {
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
-}
-
-int WaitForTerminationSignal() {
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  int signal = 0;
-  sigwait(&set, &signal);
-  return signal;
+  return absl::StrCat("http://", address, parts_->options.web.telemetry_path);
 }
 
 }  // namespace devscope
