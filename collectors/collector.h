@@ -10,11 +10,11 @@
 #include <memory>
 #include <optional>
 #include <string>
-#include "absl/strings/string_view.h"
 #include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 
 namespace devscope {
@@ -43,8 +43,8 @@ struct AllocateSpec {
 
 // Identity of one device, from discovery.
 struct DeviceInfo {
-  std::string id;        // stable ID; the ID devscope's plugin advertises when it advertises it
-  std::string resource;  // extended resource name it counts under, e.g. example.com/widget
+  std::string id;          // stable ID; the ID devscope's plugin advertises when it advertises it
+  std::string resource;    // extended resource name it counts under, e.g. example.com/widget
   bool advertise = false;  // devscope's own device plugin advertises it under `resource`
   // Other IDs of the same device that other plugins use: GPU and MIG UUIDs, PCI addresses,
   // cardN, netdev names. The join matches pod-resources device IDs against id and aliases.
@@ -109,11 +109,11 @@ class Collector {
 struct CollectorReport {
   std::string collector;
   bool up = false;
-  std::string error;        // why the last pass failed; empty when up
-  absl::Duration duration;  // how long the last pass took
+  std::string error;                       // why the last pass failed; empty when up
+  absl::Duration duration;                 // how long the last pass took
   absl::Time time = absl::InfinitePast();  // when the devices below were collected
-  uint64_t parse_errors = 0;  // problems the last pass skipped (Collector::parse_errors())
-  std::vector<DeviceReport> devices;       // the last good pass's devices (see staleness rule)
+  uint64_t parse_errors = 0;          // problems the last pass skipped (Collector::parse_errors())
+  std::vector<DeviceReport> devices;  // the last good pass's devices (see staleness rule)
 };
 
 // Every collector's latest report: what the join and the device plugin read.

@@ -31,6 +31,7 @@
 #include "collectors/nvml_mig.h"
 #include "collectors/nvml_xid_watcher.h"
 #include "collectors/registry.h"
+#include "common/clock.h"
 #include "common/files.h"
 #include "common/pci_address.h"
 #include "common/warn_once.h"
@@ -42,14 +43,14 @@ namespace fs = std::filesystem;
 
 class NvmlCollector : public Collector {
  public:
-  NvmlCollector(const NvmlOptions& options, const NodeRoots& roots, NvmlApi api)
+  NvmlCollector(const NvmlOptions& options, const NodeRoots& roots, NvmlApi api, Clock& clock)
       : api_(api),
         roots_(roots),
         mig_minors_(options.mig_minors_file),
         advertise_resource_(options.advertise_resource),
         xids_(std::make_unique<NvmlXidWatcher>(
             api_, std::set<uint64_t>(options.ignored_xids.begin(), options.ignored_xids.end()),
-            options.xid_recovery)) {}
+            options.xid_recovery, clock)) {}
 
   ~NvmlCollector() override {
     xids_.reset();  // its thread and event set go before the library does
@@ -353,9 +354,14 @@ void DeclareOptions(OptionDeclarer& d, NvmlOptions& o) {
 
 absl::StatusOr<std::unique_ptr<Collector>> NewNvmlCollector(const NvmlOptions& options,
                                                             const NodeRoots& roots) {
+  return NewNvmlCollector(options, roots, Clock::Real());
+}
+
+absl::StatusOr<std::unique_ptr<Collector>> NewNvmlCollector(const NvmlOptions& options,
+                                                            const NodeRoots& roots, Clock& clock) {
   absl::StatusOr<NvmlApi> api = LoadNvml(options.library);
   if (!api.ok()) return api.status();
-  auto collector = std::make_unique<NvmlCollector>(options, roots, *api);
+  auto collector = std::make_unique<NvmlCollector>(options, roots, *api, clock);
   if (absl::Status status = collector->Start(); !status.ok()) return status;
   return collector;
 }

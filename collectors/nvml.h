@@ -12,6 +12,7 @@
 #include "absl/time/time.h"
 #include "collectors/collector.h"
 #include "collectors/node_roots.h"
+#include "common/clock.h"
 #include "common/options.h"
 
 namespace devscope {
@@ -37,6 +38,9 @@ void DeclareOptions(OptionDeclarer& d, NvmlOptions& o);
 // NotFound when the library cannot be loaded or finds no GPU.
 absl::StatusOr<std::unique_ptr<Collector>> NewNvmlCollector(const NvmlOptions& options,
                                                             const NodeRoots& roots);
+// The same with XID health recovery timed by `clock` (which must outlive the collector).
+absl::StatusOr<std::unique_ptr<Collector>> NewNvmlCollector(const NvmlOptions& options,
+                                                            const NodeRoots& roots, Clock& clock);
 
 }  // namespace devscope
 

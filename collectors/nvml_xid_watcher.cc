@@ -6,7 +6,6 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "absl/time/clock.h"
 #include "common/log.h"
 
 namespace devscope {
@@ -24,8 +23,8 @@ std::string ScopeName(unsigned int gpu_instance) {
 }  // namespace
 
 NvmlXidWatcher::NvmlXidWatcher(const NvmlApi& api, std::set<uint64_t> ignored_xids,
-                               absl::Duration recovery)
-    : api_(api), ignored_xids_(std::move(ignored_xids)), recovery_(recovery) {}
+                               absl::Duration recovery, Clock& clock)
+    : api_(api), ignored_xids_(std::move(ignored_xids)), recovery_(recovery), clock_(clock) {}
 
 NvmlXidWatcher::~NvmlXidWatcher() {
   stop_.Notify();
@@ -99,7 +98,7 @@ std::optional<uint64_t> NvmlXidWatcher::EventCount(const std::string& uuid) {
 }
 
 std::map<XidScope, XidState> NvmlXidWatcher::InForce() {
-  const absl::Time now = absl::Now();
+  const absl::Time now = clock_.Now();
   absl::MutexLock lock(&mu_);
   if (recovery_ > absl::ZeroDuration()) {
     for (auto it = in_force_.begin(); it != in_force_.end();) {
@@ -150,7 +149,7 @@ void NvmlXidWatcher::OnXid(const nvmlEventData_t& data) {
   {
     absl::MutexLock lock(&mu_);
     ++counts_[uuid];
-    if (!ignored) in_force_[{uuid, data.gpuInstanceId}] = {xid, absl::Now()};
+    if (!ignored) in_force_[{uuid, data.gpuInstanceId}] = {xid, clock_.Now()};
   }
   if (ignored) {
     Log().info("collector=nvml device={} xid={} (an application error: health unchanged)", uuid,

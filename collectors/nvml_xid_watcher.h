@@ -27,6 +27,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "collectors/nvml_loader.h"
+#include "common/clock.h"
 
 namespace devscope {
 
@@ -41,7 +42,9 @@ struct XidState {
 
 class NvmlXidWatcher {
  public:
-  NvmlXidWatcher(const NvmlApi& api, std::set<uint64_t> ignored_xids, absl::Duration recovery);
+  // `clock` (which must outlive the watcher) times the recovery.
+  NvmlXidWatcher(const NvmlApi& api, std::set<uint64_t> ignored_xids, absl::Duration recovery,
+                 Clock& clock);
   ~NvmlXidWatcher();  // stops the thread, frees the event set
   NvmlXidWatcher(const NvmlXidWatcher&) = delete;
   NvmlXidWatcher& operator=(const NvmlXidWatcher&) = delete;
@@ -74,6 +77,7 @@ class NvmlXidWatcher {
   const NvmlApi& api_;
   const std::set<uint64_t> ignored_xids_;
   const absl::Duration recovery_;
+  Clock& clock_;
   nvmlEventSet_t event_set_ = nullptr;
   int event_fd_ = -1;
   std::set<std::string> tried_;  // GPUs whose registration was tried (the collector's thread)

@@ -12,6 +12,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "common/log.h"
 
 namespace devscope {
@@ -38,8 +39,9 @@ void DeclareOptions(OptionDeclarer& d, RunnerOptions& o) {
 }
 
 CollectorRunner::CollectorRunner(std::vector<std::unique_ptr<Collector>> collectors,
-                                 const RunnerOptions& options, HealthModel health)
-    : options_(options), health_(std::move(health)), deadline_(options.interval) {
+                                 const RunnerOptions& options, HealthModel health,
+                                 Clock& clock)
+    : options_(options), health_(std::move(health)), clock_(clock), deadline_(options.interval) {
   stop_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   absl::MutexLock lock(&mu_);
   for (auto& collector : collectors) {
@@ -52,7 +54,7 @@ CollectorRunner::CollectorRunner(std::vector<std::unique_ptr<Collector>> collect
     states_.push_back(std::move(state));
     slots_.push_back(std::move(slot));
   }
-  PublishLocked(absl::Now());
+  PublishLocked(clock_.Now());
 }
 
 CollectorRunner::~CollectorRunner() {
@@ -93,10 +95,9 @@ void CollectorRunner::CollectOnceForTest() {
 
 bool CollectorRunner::SleepUntil(absl::Time until) {
   while (!stop_.HasBeenNotified()) {
-    const absl::Duration left = until - absl::Now();
-    if (left <= absl::ZeroDuration()) return true;
+    if (clock_.Now() >= until) return true;
     struct pollfd fd = {stop_fd_, POLLIN, 0};
-    const int rc = ::poll(&fd, stop_fd_ >= 0 ? 1 : 0, ToPollTimeoutMs(left));
+    const int rc = ::poll(&fd, stop_fd_ >= 0 ? 1 : 0, ToPollTimeoutMs(clock_.PollTimeout(until)));
     if (rc < 0 && errno != EINTR) return !stop_.HasBeenNotified();
   }
   return false;
@@ -104,15 +105,15 @@ bool CollectorRunner::SleepUntil(absl::Time until) {
 
 void CollectorRunner::Loop(size_t index) {
   Slot& slot = *slots_[index];
-  absl::Time next = absl::Now();
+  absl::Time next = clock_.Now();
   absl::Time last_start = absl::InfinitePast();
   while (!stop_.HasBeenNotified()) {
-    const absl::Time now = absl::Now();
+    const absl::Time now = clock_.Now();
     if (now >= next) {
       last_start = now;
-      RunPass(index);
+      const absl::Time end = RunPass(index);
       // A pass longer than the interval does not start the next one back to back.
-      next = std::max(now + options_.interval, absl::Now() + options_.interval / 10);
+      next = std::max(now + options_.interval, end + options_.interval / 10);
       continue;
     }
     int watch_fd = -1;
@@ -122,7 +123,7 @@ void CollectorRunner::Loop(size_t index) {
       watch_fd = -1;
     }
     struct pollfd fds[2] = {{stop_fd_, POLLIN, 0}, {watch_fd, POLLIN, 0}};
-    const int rc = ::poll(fds, watch_fd >= 0 ? 2 : 1, ToPollTimeoutMs(next - now));
+    const int rc = ::poll(fds, watch_fd >= 0 ? 2 : 1, ToPollTimeoutMs(clock_.PollTimeout(next)));
     if (rc < 0) {
       if (errno == EINTR) continue;
       // poll itself failing is not expected; fall back to the interval.
@@ -131,21 +132,22 @@ void CollectorRunner::Loop(size_t index) {
     }
     if (stop_.HasBeenNotified() || (fds[0].revents & POLLIN)) break;
     if (watch_fd >= 0 && (fds[1].revents & (POLLIN | POLLERR | POLLHUP))) {
-      if (!SleepUntil(std::max(absl::Now() + kDebounce, last_start + kMinEventGap))) break;
+      if (!SleepUntil(std::max(clock_.Now() + kDebounce, last_start + kMinEventGap))) break;
       bool due = true;
       try {
         due = slot.collector->DrainWatch();
       } catch (...) {
         // A throwing DrainWatch is treated like a change: a pass runs.
       }
-      if (due) next = absl::Now();
+      if (due) next = clock_.Now();
     }
   }
 }
 
-void CollectorRunner::RunPass(size_t index) {
+absl::Time CollectorRunner::RunPass(size_t index) {
   Slot& slot = *slots_[index];
-  const absl::Time start = absl::Now();
+  const absl::Time start = clock_.Now();
+  const absl::Time real_start = absl::Now();  // for the duration metric
   {
     absl::MutexLock lock(&mu_);
     states_[index].pass_started = start;
@@ -164,7 +166,7 @@ void CollectorRunner::RunPass(size_t index) {
   } catch (...) {
     result = absl::InternalError("collector threw a non-standard exception");
   }
-  const absl::Time end = absl::Now();
+  const absl::Time end = clock_.Now();
   const absl::Duration took = end - start;
 
   std::string error;
@@ -183,37 +185,15 @@ void CollectorRunner::RunPass(size_t index) {
     }
     slot.last_error = error;
   }
-  if (result.ok()) {
-    bool device_changed = false;
-    std::map<std::string, HealthVerdict> seen;
-    for (const DeviceReport& device : *result) {
-      HealthVerdict verdict{device.health.healthy, device.health.reason};
-      const auto previous = slot.health_seen.find(device.info.id);
-      const bool changed =
-          previous == slot.health_seen.end() ? !verdict.healthy : !(previous->second == verdict);
-      if (changed) {
-        if (verdict.healthy) {
-          Log().info("device healthy collector={} device={}", slot.name, device.info.id);
-        } else {
-          Log().warn("device unhealthy collector={} device={} reason=\"{}\"", slot.name,
-                     device.info.id, verdict.reason);
-        }
-      }
-      if (changed || previous == slot.health_seen.end()) device_changed = true;
-      seen.emplace(device.info.id, std::move(verdict));
-    }
-    for (const auto& [id, verdict] : slot.health_seen) {
-      if (!seen.contains(id)) device_changed = true;  // vanished
-    }
-    slot.health_seen = std::move(seen);
-    if (device_changed) last_device_change_nanos_.store(absl::ToUnixNanos(end));
+  if (result.ok() && NoteHealthChanges(slot, *result)) {
+    last_device_change_nanos_.store(absl::ToUnixNanos(end));
   }
 
   absl::MutexLock lock(&mu_);
   SlotState& state = states_[index];
   state.pass_started = absl::InfiniteFuture();
   state.done_once = true;
-  state.report.duration = took;
+  state.report.duration = absl::Now() - real_start;
   state.report.parse_errors = parse_errors;
   state.report.up = error.empty();
   state.report.error = error;
@@ -223,6 +203,33 @@ void CollectorRunner::RunPass(size_t index) {
     state.last_good = end;
   }
   PublishLocked(end);
+  return end;
+}
+
+bool CollectorRunner::NoteHealthChanges(Slot& slot, const std::vector<DeviceReport>& devices) {
+  bool device_changed = false;
+  std::map<std::string, HealthVerdict> seen;
+  for (const DeviceReport& device : devices) {
+    HealthVerdict verdict{device.health.healthy, device.health.reason};
+    const auto previous = slot.health_seen.find(device.info.id);
+    const bool changed =
+        previous == slot.health_seen.end() ? !verdict.healthy : !(previous->second == verdict);
+    if (changed) {
+      if (verdict.healthy) {
+        Log().info("device healthy collector={} device={}", slot.name, device.info.id);
+      } else {
+        Log().warn("device unhealthy collector={} device={} reason=\"{}\"", slot.name,
+                   device.info.id, verdict.reason);
+      }
+    }
+    if (changed || previous == slot.health_seen.end()) device_changed = true;
+    seen.emplace(device.info.id, std::move(verdict));
+  }
+  for (const auto& [id, verdict] : slot.health_seen) {
+    if (!seen.contains(id)) device_changed = true;  // vanished
+  }
+  slot.health_seen = std::move(seen);
+  return device_changed;
 }
 
 void CollectorRunner::PublishLocked(absl::Time now) {
@@ -242,8 +249,9 @@ void CollectorRunner::PublishLocked(absl::Time now) {
 void CollectorRunner::Watchdog() {
   const absl::Duration tick =
       std::clamp(deadline_ / 4, absl::Milliseconds(10), absl::Milliseconds(500));
+  // The tick is how often it looks (real time); what it decides is on the clock.
   while (!stop_.WaitForNotificationWithTimeout(tick)) {
-    const absl::Time now = absl::Now();
+    const absl::Time now = clock_.Now();
     absl::MutexLock lock(&mu_);
     bool changed = false;
     for (size_t i = 0; i < states_.size(); ++i) {

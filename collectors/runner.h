@@ -24,6 +24,7 @@
 #include "absl/time/time.h"
 #include "collectors/collector.h"
 #include "collectors/health.h"
+#include "common/clock.h"
 #include "common/options.h"
 #include "common/snapshot_store.h"
 
@@ -42,8 +43,9 @@ class CollectorRunner {
  public:
   // Publishes a first snapshot at once (every collector up=false, "no pass finished yet"), so
   // readers never see null once the runner exists.
+  // `clock` (which must outlive the runner) times the passes, their deadline and staleness.
   CollectorRunner(std::vector<std::unique_ptr<Collector>> collectors, const RunnerOptions& options,
-                  HealthModel health = {});
+                  HealthModel health = {}, Clock& clock = Clock::Real());
   // Stops (see Stop).
   ~CollectorRunner();
   CollectorRunner(const CollectorRunner&) = delete;
@@ -61,7 +63,7 @@ class CollectorRunner {
   bool first_pass_done() const;
 
   // When a pass last found a device that appeared, vanished or changed health: what changes the
-  // kubelet's allocatable devices. InfinitePast before any. Any thread.
+  // kubelet's allocatable devices. On the runner's clock; InfinitePast before any. Any thread.
   absl::Time last_device_change() const {
     const int64_t nanos = last_device_change_nanos_.load(std::memory_order_relaxed);
     return nanos == 0 ? absl::InfinitePast() : absl::FromUnixNanos(nanos);
@@ -89,7 +91,11 @@ class CollectorRunner {
   };
 
   void Loop(size_t index);
-  void RunPass(size_t index);
+  // Runs one pass and publishes it; returns when it ended, on the clock.
+  absl::Time RunPass(size_t index);
+  // Logs each device's health once per change; true when a device appeared, vanished or changed
+  // health since the slot's last pass.
+  static bool NoteHealthChanges(Slot& slot, const std::vector<DeviceReport>& devices);
   void Watchdog();
   // Waits until `until` or stop; false when stopping.
   bool SleepUntil(absl::Time until);
@@ -97,6 +103,7 @@ class CollectorRunner {
 
   const RunnerOptions options_;
   const HealthModel health_;
+  Clock& clock_;
   const absl::Duration deadline_;
   std::vector<std::unique_ptr<Slot>> slots_;
   SnapshotStore<DeviceSnapshot> store_;

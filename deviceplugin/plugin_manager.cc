@@ -125,8 +125,9 @@ DevicePluginManager::DevicePluginManager(const PluginOptions& options,
 
 DevicePluginManager::DevicePluginManager(const PluginOptions& options,
                                          const SnapshotStore<DeviceSnapshot>& devices,
-                                         prometheus::Registry& registry, Backoff backoff)
-    : options_(options), devices_(devices), registry_(registry), backoff_(backoff) {
+                                         prometheus::Registry& registry, Backoff backoff,
+                                         Clock& clock)
+    : options_(options), devices_(devices), registry_(registry), backoff_(backoff), clock_(clock) {
   // prometheus-cpp throws on a clashing registration; it must not escape a constructor.
   try {
     metrics_.registered = &prometheus::BuildGauge()
@@ -274,15 +275,16 @@ void DevicePluginManager::ControlLoop() {
   {
     absl::MutexLock lock(&servers_mu_);
     ApplySnapshot();
-    DriveRegistrations(absl::Now());
+    DriveRegistrations(clock_.Now());
   }
   while (!stop_.HasBeenNotified()) {
-    absl::Duration timeout;
+    absl::Time next;
     {
       absl::MutexLock lock(&servers_mu_);
-      timeout = NextTimeout(absl::Now());
+      next = NextDeadline(clock_.Now());
     }
     pollfd fds[2] = {{inbox_->event_fd, POLLIN, 0}, {inotify_fd_, POLLIN, 0}};
+    const absl::Duration timeout = clock_.PollTimeout(next);
     int ms = static_cast<int>(absl::ToInt64Milliseconds(timeout + absl::Microseconds(999)));
     int ready = ::poll(fds, 2, std::max(ms, 0));
     if (ready < 0 && errno != EINTR) {
@@ -291,7 +293,7 @@ void DevicePluginManager::ControlLoop() {
     if (stop_.HasBeenNotified()) break;
     if (fds[0].revents & POLLIN) inbox_->Drain();
     absl::MutexLock lock(&servers_mu_);
-    absl::Time now = absl::Now();
+    absl::Time now = clock_.Now();
     if (fds[1].revents & POLLIN) HandleInotify(now);
     if (devices_.Version() != applied_version_) ApplySnapshot();
     CompleteRegistrations(now);
@@ -335,7 +337,7 @@ void DevicePluginManager::ApplySnapshot() {
       }
     }
   }
-  absl::Time now = absl::Now();
+  absl::Time now = clock_.Now();
   for (auto& [resource, devices] : by_resource) {
     bool fresh = !slots_.contains(resource);
     Slot* slot = EnsureSlot(resource);
@@ -511,7 +513,7 @@ void DevicePluginManager::StartRegister(Slot& slot, absl::Time now) {
   op->request.set_endpoint(slot.server->socket_name());
   op->request.set_resource_name(slot.server->resource());
   *op->request.mutable_options() = slot.server->PluginOptions();
-  op->context.set_deadline(absl::ToChronoTime(now + kRegisterDeadline));
+  op->context.set_deadline(absl::ToChronoTime(absl::Now() + kRegisterDeadline));  // real time
   slot.op = op;
   {
     absl::MutexLock lock(&inbox_->mu);
@@ -578,12 +580,12 @@ void DevicePluginManager::LogRegisterFailure(Slot& slot, const std::string& reso
   }
 }
 
-absl::Duration DevicePluginManager::NextTimeout(absl::Time now) const {
+absl::Time DevicePluginManager::NextDeadline(absl::Time now) const {
   absl::Time next = std::min(next_socket_check_, now + kSocketCheckInterval);
   for (const auto& [resource, slot] : slots_) {
     if (slot->state == RegistrationState::kDue) next = std::min(next, slot->next_attempt);
   }
-  return std::max(next - now, absl::ZeroDuration());
+  return next;
 }
 
 }  // namespace devscope

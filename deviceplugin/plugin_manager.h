@@ -23,6 +23,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "collectors/collector.h"
+#include "common/clock.h"
 #include "common/snapshot_store.h"
 #include "deviceplugin/plugin_options.h"
 #include "deviceplugin/plugin_server.h"
@@ -43,7 +44,8 @@ class DevicePluginManager {
   DevicePluginManager(const PluginOptions& options, const SnapshotStore<DeviceSnapshot>& devices,
                       prometheus::Registry& registry);
   DevicePluginManager(const PluginOptions& options, const SnapshotStore<DeviceSnapshot>& devices,
-                      prometheus::Registry& registry, Backoff backoff);
+                      prometheus::Registry& registry, Backoff backoff,
+                      Clock& clock = Clock::Real());
   ~DevicePluginManager();  // Stop()
   DevicePluginManager(const DevicePluginManager&) = delete;
   DevicePluginManager& operator=(const DevicePluginManager&) = delete;
@@ -85,13 +87,15 @@ class DevicePluginManager {
   void StartRegister(Slot& slot, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(servers_mu_);
   void CompleteRegistrations(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(servers_mu_);
   void LogRegisterFailure(Slot& slot, const std::string& resource, const grpc::Status& status);
-  absl::Duration NextTimeout(absl::Time now) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(servers_mu_);
+  // When the control thread must next act without being woken: a due Register, a socket check.
+  absl::Time NextDeadline(absl::Time now) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(servers_mu_);
   void WatchDirectory();
 
   const PluginOptions options_;
   const SnapshotStore<DeviceSnapshot>& devices_;
   prometheus::Registry& registry_;
   const Backoff backoff_;
+  Clock& clock_;  // registration backoff and socket checks
   absl::Status metrics_status_;
   PluginMetrics metrics_;
 

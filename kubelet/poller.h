@@ -24,6 +24,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
+#include "common/clock.h"
 #include "common/options.h"
 #include "common/snapshot_store.h"
 #include "kubelet/pod_resources.h"
@@ -74,9 +75,10 @@ class PodResourcesPoller {
  public:
   // Polls through a GrpcPodResourcesClient for options.socket_path.
   PodResourcesPoller(PollerOptions options, prometheus::Registry& registry);
-  // Polls through `client` (a fake in tests).
+  // Polls through `client`, timed by `clock` (fakes in tests). `clock` must outlive the poller;
+  // options.last_device_change must answer on the same clock.
   PodResourcesPoller(PollerOptions options, prometheus::Registry& registry,
-                     std::unique_ptr<PodResourcesClient> client);
+                     std::unique_ptr<PodResourcesClient> client, Clock& clock = Clock::Real());
   ~PodResourcesPoller();
   PodResourcesPoller(const PodResourcesPoller&) = delete;
   PodResourcesPoller& operator=(const PodResourcesPoller&) = delete;
@@ -113,6 +115,7 @@ class PodResourcesPoller {
 
   const PollerOptions options_;
   const std::unique_ptr<PodResourcesClient> client_;  // thread-safe
+  Clock& clock_;  // backoff, refresh and reprobe timing (thread-safe)
   SnapshotStore<PodResourcesSnapshot> store_;
   std::atomic<bool> first_poll_done_{false};
 

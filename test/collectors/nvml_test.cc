@@ -20,6 +20,7 @@
 #include "collectors/collector.h"
 #include "collectors/nvml_api.h"
 #include "collectors/registry.h"
+#include "common/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "test/support/temp_dir.h"
@@ -423,16 +424,20 @@ TEST_F(NvmlTest, IgnoredXidsLeaveHealthAlone) {
 TEST_F(NvmlTest, XidHealthRecoversAfterTheQuietPeriod) {
   AddFullGpu(kGpu0, "00000000:3B:00.0", 0);
   options_.xid_recovery = absl::Milliseconds(300);
-  auto collector = Make();
-  ASSERT_NE(collector, nullptr);
+  FakeClock clock;
+  auto made = NewNvmlCollector(options_, roots_, clock);
+  ASSERT_TRUE(made.ok()) << made.status();
+  Collector& collector = **made;
   fake_.inject_xid(0, 48, NVML_INVALID_INSTANCE_ID);
-  auto reports = CollectUntil(*collector, [](const std::vector<DeviceReport>& r) {
+  // The event thread's bridge is real: wait for it. The quiet period is on the clock.
+  auto reports = CollectUntil(collector, [](const std::vector<DeviceReport>& r) {
     return !Find(r, kGpu0)->health.healthy;
   });
   ASSERT_EQ(Find(reports, kGpu0)->health.reason, "xid 48");
-  reports = CollectUntil(*collector, [](const std::vector<DeviceReport>& r) {
-    return Find(r, kGpu0)->health.healthy;
-  });
+  clock.Advance(absl::Milliseconds(299));
+  EXPECT_EQ(Find(Collect(collector), kGpu0)->health.reason, "xid 48");
+  clock.Advance(absl::Milliseconds(1));
+  reports = Collect(collector);
   EXPECT_TRUE(Find(reports, kGpu0)->health.healthy);
   EXPECT_EQ(XidCount(reports, kGpu0), 1);  // the counter keeps the history
 }

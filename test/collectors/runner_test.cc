@@ -12,9 +12,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "collectors/devicedir.h"
+#include "common/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "test/support/temp_dir.h"
+#include "test/support/wait_for.h"
 
 namespace devscope {
 namespace {
@@ -54,8 +56,9 @@ const CollectorReport* FindCollector(const DeviceSnapshot& snapshot, const std::
 }
 
 // Polls the store until `pred` holds for the current snapshot or `timeout` passes.
-bool WaitFor(const SnapshotStore<DeviceSnapshot>& store,
-             const std::function<bool(const DeviceSnapshot&)>& pred, absl::Duration timeout) {
+bool WaitForSnapshot(const SnapshotStore<DeviceSnapshot>& store,
+                     const std::function<bool(const DeviceSnapshot&)>& pred,
+                     absl::Duration timeout) {
   const absl::Time deadline = absl::Now() + timeout;
   uint64_t seen = 0;
   while (true) {
@@ -134,35 +137,43 @@ TEST(CollectorRunnerTest, FailedPassKeepsLastGoodDevicesUntilStale) {
   config.interval = absl::Milliseconds(40);
   config.stale_after = absl::Milliseconds(400);
   std::vector<std::unique_ptr<Collector>> collectors;
-  collectors.push_back(std::make_unique<FuncCollector>(
+  auto flaky = std::make_unique<FuncCollector>(
       "flaky", [&fail]() -> absl::StatusOr<std::vector<DeviceReport>> {
         if (fail) return absl::UnavailableError("device gone");
         return std::vector<DeviceReport>{MakeDevice("d0")};
-      }));
-  CollectorRunner runner(std::move(collectors), config);
+      });
+  FuncCollector* flaky_ptr = flaky.get();
+  collectors.push_back(std::move(flaky));
+  FakeClock clock;
+  CollectorRunner runner(std::move(collectors), config, HealthModel(), clock);
   runner.Start();
-  ASSERT_TRUE(WaitFor(
+  ASSERT_TRUE(WaitForSnapshot(
       runner.store(),
       [](const DeviceSnapshot& s) {
         return s.collectors[0].up && !s.collectors[0].devices.empty();
       },
       absl::Seconds(5)));
-  const absl::Time failed_at = absl::Now();
+  const absl::Time failed_at = clock.Now();  // the last good pass's time
   fail = true;
-  // Down at once, last good devices kept...
-  ASSERT_TRUE(WaitFor(
+  // Down at the next pass, last good devices kept...
+  clock.Advance(config.interval);
+  ASSERT_TRUE(WaitForSnapshot(
       runner.store(), [](const DeviceSnapshot& s) { return !s.collectors[0].up; },
       absl::Seconds(5)));
   auto down = runner.store().Current();
   EXPECT_THAT(down->collectors[0].error, HasSubstr("device gone"));
-  if (absl::Now() - failed_at < absl::Milliseconds(300)) {
-    EXPECT_THAT(down->collectors[0].devices, SizeIs(1));
-  }
-  // ...then dropped once older than stale_after.
-  ASSERT_TRUE(WaitFor(
+  EXPECT_THAT(down->collectors[0].devices, SizeIs(1));
+  // ...while they are not older than stale_after, however many passes fail...
+  const int passes = flaky_ptr->passes;
+  clock.Advance(absl::Milliseconds(360));  // 400 ms after the last good pass
+  ASSERT_TRUE(WaitFor([&] { return flaky_ptr->passes > passes; }));
+  EXPECT_THAT(runner.store().Current()->collectors[0].devices, SizeIs(1));
+  // ...then dropped once older.
+  clock.Advance(absl::Milliseconds(40));
+  ASSERT_TRUE(WaitForSnapshot(
       runner.store(), [](const DeviceSnapshot& s) { return s.collectors[0].devices.empty(); },
       absl::Seconds(5)));
-  EXPECT_GE(absl::Now() - failed_at, absl::Milliseconds(350));
+  EXPECT_GE(clock.Now() - failed_at, absl::Milliseconds(350));
   runner.Stop();
 }
 
@@ -171,17 +182,23 @@ TEST(CollectorRunnerTest, StuckCollectorIsMarkedDownWhileOthersKeepPublishing) {
   RunnerOptions config;
   config.interval = absl::Milliseconds(100);
   std::vector<std::unique_ptr<Collector>> collectors;
-  collectors.push_back(std::make_unique<FuncCollector>("stuck", [&release] {
+  auto stuck = std::make_unique<FuncCollector>("stuck", [&release] {
     release.WaitForNotificationWithTimeout(absl::Seconds(20));
     return std::vector<DeviceReport>{};
-  }));
+  });
+  FuncCollector* stuck_ptr = stuck.get();
+  collectors.push_back(std::move(stuck));
   auto steady = std::make_unique<FuncCollector>(
       "steady", [] { return std::vector<DeviceReport>{MakeDevice("d0")}; });
   FuncCollector* steady_ptr = steady.get();
   collectors.push_back(std::move(steady));
-  CollectorRunner runner(std::move(collectors), config);
+  FakeClock clock;
+  CollectorRunner runner(std::move(collectors), config, HealthModel(), clock);
   runner.Start();
-  ASSERT_TRUE(WaitFor(
+  ASSERT_TRUE(WaitFor([&] { return stuck_ptr->passes == 1 && steady_ptr->passes == 1; }));
+  EXPECT_FALSE(runner.first_pass_done());  // the stuck pass is not over, nor overdue yet
+  clock.Advance(absl::Milliseconds(101));  // past the deadline (the interval)
+  ASSERT_TRUE(WaitForSnapshot(
       runner.store(),
       [](const DeviceSnapshot& s) {
         const CollectorReport* stuck = FindCollector(s, "stuck");
@@ -192,13 +209,11 @@ TEST(CollectorRunnerTest, StuckCollectorIsMarkedDownWhileOthersKeepPublishing) {
   // The steady collector goes on passing and publishing while the other is stuck.
   const int passes = steady_ptr->passes;
   const absl::Time time_before = FindCollector(*runner.store().Current(), "steady")->time;
-  ASSERT_TRUE(WaitFor(
-      runner.store(),
-      [&](const DeviceSnapshot& s) {
-        const CollectorReport* r = FindCollector(s, "steady");
-        return r->up && r->time > time_before && steady_ptr->passes >= passes + 2;
-      },
-      absl::Seconds(5)));
+  ASSERT_TRUE(WaitFor([&] {
+    clock.Advance(config.interval);  // from here the clock runs
+    const CollectorReport* r = FindCollector(*runner.store().Current(), "steady");
+    return r->up && r->time > time_before && steady_ptr->passes >= passes + 2;
+  }));
   EXPECT_FALSE(FindCollector(*runner.store().Current(), "stuck")->up);
   release.Notify();
   runner.Stop();
@@ -222,7 +237,7 @@ TEST(CollectorRunnerTest, HealthFileChangeReachesTheSnapshotWithinASecond) {
     }
     return std::nullopt;
   };
-  ASSERT_TRUE(WaitFor(
+  ASSERT_TRUE(WaitForSnapshot(
       runner.store(), [&](const DeviceSnapshot& s) { return w0_healthy(s) == true; },
       absl::Seconds(5)));
 
@@ -230,7 +245,7 @@ TEST(CollectorRunnerTest, HealthFileChangeReachesTheSnapshotWithinASecond) {
   absl::Time start = absl::Now();
   WriteFile(absl::StrCat(dir.path(), "/w0/.health.new"), "Unhealthy\n");
   std::filesystem::rename(absl::StrCat(dir.path(), "/w0/.health.new"), health);
-  ASSERT_TRUE(WaitFor(
+  ASSERT_TRUE(WaitForSnapshot(
       runner.store(), [&](const DeviceSnapshot& s) { return w0_healthy(s) == false; },
       absl::Seconds(1)));
   EXPECT_LT(absl::Now() - start, absl::Seconds(1));
@@ -240,7 +255,7 @@ TEST(CollectorRunnerTest, HealthFileChangeReachesTheSnapshotWithinASecond) {
   // A plain rewrite in place.
   start = absl::Now();
   WriteFile(health, "Healthy\n");
-  ASSERT_TRUE(WaitFor(
+  ASSERT_TRUE(WaitForSnapshot(
       runner.store(), [&](const DeviceSnapshot& s) { return w0_healthy(s) == true; },
       absl::Seconds(1)));
   EXPECT_LT(absl::Now() - start, absl::Seconds(1));
@@ -248,12 +263,12 @@ TEST(CollectorRunnerTest, HealthFileChangeReachesTheSnapshotWithinASecond) {
   // A new device directory shows up just as fast, and a removed one goes.
   start = absl::Now();
   WriteFile(absl::StrCat(dir.path(), "/w2/resource"), "example.com/widget");
-  ASSERT_TRUE(WaitFor(
+  ASSERT_TRUE(WaitForSnapshot(
       runner.store(), [](const DeviceSnapshot& s) { return s.collectors[0].devices.size() == 3; },
       absl::Seconds(1)));
   EXPECT_LT(absl::Now() - start, absl::Seconds(1));
   std::filesystem::remove_all(absl::StrCat(dir.path(), "/w1"));
-  ASSERT_TRUE(WaitFor(
+  ASSERT_TRUE(WaitForSnapshot(
       runner.store(), [](const DeviceSnapshot& s) { return s.collectors[0].devices.size() == 2; },
       absl::Seconds(1)));
   runner.Stop();
@@ -267,7 +282,7 @@ TEST(CollectorRunnerTest, StopIsCleanAndIdempotent) {
   config.interval = absl::Seconds(30);
   CollectorRunner runner(std::move(collectors), config);
   runner.Start();
-  ASSERT_TRUE(WaitFor(
+  ASSERT_TRUE(WaitForSnapshot(
       runner.store(), [](const DeviceSnapshot& s) { return s.collectors[0].up; },
       absl::Seconds(5)));
   const absl::Time start = absl::Now();

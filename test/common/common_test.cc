@@ -2,10 +2,13 @@
 // addresses, label-name rules and warn-once.
 #include <stdlib.h>
 
+#include <atomic>
 #include <fstream>
 #include <memory>
 #include <string>
+#include <thread>
 
+#include "common/clock.h"
 #include "common/files.h"
 #include "common/label_names.h"
 #include "common/pci_address.h"
@@ -102,6 +105,50 @@ TEST(SnapshotStoreTest, ListenersHearEachPublishUntilTheirSubscriptionGoes) {
   store.Publish(std::make_shared<const int>(1000));
   EXPECT_EQ(heard, 111);
   EXPECT_EQ(store.Version(), 4u);
+}
+
+TEST(ClockTest, TheRealClockWaitsForItsDeadlineOrTheStop) {
+  Clock& clock = Clock::Real();
+  absl::Notification stop;
+  const absl::Time start = absl::Now();
+  EXPECT_FALSE(clock.WaitUntil(stop, clock.Now() + absl::Milliseconds(20)));
+  EXPECT_GE(absl::Now() - start, absl::Milliseconds(20));
+  EXPECT_EQ(clock.PollTimeout(clock.Now() - absl::Seconds(1)), absl::ZeroDuration());
+  EXPECT_GT(clock.PollTimeout(clock.Now() + absl::Seconds(1)), absl::Milliseconds(900));
+  stop.Notify();
+  EXPECT_TRUE(clock.WaitUntil(stop, clock.Now() + absl::Hours(1)));
+}
+
+TEST(ClockTest, AFakeClockMovesOnlyWhenAdvanced) {
+  FakeClock clock;
+  const absl::Time start = clock.Now();
+  absl::SleepFor(absl::Milliseconds(5));
+  EXPECT_EQ(clock.Now(), start);
+  EXPECT_EQ(clock.NextDeadline(), absl::InfiniteFuture());
+
+  absl::Notification stop;
+  std::atomic<bool> woke{false};
+  std::thread waiter([&] {
+    EXPECT_FALSE(clock.WaitUntil(stop, start + absl::Minutes(5)));
+    woke = true;
+  });
+  ASSERT_TRUE(clock.AwaitWaiters(1));
+  EXPECT_EQ(clock.NextDeadline(), start + absl::Minutes(5));
+  EXPECT_EQ(clock.PollTimeout(start + absl::Minutes(5)), absl::Milliseconds(2));
+  clock.Advance(absl::Minutes(4));
+  absl::SleepFor(absl::Milliseconds(20));
+  EXPECT_FALSE(woke);
+  clock.Advance(absl::Minutes(1));
+  waiter.join();
+  EXPECT_TRUE(woke);
+  EXPECT_EQ(clock.Now(), start + absl::Minutes(5));
+  EXPECT_EQ(clock.PollTimeout(start + absl::Minutes(5)), absl::ZeroDuration());
+  EXPECT_FALSE(clock.AwaitWaiters(1, absl::Milliseconds(10)));
+
+  std::thread stopped([&] { EXPECT_TRUE(clock.WaitUntil(stop, clock.Now() + absl::Hours(1))); });
+  ASSERT_TRUE(clock.AwaitWaiters(1));
+  stop.Notify();
+  stopped.join();
 }
 
 }  // namespace

@@ -1,13 +1,12 @@
-// The pod-resources poller in-process: against the kubelet stand-in over a real unix socket, and
-// (for its decisions alone) against the fake client.
+// The pod-resources poller in-process against the kubelet stand-in over a real unix socket. Its
+// timing decisions (backoff, refresh, reprobe) are tested on a fake clock in
+// poller_decisions_test.cc.
 #include "kubelet/poller.h"
 
-#include <atomic>
 #include <functional>
 #include <map>
 #include <memory>
 #include <optional>
-#include <sstream>
 #include <string>
 
 #include "absl/strings/match.h"
@@ -16,9 +15,7 @@
 #include "demo/standin_pod_resources.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "kubelet/fake_pod_resources_client.h"
 #include "prometheus/registry.h"
-#include "spdlog/sinks/ostream_sink.h"
 #include "test/support/metric_value.h"
 #include "test/support/rich_pods.h"
 #include "test/support/temp_dir.h"
@@ -229,107 +226,6 @@ TEST_F(PollerTest, GetDisabledByGateIsReportedUnsupported) {
   EXPECT_THAT(Supported("Get"), Optional(0.0));
 }
 
-TEST_F(PollerTest, AllocatableDisabledStillPollsList) {
-  StartStandin();
-  standin_->SetAllocatableMode(MethodMode::kDisabled);
-  standin_->SetPods(RichPods());
-  StartPoller();
-  ASSERT_TRUE(WaitFor([&] { return Supported("GetAllocatableResources").has_value(); }));
-  EXPECT_THAT(Supported("GetAllocatableResources"), Optional(0.0));
-  const int lists = standin_->CallCount("List");
-  ASSERT_TRUE(WaitFor([&] { return standin_->CallCount("List") >= lists + 3; }));
-  EXPECT_FALSE(Current()->allocatable.has_value());
-  EXPECT_EQ(Current()->pods.size(), 2u);
-  EXPECT_EQ(Up(), 1);
-  // Re-probed rarely (every 5 minutes by default), not on each poll.
-  EXPECT_EQ(standin_->CallCount("GetAllocatableResources"), 1);
-}
-
-TEST_F(PollerTest, AllocatableAskedAgainForAnUnknownDeviceButNotOnEveryPoll) {
-  StartStandin();
-  v1::AllocatableResourcesResponse allocatable;
-  *allocatable.add_devices() = MakeDevices("nvidia.com/gpu", {"GPU-aaa", "GPU-bbb"}, {0});
-  standin_->SetAllocatable(allocatable);
-  // GPU-zzz is held but not allocatable (say, unhealthy): each List shows an unknown device.
-  standin_->SetPods(
-      {MakePod("ml", "p", {MakeContainer("c", {MakeDevices("nvidia.com/gpu", {"GPU-zzz"})})})});
-  StartPoller(absl::Milliseconds(20),
-              [](PollerOptions& o) { o.allocatable_min_spacing = absl::Milliseconds(300); });
-  ASSERT_TRUE(WaitFor([&] { return standin_->CallCount("GetAllocatableResources") >= 2; }));
-  absl::SleepFor(absl::Milliseconds(1200));
-  const int calls = standin_->CallCount("GetAllocatableResources");
-  const int lists = standin_->CallCount("List");
-  EXPECT_GT(lists, 30);
-  EXPECT_LE(calls, 2 + 1200 / 300 + 1);  // at most once per spacing, not once per List
-
-  // Once allocatable names the device, no more calls.
-  *allocatable.add_devices() = MakeDevices("nvidia.com/gpu", {"GPU-zzz"});
-  standin_->SetAllocatable(allocatable);
-  ASSERT_TRUE(WaitFor([&] {
-    auto s = Current();
-    return s->allocatable.has_value() && s->allocatable->devices.size() == 2;
-  }));
-  const int settled = standin_->CallCount("GetAllocatableResources");
-  absl::SleepFor(absl::Milliseconds(700));
-  EXPECT_EQ(standin_->CallCount("GetAllocatableResources"), settled);
-}
-
-TEST_F(PollerTest, AllocatableFollowsADeviceHealthChangeWithinTheDelays) {
-  StartStandin();
-  v1::AllocatableResourcesResponse allocatable;
-  *allocatable.add_devices() = MakeDevices("example.com/widget", {"w0", "w1"}, {0});
-  standin_->SetAllocatable(allocatable);
-  // Shared: the poller's thread reads it until TearDown stops the poller.
-  auto last_change = std::make_shared<std::atomic<int64_t>>(0);
-  StartPoller(absl::Milliseconds(20), [&](PollerOptions& o) {
-    o.last_device_change = [last_change] {
-      const int64_t nanos = last_change->load();
-      return nanos == 0 ? absl::InfinitePast() : absl::FromUnixNanos(nanos);
-    };
-    o.allocatable_after_device_change = {absl::Milliseconds(200), absl::Milliseconds(1500)};
-  });
-  ASSERT_TRUE(WaitFor([&] { return Current() != nullptr && Current()->allocatable.has_value(); }));
-  const int first = standin_->CallCount("GetAllocatableResources");
-  absl::SleepFor(absl::Milliseconds(300));
-  EXPECT_EQ(standin_->CallCount("GetAllocatableResources"), first);  // nothing changed
-
-  // w1 turns unhealthy: the kubelet drops it from allocatable, and a collector saw the change.
-  allocatable.clear_devices();
-  *allocatable.add_devices() = MakeDevices("example.com/widget", {"w0"}, {0});
-  standin_->SetAllocatable(allocatable);
-  const absl::Time changed = absl::Now();
-  last_change->store(absl::ToUnixNanos(changed));
-  ASSERT_TRUE(WaitFor([&] { return Current()->allocatable->devices[0].device_ids.size() == 1; }));
-  const absl::Duration took = absl::Now() - changed;
-  EXPECT_GE(took, absl::Milliseconds(150));  // after the delay that lets the plugin's update land
-  EXPECT_LT(took, absl::Seconds(1));
-  EXPECT_EQ(standin_->CallCount("GetAllocatableResources"), first + 1);
-  // The second, later look (for a slower vendor plugin), then quiet.
-  ASSERT_TRUE(WaitFor([&] { return standin_->CallCount("GetAllocatableResources") == first + 2; }));
-  absl::SleepFor(absl::Milliseconds(500));
-  EXPECT_EQ(standin_->CallCount("GetAllocatableResources"), first + 2);
-}
-
-TEST_F(PollerTest, ThrottlingBacksOffWithoutACallStorm) {
-  StartStandin();
-  standin_->SetPods(RichPods());
-  standin_->SetRateLimit(1, 1);
-  StartPoller(absl::Milliseconds(20));
-  absl::SleepFor(absl::Seconds(2));
-  // Polling every 20 ms without backoff would make ~100 calls.
-  const int calls = standin_->CallCount("List") + standin_->CallCount("GetAllocatableResources") +
-                    standin_->CallCount("Get");
-  EXPECT_LT(calls, 25);
-  EXPECT_GE(Requests("List", "RESOURCE_EXHAUSTED"), 1);
-  EXPECT_NE(Current(), nullptr);
-
-  standin_->SetRateLimit(100, 10);
-  ASSERT_TRUE(WaitFor([&] { return Up() == 1; }));
-  const int before = standin_->CallCount("List");
-  absl::SleepFor(absl::Milliseconds(500));
-  EXPECT_GT(standin_->CallCount("List") - before, 10);  // back to the normal interval
-}
-
 TEST_F(PollerTest, KubeletRestartIsRecoveredWithinAFewIntervals) {
   StartStandin();
   standin_->SetPods(RichPods());
@@ -356,19 +252,6 @@ TEST_F(PollerTest, KubeletGoneKeepsTheLastPictureAndComesBack) {
   ASSERT_TRUE(standin_->Restart().ok());
   standin_->SetPods({});
   ASSERT_TRUE(WaitForPod("trainer", false));
-  EXPECT_EQ(Up(), 1);
-}
-
-TEST_F(PollerTest, KubeletAbsentAtStartThenAppearing) {
-  StartPoller(absl::Milliseconds(50));
-  ASSERT_TRUE(WaitFor([&] { return poller_->first_poll_done(); }));
-  EXPECT_EQ(Up(), 0);
-  EXPECT_EQ(Current(), nullptr);  // never an empty picture for a kubelet that did not answer
-  absl::SleepFor(absl::Milliseconds(300));
-  StartStandin();
-  standin_->SetPods(RichPods());
-  // The failure backoff is capped at 5 s.
-  ASSERT_TRUE(WaitForPod("trainer", true, absl::Seconds(8)));
   EXPECT_EQ(Up(), 1);
 }
 
@@ -409,24 +292,6 @@ TEST_F(PollerTest, SlowKubeletHitsTheDeadlineAndStopDoesNotWait) {
   poller_->Stop();  // idempotent
 }
 
-TEST_F(PollerTest, LogsOncePerStateChangeNotPerPoll) {
-  std::ostringstream captured;
-  auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(captured);
-  Log().sinks().push_back(sink);
-  StartPoller(absl::Milliseconds(20));
-  absl::SleepFor(absl::Milliseconds(600));  // many failed polls, one state
-  StartStandin();
-  ASSERT_TRUE(WaitFor([&] { return Up() == 1; }));
-  poller_->Stop();
-  Log().sinks().pop_back();
-  const std::string text = captured.str();
-  int downs = 0;
-  for (size_t at = 0; (at = text.find("pod-resources down", at)) != std::string::npos; ++at)
-    ++downs;
-  EXPECT_EQ(downs, 1) << text;
-  EXPECT_TRUE(absl::StrContains(text, "pod-resources up")) << text;
-}
-
 TEST(PollerDeadlineTest, ClampedBetweenOneAndTenSeconds) {
   EXPECT_EQ(PodResourcesCallDeadline(absl::Milliseconds(100)), absl::Seconds(1));
   EXPECT_EQ(PodResourcesCallDeadline(absl::Seconds(2)), absl::Seconds(4));
@@ -448,75 +313,6 @@ TEST_F(PollerTest, AnUnchangedReplyKeepsTheSameSnapshot) {
   standin_->SetPods(pods);
   ASSERT_TRUE(WaitFor([&] { return Current()->pods.size() == 1; }));
   EXPECT_NE(Current(), first);
-}
-
-// The poller's decisions against the fake client: what each answer means, without a socket.
-class PollerWithFakeClientTest : public ::testing::Test {
- protected:
-  PollerWithFakeClientTest() { client_->SetPods(RichPods()); }
-  void TearDown() override { poller_.reset(); }
-
-  void StartPoller() {
-    PollerOptions options;
-    options.socket_path = "fake";
-    options.interval = absl::Milliseconds(20);
-    poller_ = std::make_unique<PodResourcesPoller>(options, *registry_, std::move(owned_client_));
-    poller_->Start();
-  }
-  std::optional<double> Supported(const std::string& method) {
-    return MetricValue(*registry_, "devscope_pod_resources_method_supported", {{"method", method}});
-  }
-  double Up() { return MetricValue(*registry_, "devscope_pod_resources_up").value_or(-1); }
-
-  std::shared_ptr<prometheus::Registry> registry_ = std::make_shared<prometheus::Registry>();
-  std::unique_ptr<FakePodResourcesClient> owned_client_ =
-      std::make_unique<FakePodResourcesClient>();
-  FakePodResourcesClient* const client_ = owned_client_.get();  // the poller owns it once started
-  std::unique_ptr<PodResourcesPoller> poller_;
-};
-
-TEST_F(PollerWithFakeClientTest, AGetProbeAnsweredNotFoundMeansGetIsServed) {
-  StartPoller();
-  ASSERT_TRUE(WaitFor([&] { return Supported("Get").has_value(); }));
-  EXPECT_THAT(Supported("Get"), Optional(1.0));
-  EXPECT_EQ(client_->Calls(PodResourcesMethod::kGet), 1);
-}
-
-TEST_F(PollerWithFakeClientTest, AllocatableFailedPreconditionIsNotServed) {
-  client_->SetStatus(PodResourcesMethod::kGetAllocatableResources,
-                     absl::FailedPreconditionError("GetAllocatableResources disabled"));
-  StartPoller();
-  ASSERT_TRUE(WaitFor([&] { return Supported("GetAllocatableResources").has_value(); }));
-  EXPECT_THAT(Supported("GetAllocatableResources"), Optional(0.0));
-  ASSERT_TRUE(WaitFor([&] { return poller_->store().Current() != nullptr; }));
-  EXPECT_FALSE(poller_->store().Current()->allocatable.has_value());
-}
-
-TEST_F(PollerWithFakeClientTest, ListUnimplementedIsReportedAndDown) {
-  client_->SetStatus(PodResourcesMethod::kList, absl::UnimplementedError("unknown service"));
-  StartPoller();
-  ASSERT_TRUE(WaitFor([&] { return Supported("List").has_value(); }));
-  EXPECT_THAT(Supported("List"), Optional(0.0));
-  EXPECT_EQ(Up(), 0);
-  EXPECT_EQ(poller_->store().Current(), nullptr);
-}
-
-TEST_F(PollerWithFakeClientTest, AnUnreachableKubeletGetsAFreshConnection) {
-  StartPoller();
-  ASSERT_TRUE(WaitFor([&] { return Up() == 1; }));
-  EXPECT_EQ(client_->Reconnects(), 0);
-  client_->SetStatus(PodResourcesMethod::kList, absl::UnavailableError("connection refused"));
-  ASSERT_TRUE(WaitFor([&] { return client_->Reconnects() >= 1; }));
-  EXPECT_EQ(Up(), 0);
-  EXPECT_THAT(Supported("List"), Optional(1.0));  // passing: says nothing about support
-}
-
-TEST_F(PollerWithFakeClientTest, StopShutsTheClientDown) {
-  StartPoller();
-  ASSERT_TRUE(WaitFor([&] { return poller_->first_poll_done(); }));
-  EXPECT_FALSE(client_->IsShutDown());
-  poller_->Stop();
-  EXPECT_TRUE(client_->IsShutDown());
 }
 
 }  // namespace
