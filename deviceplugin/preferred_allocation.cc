@@ -21,6 +21,97 @@ struct Group {
 
 bool IsDigit(char c) { return c >= '0' && c <= '9'; }
 
+// Pack prefers the node with fewer free devices, spread the one with more; ties go to the lower
+// node (devices without a node last).
+auto Preferred(bool pack) {
+  return [pack](const Group* a, const Group* b) {
+    if (a->ids.size() != b->ids.size()) {
+      return pack ? a->ids.size() < b->ids.size() : a->ids.size() > b->ids.size();
+    }
+    return a->node < b->node;
+  };
+}
+
+// The free candidates (neither chosen nor repeated) by NUMA node, each group in natural order.
+std::map<int64_t, Group> GroupByNode(const std::vector<std::string>& available,
+                                     const absl::flat_hash_set<std::string>& chosen,
+                                     const NumaLookup& numa_of) {
+  std::map<int64_t, Group> by_node;
+  absl::flat_hash_set<std::string> seen;
+  for (const std::string& id : available) {
+    if (chosen.contains(id) || !seen.insert(id).second) continue;
+    const int64_t node = numa_of(id).value_or(kNoNode);
+    Group& group = by_node[node];
+    group.node = node;
+    group.ids.push_back(id);
+  }
+  for (auto& [node, group] : by_node) std::sort(group.ids.begin(), group.ids.end(), NaturalLess);
+  return by_node;
+}
+
+// The devices chosen so far, and how many more are needed.
+struct Taker {
+  // Pack fills each group in turn; spread takes one from each in turn.
+  void Take(const std::vector<Group*>& groups, bool pack) {
+    if (pack) {
+      for (Group* group : groups) {
+        while (need > 0 && group->taken < group->ids.size()) TakeOne(*group);
+      }
+      return;
+    }
+    bool progress = true;
+    while (need > 0 && progress) {
+      progress = false;
+      for (Group* group : groups) {
+        if (need > 0 && group->taken < group->ids.size()) {
+          TakeOne(*group);
+          progress = true;
+        }
+      }
+    }
+  }
+  void TakeOne(Group& group) {
+    result.push_back(group.ids[group.taken++]);
+    --need;
+  }
+
+  std::vector<std::string> result;
+  size_t need = 0;
+};
+
+// The nodes besides the occupied ones to take `need` devices from: k = the fewest largest nodes
+// that hold them. Pack: the k-1 largest, then the best fit for what remains (the fullest node that
+// still fits); spread: those k, in spread's order.
+std::vector<Group*> PickFurtherNodes(std::vector<Group*> by_size, size_t need, bool pack) {
+  std::sort(by_size.begin(), by_size.end(), [](const Group* a, const Group* b) {
+    if (a->ids.size() != b->ids.size()) return a->ids.size() > b->ids.size();
+    return a->node < b->node;
+  });
+  size_t k = 0, sum = 0;
+  while (k < by_size.size() && sum < need) sum += by_size[k++]->ids.size();
+  std::vector<Group*> picked;
+  if (!pack) {
+    picked.assign(by_size.begin(), by_size.begin() + k);
+    std::sort(picked.begin(), picked.end(), Preferred(pack));
+    return picked;
+  }
+  size_t remaining = need;
+  for (size_t i = 0; i + 1 < k; ++i) {
+    picked.push_back(by_size[i]);
+    remaining -= std::min(remaining, by_size[i]->ids.size());
+  }
+  const auto preferred = Preferred(pack);
+  Group* last = nullptr;
+  for (size_t i = k == 0 ? 0 : k - 1; i < by_size.size(); ++i) {
+    Group* candidate = by_size[i];
+    if (candidate->ids.size() < remaining) continue;
+    if (last == nullptr || preferred(candidate, last)) last = candidate;
+  }
+  if (last == nullptr && k > 0) last = by_size[k - 1];  // too few devices overall: take all
+  if (last != nullptr) picked.push_back(last);
+  return picked;
+}
+
 }  // namespace
 
 bool NaturalLess(const std::string& a, const std::string& b) {
@@ -54,105 +145,33 @@ std::vector<std::string> PreferredAllocation(const std::vector<std::string>& ava
                                              const std::vector<std::string>& must_include,
                                              int allocation_size, const NumaLookup& numa_of,
                                              AllocationPolicy policy) {
-  std::vector<std::string> result;
+  Taker taker;
   absl::flat_hash_set<std::string> chosen;
   std::set<int64_t> used_nodes;
   for (const std::string& id : must_include) {
     if (!chosen.insert(id).second) continue;
-    result.push_back(id);
+    taker.result.push_back(id);
     used_nodes.insert(numa_of(id).value_or(kNoNode));
   }
-  size_t size = allocation_size < 0 ? 0 : static_cast<size_t>(allocation_size);
-  if (result.size() >= size) return result;
-  size_t need = size - result.size();
-
-  std::map<int64_t, Group> by_node;
-  absl::flat_hash_set<std::string> seen;
-  for (const std::string& id : available) {
-    if (chosen.contains(id) || !seen.insert(id).second) continue;
-    int64_t node = numa_of(id).value_or(kNoNode);
-    Group& group = by_node[node];
-    group.node = node;
-    group.ids.push_back(id);
-  }
-  for (auto& [node, group] : by_node) std::sort(group.ids.begin(), group.ids.end(), NaturalLess);
-
+  const size_t size = allocation_size < 0 ? 0 : static_cast<size_t>(allocation_size);
+  if (taker.result.size() >= size) return taker.result;
+  taker.need = size - taker.result.size();
+  std::map<int64_t, Group> by_node = GroupByNode(available, chosen, numa_of);
   const bool pack = policy == AllocationPolicy::kPack;
-  // Pack prefers the node with fewer free devices, spread the one with more; ties go to the lower
-  // node (devices without a node last).
-  auto preferred = [pack](const Group* a, const Group* b) {
-    if (a->ids.size() != b->ids.size()) {
-      return pack ? a->ids.size() < b->ids.size() : a->ids.size() > b->ids.size();
-    }
-    return a->node < b->node;
-  };
-  auto take_in_order = [&](std::vector<Group*>& groups) {
-    for (Group* group : groups) {
-      while (need > 0 && group->taken < group->ids.size()) {
-        result.push_back(group->ids[group->taken++]);
-        --need;
-      }
-    }
-  };
-  auto take_round_robin = [&](std::vector<Group*>& groups) {
-    bool progress = true;
-    while (need > 0 && progress) {
-      progress = false;
-      for (Group* group : groups) {
-        if (need > 0 && group->taken < group->ids.size()) {
-          result.push_back(group->ids[group->taken++]);
-          --need;
-          progress = true;
-        }
-      }
-    }
-  };
 
   // 1. The nodes the must-include devices already occupy cost no further node.
   std::vector<Group*> occupied, others;
   for (auto& [node, group] : by_node) {
     (used_nodes.count(node) ? occupied : others).push_back(&group);
   }
-  std::sort(occupied.begin(), occupied.end(), preferred);
-  if (pack) {
-    take_in_order(occupied);
-  } else {
-    take_round_robin(occupied);
-  }
-  if (need == 0) return result;
+  std::sort(occupied.begin(), occupied.end(), Preferred(pack));
+  taker.Take(occupied, pack);
+  if (taker.need == 0) return taker.result;
 
-  // 2. As few further nodes as possible: k = the fewest largest nodes that hold `need`.
-  std::vector<Group*> by_size = others;
-  std::sort(by_size.begin(), by_size.end(), [](const Group* a, const Group* b) {
-    if (a->ids.size() != b->ids.size()) return a->ids.size() > b->ids.size();
-    return a->node < b->node;
-  });
-  size_t k = 0, sum = 0;
-  while (k < by_size.size() && sum < need) sum += by_size[k++]->ids.size();
-
-  std::vector<Group*> picked;
-  if (pack) {
-    // The k-1 largest, then the best fit for what remains (the fullest node that still fits).
-    size_t remaining = need;
-    for (size_t i = 0; i + 1 < k; ++i) {
-      picked.push_back(by_size[i]);
-      remaining -= std::min(remaining, by_size[i]->ids.size());
-    }
-    Group* last = nullptr;
-    for (size_t i = k == 0 ? 0 : k - 1; i < by_size.size(); ++i) {
-      Group* candidate = by_size[i];
-      if (candidate->ids.size() < remaining) continue;
-      if (last == nullptr || preferred(candidate, last)) last = candidate;
-    }
-    if (last == nullptr && k > 0) last = by_size[k - 1];  // too few devices overall: take all
-    if (last != nullptr) picked.push_back(last);
-    take_in_order(picked);
-  } else {
-    picked.assign(by_size.begin(), by_size.begin() + k);
-    std::sort(picked.begin(), picked.end(), preferred);
-    take_round_robin(picked);
-  }
-  return result;
+  // 2. As few further nodes as possible.
+  std::vector<Group*> picked = PickFurtherNodes(std::move(others), taker.need, pack);
+  taker.Take(picked, pack);
+  return taker.result;
 }
 
 }  // namespace devscope
