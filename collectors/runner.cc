@@ -39,8 +39,7 @@ void DeclareOptions(OptionDeclarer& d, RunnerOptions& o) {
 }
 
 CollectorRunner::CollectorRunner(std::vector<std::unique_ptr<Collector>> collectors,
-                                 const RunnerOptions& options, HealthModel health,
-                                 Clock& clock)
+                                 const RunnerOptions& options, HealthModel health, Clock& clock)
     : options_(options), health_(std::move(health)), clock_(clock), deadline_(options.interval) {
   stop_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   absl::MutexLock lock(&mu_);
