@@ -152,7 +152,14 @@ class DrmCollector : public Collector {
       report.health.reason = "PCI device disabled";
     }
 
-    std::vector<Sample>& samples = report.samples;
+    report.samples = Telemetry(dev);
+    return report;
+  }
+
+  // The card's telemetry, from its PCI function's directory `dev`.
+  std::vector<Sample> Telemetry(const std::string& dev) {
+    std::vector<Sample> samples;
+    std::error_code ec;
     // amdgpu: device/gpu_busy_percent (0..100), device/mem_info_vram_{total,used} (bytes).
     AddSample(samples, absl::StrCat(dev, "/gpu_busy_percent"), "devscope_device_utilization_ratio",
               0.01);
@@ -175,7 +182,7 @@ class DrmCollector : public Collector {
       break;  // a GPU has one hwmon directory
     }
     AddRasErrors(absl::StrCat(dev, "/ras/umc_err_count"), samples);
-    return report;
+    return samples;
   }
 
   // amdgpu RAS: device/ras/umc_err_count holds "ue: N\nce: M", the uncorrectable and correctable
