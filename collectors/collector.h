@@ -54,6 +54,20 @@ struct DeviceInfo {
   std::string serial;
   std::string pci_address;  // domain:bus:device.function, e.g. 0000:3b:00.0
   std::optional<int64_t> numa_node;
+  // The minor number of the device's node, for a GPU /dev/nvidia<minor>; for a MIG device its
+  // GPU's, given only together with `mig` (without it, it would name the whole GPU). DRA drivers
+  // name devices by it (exporter/dra_match.h).
+  std::optional<uint32_t> minor;
+  // A MIG device's GPU instance profile and where the instance lies on its GPU, from
+  // nvmlGpuInstanceGetInfo (profileId, placement.start, placement.size). NVIDIA's DRA driver
+  // names MIG devices by them.
+  struct MigPlacement {
+    uint32_t profile_id = 0;
+    uint32_t start = 0;
+    uint32_t size = 0;
+    bool operator==(const MigPlacement&) const = default;
+  };
+  std::optional<MigPlacement> mig;
   AllocateSpec allocate;
 };
 

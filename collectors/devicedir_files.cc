@@ -177,6 +177,11 @@ Parsed<InfoFile> ParseInfoFile(absl::string_view text) {
       out.value.pci_address = std::move(value);
     } else if (key == "uuid") {
       out.value.uuid = std::move(value);
+    } else if (key == "aliases") {
+      for (absl::string_view alias :
+           absl::StrSplit(value, absl::ByAnyChar(", \t"), absl::SkipEmpty())) {
+        out.value.aliases.emplace_back(alias);
+      }
     }
   });
   return out;
@@ -192,6 +197,7 @@ void ApplyInfoFile(const InfoFile& file, DeviceInfo& info) {
     info.aliases.push_back(info.pci_address);
   }
   if (!file.uuid.empty()) info.aliases.push_back(file.uuid);
+  info.aliases.insert(info.aliases.end(), file.aliases.begin(), file.aliases.end());
 }
 
 Parsed<AllocateSpec> ParseAllocateFile(absl::string_view text) {

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -42,10 +43,13 @@ struct InfoFile {
   std::string serial;
   std::string pci_address;
   std::string uuid;
+  // Other names of the device, whitespace- or comma-separated: IDs other device plugins use, and
+  // "DRIVER/DEVICE" for the DRA device it is (exporter/dra_match.h).
+  std::vector<std::string> aliases;
 };
 Parsed<InfoFile> ParseInfoFile(absl::string_view text);
 // Puts `file` into `info`: vendor, model, serial, the PCI address (normalised,
-// common/pci_address.h); the PCI address and UUID also become aliases.
+// common/pci_address.h); the PCI address, the UUID and the aliases become aliases.
 void ApplyInfoFile(const InfoFile& file, DeviceInfo& info);
 
 // `allocate`: device HOST [CONTAINER [PERMS]], env K=V, mount HOST CONTAINER [ro], annotation K=V,

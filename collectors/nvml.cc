@@ -176,6 +176,7 @@ class NvmlCollector : public Collector {
     info.advertise = !advertise_resource_.empty() && migs.empty();
     info.resource = advertise_resource_.empty() ? "nvidia.com/gpu" : advertise_resource_;
     const std::optional<unsigned int> minor = AddGpuNodes(device, info, lost);
+    info.minor = minor;
 
     report.samples = Telemetry(device, *uuid, lost);
     if (!lost) xids_->RegisterLate(device, *uuid);
@@ -210,6 +211,8 @@ class NvmlCollector : public Collector {
     info = parent;  // a MIG device is its GPU's, but for its ID, model and aliases
     info.id = *uuid;
     info.aliases.clear();
+    // The minor names a MIG device only with its placement (collectors/collector.h).
+    info.minor.reset();
     info.model =
         nvml_.GetString(api_.GetName, mig, *uuid, "nvmlDeviceGetName", lost).value_or(parent.model);
     info.advertise = !advertise_resource_.empty();

@@ -7,7 +7,7 @@
 namespace devscope {
 
 // The labels devscope sets on every device series itself, from the device (resource, device) and
-// its holder (namespace, pod, container). A sample may not set them: the devicedir parser refuses
+// its holder (namespace, pod, container, and claim_namespace, claim_name for a DRA claim). A sample may not set them: the devicedir parser refuses
 // them, and the renderer drops a sample that carries one.
 bool IsReservedDeviceLabel(absl::string_view name);
 

@@ -2,6 +2,7 @@
 // the collectors' status.
 #include <algorithm>
 #include <cmath>
+#include <map>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/match.h"
@@ -167,6 +168,10 @@ void DeviceSection::MakeLabelSets(const NodeView& view) {
         AppendLabel(set, "namespace", holder->ns);
         AppendLabel(set, "pod", holder->pod);
         AppendLabel(set, "container", holder->container);
+        if (!holder->claim_name.empty()) {
+          AppendLabel(set, "claim_namespace", holder->claim_namespace);
+          AppendLabel(set, "claim_name", holder->claim_name);
+        }
       }
       labels_.append(set);
       label_ranges_.emplace_back(static_cast<uint32_t>(start),
@@ -286,6 +291,23 @@ void DeviceSection::Render(std::shared_ptr<const NodeView> view_ptr, StableTextB
     }
   }
   last_view_ = std::move(view_ptr);
+}
+
+void RenderUnmatchedClaimDevices(const NodeView& view, StableTextBuilder& out) {
+  if (view.unmatched_claim_devices.empty()) return;
+  std::map<absl::string_view, int> per_driver;
+  for (const ClaimDevice* device : view.unmatched_claim_devices) ++per_driver[device->driver];
+  ExpositionWriter writer(out.buffer());
+  writer.Family("devscope_dynamic_resource_unmatched_devices",
+                "DRA devices held by containers that devscope matched to no device it tracks: "
+                "their telemetry, if any, carries no holder. Each is logged once.",
+                FamilyType::kGauge);
+  for (const auto& [driver, count] : per_driver) {
+    writer.Begin("devscope_dynamic_resource_unmatched_devices");
+    writer.Label("driver", driver);
+    writer.End(count);
+  }
+  out.EndPiece(PieceKey(ViewSection::kUnmatchedClaimDevices, 0, 0));
 }
 
 void RenderCollectorStatus(const DeviceSnapshot& devices, StableTextBuilder& out) {

@@ -1,5 +1,6 @@
 #include "exporter/join.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <utility>
 #include <vector>
@@ -63,6 +64,30 @@ class DeviceIndex {
   absl::flat_hash_map<std::string, DeviceIndexes> map_;
 };
 
+// Adds `holder` to the device's holders unless it is there already (a container may list a device
+// twice: two IDs of one shared device, two resources, two shares of one DRA device).
+void AddHolder(JoinedDevice& device, const Holder& holder) {
+  auto& holders = device.holders;
+  if (std::find(holders.begin(), holders.end(), holder) == holders.end()) {
+    holders.push_back(holder);
+  }
+}
+
+// The devices a DRA device is, by the first candidate that names any (exporter/dra_match.h).
+const DeviceIndexes* MatchClaimDevice(const ClaimDevice& claim, const DraMatcher& dra,
+                                      const DeviceIndex& index) {
+  for (const std::string& id : dra.Candidates(claim)) {
+    if (const DeviceIndexes* found = index.Find(id)) return found;
+  }
+  return nullptr;
+}
+
+const DraMatcher& NoAliasRules() {
+  static const auto* const kMatcher =
+      new std::shared_ptr<const DraMatcher>(*DraMatcher::Create(DraOptions{}));
+  return **kMatcher;
+}
+
 }  // namespace
 
 std::string CanonicalDeviceId(absl::string_view id) {
@@ -71,10 +96,12 @@ std::string CanonicalDeviceId(absl::string_view id) {
 }
 
 std::shared_ptr<const NodeView> Join(std::shared_ptr<const PodResourcesSnapshot> pods,
-                                     std::shared_ptr<const DeviceSnapshot> devices) {
+                                     std::shared_ptr<const DeviceSnapshot> devices,
+                                     const DraMatcher* dra) {
   auto view = std::make_shared<NodeView>();
   view->pods = pods ? std::move(pods) : std::make_shared<const PodResourcesSnapshot>();
   view->devices_source = devices ? std::move(devices) : std::make_shared<const DeviceSnapshot>();
+  if (dra == nullptr) dra = &NoAliasRules();
 
   DeviceIndex index;
   for (const CollectorReport& collector : view->devices_source->collectors) {
@@ -87,6 +114,7 @@ std::shared_ptr<const NodeView> Join(std::shared_ptr<const PodResourcesSnapshot>
       index.Add(report.info.id, i);
       for (const std::string& alias : report.info.aliases) index.Add(alias, i);
       index.Add(report.info.pci_address, i);
+      for (const std::string& name : DraNamesOf(report.info)) index.Add(name, i);
     }
   }
 
@@ -96,19 +124,26 @@ std::shared_ptr<const NodeView> Join(std::shared_ptr<const PodResourcesSnapshot>
 
   for (const PodResources& pod : view->pods->pods) {
     for (const ContainerResources& container : pod.containers) {
+      const Holder holder{pod.ns, pod.name, container.name, {}, {}};
       for (const DeviceAssignment& assignment : container.devices) {
         for (const std::string& id : assignment.device_ids) {
           const DeviceIndexes* found = index.Lookup(id);
           if (found == nullptr) continue;
           for (uint32_t i : *found) {
-            auto& holders = view->devices[i].holders;
-            // The same container may list a device twice (two IDs of one shared device, or two
-            // resources); containers are visited one at a time, so checking the last suffices.
-            const Holder holder{pod.ns, pod.name, container.name};
-            if (holders.empty() || holders.back() != holder) holders.push_back(holder);
+            AddHolder(view->devices[i], holder);
             if (allocated_resource[i] == nullptr) allocated_resource[i] = &assignment.resource;
           }
         }
+      }
+      for (const ClaimDevice& claim : container.claim_devices) {
+        const DeviceIndexes* found = MatchClaimDevice(claim, *dra, index);
+        if (found == nullptr) {
+          view->unmatched_claim_devices.push_back(&claim);
+          continue;
+        }
+        const Holder claim_holder{pod.ns, pod.name, container.name, claim.claim_namespace,
+                                  claim.claim_name};
+        for (uint32_t i : *found) AddHolder(view->devices[i], claim_holder);
       }
     }
   }

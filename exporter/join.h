@@ -8,6 +8,7 @@
 
 #include "absl/strings/string_view.h"
 #include "collectors/collector.h"
+#include "exporter/dra_match.h"
 #include "exporter/node_view.h"
 #include "kubelet/pod_resources.h"
 
@@ -17,10 +18,13 @@ namespace devscope {
 // PCI addresses, cardN, netdev names), compared case-insensitively, with PCI addresses
 // normalised ("3B:00.0" and "00000000:3b:00.0" are "0000:3b:00.0"), a sharing suffix "::N"
 // stripped (NVIDIA time-slicing "GPU-uuid::3") and Intel's shared "cardN-M" matched as cardN.
-// Devices of any plugin are joined alike. Either input may be null (empty). Cost is linear in
-// devices plus pod-resources IDs (hash lookups only).
+// Devices of any plugin are joined alike. A DRA claim's device is matched as
+// exporter/dra_match.h says, with `dra`'s alias rules (null: none), and its holders name the
+// claim; one that no rule matches is listed in NodeView::unmatched_claim_devices. Either input
+// may be null (empty). Cost is linear in devices plus pod-resources IDs (hash lookups only).
 std::shared_ptr<const NodeView> Join(std::shared_ptr<const PodResourcesSnapshot> pods,
-                                     std::shared_ptr<const DeviceSnapshot> devices);
+                                     std::shared_ptr<const DeviceSnapshot> devices,
+                                     const DraMatcher* dra = nullptr);
 
 // The form IDs are compared in: lowercase, PCI addresses with a 4-digit domain.
 std::string CanonicalDeviceId(absl::string_view id);

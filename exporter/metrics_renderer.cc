@@ -5,6 +5,7 @@
 #include <sstream>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "exporter/join.h"
 #include "prometheus/text_serializer.h"
 
@@ -18,8 +19,24 @@ std::string SerializeFamilies(const std::vector<prometheus::MetricFamily>& famil
 
 MetricsRenderer::MetricsRenderer(const SnapshotStore<PodResourcesSnapshot>* pods,
                                  const SnapshotStore<DeviceSnapshot>* devices,
-                                 std::vector<std::shared_ptr<prometheus::Collectable>> self_metrics)
-    : pods_(pods), devices_(devices), self_metrics_(std::move(self_metrics)) {}
+                                 std::vector<std::shared_ptr<prometheus::Collectable>> self_metrics,
+                                 std::shared_ptr<const DraMatcher> dra)
+    : pods_(pods),
+      devices_(devices),
+      self_metrics_(std::move(self_metrics)),
+      dra_(std::move(dra)) {}
+
+void MetricsRenderer::LogUnmatchedClaimDevices(const NodeView& view) {
+  for (const ClaimDevice* device : view.unmatched_claim_devices) {
+    unmatched_warn_.Warn(
+        absl::StrCat(device->driver, "/", device->pool, "/", device->device),
+        absl::StrCat(
+            "DRA device matches no tracked device, its telemetry carries no holder: driver=",
+            device->driver, " pool=", device->pool, " device=", device->device,
+            " claim=", device->claim_namespace, "/", device->claim_name));
+  }
+  unmatched_warn_.ForgetAbsent();
+}
 
 std::shared_ptr<const StableText> MetricsRenderer::RenderView(
     std::shared_ptr<const PodResourcesSnapshot> pods,
@@ -40,13 +57,15 @@ std::shared_ptr<const StableText> MetricsRenderer::RenderView(
   spare_.reset();
   StableTextBuilder out(current_, std::move(recycled));
 
-  std::shared_ptr<const NodeView> view = Join(pods, devices);
+  std::shared_ptr<const NodeView> view = Join(pods, devices, dra_.get());
   if (have_text && cached_pods_ == pods) {
     out.CopyPieces(kSectionMask, SectionKey(ViewSection::kPodResources));
   } else {
     pod_section_.Render(*view->pods, out);
   }
   device_section_.Render(view, out);
+  RenderUnmatchedClaimDevices(*view, out);
+  LogUnmatchedClaimDevices(*view);
   if (have_text && cached_devices_ == devices) {
     out.CopyPieces(kSectionMask, SectionKey(ViewSection::kCollectors));
   } else {

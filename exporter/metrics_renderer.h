@@ -16,10 +16,12 @@
 #include "absl/synchronization/mutex.h"
 #include "collectors/collector.h"
 #include "common/snapshot_store.h"
+#include "common/warn_once.h"
+#include "exporter/dra_match.h"
 #include "exporter/exposition.h"
 #include "exporter/node_view.h"
-#include "kubelet/pod_resources.h"
 #include "exporter/view_sections.h"
+#include "kubelet/pod_resources.h"
 #include "prometheus/collectable.h"
 #include "prometheus/metric_family.h"
 
@@ -29,9 +31,11 @@ class MetricsRenderer {
  public:
   // Either store may be null (that side contributes nothing). `self_metrics` are serialised as
   // they are on every call; they must not share family names with the view.
+  // `dra`: the DRA alias rules the join uses (null: none).
   MetricsRenderer(const SnapshotStore<PodResourcesSnapshot>* pods,
                   const SnapshotStore<DeviceSnapshot>* devices,
-                  std::vector<std::shared_ptr<prometheus::Collectable>> self_metrics);
+                  std::vector<std::shared_ptr<prometheus::Collectable>> self_metrics,
+                  std::shared_ptr<const DraMatcher> dra = nullptr);
 
   // The exposition text in its two parts: the cached view as `stable`, the exporter's own
   // metrics as `fresh`. Thread-safe; concurrent scrapes share the view.
@@ -40,12 +44,14 @@ class MetricsRenderer {
   std::shared_ptr<const std::string> Render();
 
  private:
+  void LogUnmatchedClaimDevices(const NodeView& view) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::shared_ptr<const StableText> RenderView(std::shared_ptr<const PodResourcesSnapshot> pods,
                                                std::shared_ptr<const DeviceSnapshot> devices);
 
   const SnapshotStore<PodResourcesSnapshot>* pods_;
   const SnapshotStore<DeviceSnapshot>* devices_;
   const std::vector<std::shared_ptr<prometheus::Collectable>> self_metrics_;
+  const std::shared_ptr<const DraMatcher> dra_;
 
   absl::Mutex mu_;
   // The snapshots the current text was rendered from; compared by identity.
@@ -56,6 +62,8 @@ class MetricsRenderer {
   std::shared_ptr<StableText> spare_ ABSL_GUARDED_BY(mu_);
   PodResourcesSection pod_section_ ABSL_GUARDED_BY(mu_);
   DeviceSection device_section_ ABSL_GUARDED_BY(mu_);
+  // Each DRA device that matches no tracked device is logged once while it lasts.
+  WarnOnce unmatched_warn_ ABSL_GUARDED_BY(mu_){"join: "};
 };
 
 // Serialises families in the text exposition format (prometheus-cpp's TextSerializer).

@@ -15,11 +15,14 @@
 
 namespace devscope {
 
-// A container that holds a device, per pod-resources. The views point into NodeView::pods.
+// A container that holds a device, per pod-resources: through a device plugin, or through a DRA
+// claim (then the claim is named too). The views point into NodeView::pods.
 struct Holder {
   absl::string_view ns;
   absl::string_view pod;
   absl::string_view container;
+  absl::string_view claim_namespace;  // empty unless held through a DRA claim
+  absl::string_view claim_name;
   bool operator==(const Holder&) const = default;
 };
 
@@ -37,6 +40,9 @@ struct NodeView {
   std::shared_ptr<const PodResourcesSnapshot> pods;      // never null
   std::shared_ptr<const DeviceSnapshot> devices_source;  // never null; owns what `report` points to
   std::vector<JoinedDevice> devices;
+  // The DRA devices that no rule names a tracked device by (exporter/dra_match.h), in
+  // pod-resources order; they point into `pods`.
+  std::vector<const ClaimDevice*> unmatched_claim_devices;
 };
 
 }  // namespace devscope

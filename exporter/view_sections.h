@@ -32,7 +32,12 @@ namespace devscope {
 
 // Piece keys: the section in the top byte, then the family's position in its section, then the
 // block of devices.
-enum class ViewSection : uint64_t { kPodResources = 1, kDevices = 2, kCollectors = 3 };
+enum class ViewSection : uint64_t {
+  kPodResources = 1,
+  kDevices = 2,
+  kCollectors = 3,
+  kUnmatchedClaimDevices = 4
+};
 constexpr uint64_t kSectionMask = uint64_t{0xff} << 56;
 constexpr uint64_t kBlockMask = (uint64_t{1} << 28) - 1;
 constexpr uint64_t SectionKey(ViewSection section) { return static_cast<uint64_t>(section) << 56; }
@@ -119,6 +124,10 @@ class DeviceSection {
   std::string label_set_;
   std::vector<bool> used_;  // per telemetry family: has a series
 };
+
+// devscope_dynamic_resource_unmatched_devices: the DRA devices the join matched to no tracked
+// device, per driver; one piece, nothing when there are none.
+void RenderUnmatchedClaimDevices(const NodeView& view, StableTextBuilder& out);
 
 // devscope_collector_up, _duration_seconds and _parse_errors: one piece per family.
 void RenderCollectorStatus(const DeviceSnapshot& devices, StableTextBuilder& out);

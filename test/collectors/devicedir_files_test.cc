@@ -116,7 +116,8 @@ TEST(ParseNumaNodeFileTest, MinusOneIsNoAffinity) {
 TEST(ParseInfoFileTest, KeysAliasesAndBadLines) {
   const Parsed<InfoFile> parsed = ParseInfoFile(
       "# identity\nvendor=Acme\nmodel = Widget 9000\nserial=S1\npci_address=3B:00.0\n"
-      "uuid=WID-1234\nfuture_key=ignored\nbroken line\n=nokey\n");
+      "uuid=WID-1234\nfuture_key=ignored\nbroken line\n=nokey\n"
+      "aliases = gpu.example.com/gpu-0, widget-a\twidget-b\n");
   EXPECT_EQ(parsed.value.model, "Widget 9000");
   EXPECT_THAT(FormatLineErrors("i", parsed.errors),
               ElementsAre("i:8: expected key=value", "i:9: expected key=value"));
@@ -125,7 +126,8 @@ TEST(ParseInfoFileTest, KeysAliasesAndBadLines) {
   EXPECT_EQ(info.vendor, "Acme");
   EXPECT_EQ(info.serial, "S1");
   EXPECT_EQ(info.pci_address, "0000:3b:00.0");
-  EXPECT_THAT(info.aliases, ElementsAre("0000:3b:00.0", "WID-1234"));
+  EXPECT_THAT(info.aliases, ElementsAre("0000:3b:00.0", "WID-1234", "gpu.example.com/gpu-0",
+                                        "widget-a", "widget-b"));
 
   DeviceInfo bare;
   ApplyInfoFile(ParseInfoFile("vendor=Acme\n").value, bare);

@@ -197,6 +197,7 @@ TEST_F(NvmlTest, IdentityAliasesNumaAndAllocateSpec) {
   EXPECT_EQ(info.vendor, "NVIDIA");
   EXPECT_EQ(info.model, "NVIDIA A100-SXM4-40GB");
   EXPECT_EQ(info.serial, "1564720004631");
+  EXPECT_EQ(info.minor, 3u);  // NVIDIA's DRA driver names it gpu-3
   EXPECT_EQ(info.resource, "nvidia.com/gpu");
   EXPECT_FALSE(info.advertise);
   ASSERT_EQ(info.allocate.device_nodes.size(), 3u);  // nvidia-uvm-tools absent: not handed out
@@ -296,6 +297,9 @@ TEST_F(NvmlTest, MigDevicesAreSeparateDevices) {
   // With MIG on, pods get MIG devices: those are advertised, the parent is not.
   EXPECT_FALSE(parent->info.advertise);
   EXPECT_TRUE(m1->info.advertise);
+  // A MIG device has no minor of its own: without its placement it must not pass for its GPU.
+  EXPECT_EQ(parent->info.minor, 0u);
+  EXPECT_FALSE(m1->info.minor.has_value());
   EXPECT_EQ(m1->info.resource, "nvidia.com/gpu");
   EXPECT_EQ(m1->info.model, "NVIDIA A100-SXM4-40GB MIG 1g.5gb");
   EXPECT_EQ(m1->info.pci_address, "0000:3b:00.0");

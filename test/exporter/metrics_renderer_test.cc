@@ -129,6 +129,23 @@ TEST_F(MetricsRendererTest, TelemetryCarriesEveryHolder) {
   EXPECT_THAT(text, HasSubstr(R"(devscope_collector_up{collector="devicedir"} 1)"));
 }
 
+TEST_F(MetricsRendererTest, DraHoldersNameTheirClaimAndUnmatchedDevicesAreCounted) {
+  pods_.Publish(TwoPods());
+  devices_.Publish(Widgets());
+  std::string text = Render();
+  // gpu.example.com/gpu-3 names no tracked device yet.
+  EXPECT_THAT(text, HasSubstr(R"(devscope_dynamic_resource_unmatched_devices{driver="gpu.example.com"} 1)"));
+  EXPECT_THAT(text, Not(HasSubstr("claim_name=\"gpu-claim\"}")));
+
+  auto widgets = Widgets();
+  widgets->collectors[0].devices[3].info.aliases.push_back("gpu.example.com/gpu-3");
+  devices_.Publish(widgets);
+  text = Render();
+  EXPECT_THAT(text, HasSubstr(R"(devscope_device_temperature_celsius{resource="example.com/widget",device="widget-3",namespace="ml",pod="trainer-0",container="trainer",claim_namespace="ml",claim_name="gpu-claim"} 43)"));
+  EXPECT_THAT(text, HasSubstr(R"(devscope_device_healthy{resource="example.com/widget",device="widget-3",namespace="ml",pod="trainer-0",container="trainer",claim_namespace="ml",claim_name="gpu-claim"} 0)"));
+  EXPECT_THAT(text, Not(HasSubstr("devscope_dynamic_resource_unmatched_devices")));
+}
+
 TEST_F(MetricsRendererTest, SeriesOfGonePodsVanish) {
   pods_.Publish(TwoPods());
   devices_.Publish(Widgets());

@@ -22,7 +22,8 @@ namespace {
 void WriteFile(const std::string& path, const std::string& text) { std::ofstream(path) << text; }
 
 // Polls /metrics until `done` holds for the body or `timeout` passes; returns the last body.
-std::string ScrapeUntil(const DevscopeProcess& p, const std::function<bool(const std::string&)>& done,
+std::string ScrapeUntil(const DevscopeProcess& p,
+                        const std::function<bool(const std::string&)>& done,
                         absl::Duration timeout) {
   const absl::Time deadline = absl::Now() + timeout;
   std::string body;
@@ -67,9 +68,9 @@ TEST(DeviceViewTest, ThousandDevicesJoinedWithTheirHolders) {
   (*standin)->SetPods(fleet);
   auto process = DevscopeProcess::Start(
       {"--kubelet.pod-resources-socket=" + dir + "/kubelet.sock",
-       "--web.listen-address=127.0.0.1:0", "--pod-resources.interval=200ms",
-       "--no-device-plugin", "--collector.devicedir.path=" + devices, "--path.devfs=" + dir,
-       "--no-collector.nvml", "--no-collector.drm", "--no-collector.netdev"});
+       "--web.listen-address=127.0.0.1:0", "--pod-resources.interval=200ms", "--no-device-plugin",
+       "--collector.devicedir.path=" + devices, "--path.devfs=" + dir, "--no-collector.nvml",
+       "--no-collector.drm", "--no-collector.netdev"});
   ASSERT_TRUE(process.ok()) << process.status();
 
   const std::string body = ScrapeUntil(
@@ -104,6 +105,82 @@ TEST(DeviceViewTest, ThousandDevicesJoinedWithTheirHolders) {
   RemoveTree(dir);
 }
 
+TEST(DeviceViewTest, DraClaimDevicesCarryTheirHoldersAndClaims) {
+  const std::string dir = MakeTempDir();
+  const std::string devices = dir + "/devices";
+  mkdir(devices.c_str(), 0755);
+  const auto add_device = [&](const std::string& id, const std::string& info, int celsius) {
+    const std::string d = devices + "/" + id;
+    mkdir(d.c_str(), 0755);
+    WriteFile(d + "/resource", "example.com/widget\n");
+    WriteFile(d + "/info", info);
+    WriteFile(d + "/metrics.prom",
+              absl::StrCat("devscope_device_temperature_celsius ", celsius, "\n"));
+  };
+  // widget-0 stands for the example driver's gpu-0; widget-1 is named by the UUID in a CDI name.
+  add_device("widget-0", "aliases=gpu.example.com/gpu-0\n", 40);
+  add_device("widget-1", "uuid=GPU-8c4b5e7a-1111-2222-3333-444455556666\n", 41);
+  add_device("widget-2", "", 42);
+  auto standin = PodResourcesStandin::Start(dir + "/kubelet.sock");
+  ASSERT_TRUE(standin.ok()) << standin.status();
+  (*standin)->SetPods({MakePod(
+      "ml", "trainer-0",
+      {MakeContainer(
+          "trainer", {}, {}, {},
+          {MakeClaim("ml", "gpus", "gpu.example.com", "node-a", "gpu-0"),
+           MakeClaim("ml", "vendor-gpu", "gpu.vendor.example", "node-a", "first", std::nullopt,
+                     {"gpu.vendor.example/gpu=GPU-8c4b5e7a-1111-2222-3333-444455556666"}),
+           MakeClaim("ml", "gpus", "gpu.example.com", "node-a", "gpu-7")})})});
+  auto process = DevscopeProcess::Start(
+      {"--kubelet.pod-resources-socket=" + dir + "/kubelet.sock",
+       "--web.listen-address=127.0.0.1:0", "--pod-resources.interval=200ms", "--no-device-plugin",
+       "--collector.devicedir.path=" + devices, "--path.devfs=" + dir, "--no-collector.nvml",
+       "--no-collector.drm", "--no-collector.netdev"});
+  ASSERT_TRUE(process.ok()) << process.status();
+  const std::string body = ScrapeUntil(
+      **process,
+      [](const std::string& b) {
+        return FindSamples(b, "devscope_device_temperature_celsius", {{"pod", "trainer-0"}})
+                   .size() == 2;
+      },
+      absl::Seconds(30));
+  EXPECT_EQ(PromtoolCheck(body), "");
+  const auto held = [&](const std::string& device) {
+    return FindSamples(body, "devscope_device_temperature_celsius", {{"device", device}});
+  };
+  ASSERT_EQ(held("widget-0").size(), 1u);
+  EXPECT_EQ(held("widget-0")[0].labels,
+            (std::map<std::string, std::string>{{"resource", "example.com/widget"},
+                                                {"device", "widget-0"},
+                                                {"namespace", "ml"},
+                                                {"pod", "trainer-0"},
+                                                {"container", "trainer"},
+                                                {"claim_namespace", "ml"},
+                                                {"claim_name", "gpus"}}));
+  ASSERT_EQ(held("widget-1").size(), 1u);
+  EXPECT_EQ(held("widget-1")[0].labels.at("claim_name"), "vendor-gpu");
+  ASSERT_EQ(held("widget-2").size(), 1u);
+  EXPECT_EQ(held("widget-2")[0].labels.count("pod"), 0u);  // gpu-7 is not guessed to be it
+  const auto healthy = FindSamples(body, "devscope_device_healthy",
+                                   {{"device", "widget-0"}, {"claim_name", "gpus"}});
+  EXPECT_EQ(healthy.size(), 1u);
+  const auto unmatched = FindSamples(body, "devscope_dynamic_resource_unmatched_devices");
+  ASSERT_EQ(unmatched.size(), 1u);
+  EXPECT_EQ(unmatched[0].labels.at("driver"), "gpu.example.com");
+  EXPECT_EQ(unmatched[0].value, 1);
+  EXPECT_EQ((*process)->Stop(), 0);
+  const std::string log = (*process)->Stderr();
+  // Once, though every render met it.
+  size_t logged = 0;
+  for (size_t at = log.find("DRA device matches no tracked device"); at != std::string::npos;
+       at = log.find("DRA device matches no tracked device", at + 1)) {
+    ++logged;
+  }
+  EXPECT_EQ(logged, 1u) << log;
+  EXPECT_THAT(log, ::testing::HasSubstr("device=gpu-7"));
+  RemoveTree(dir);
+}
+
 TEST(DemoTest, PodsHoldDevicesThePluginHandedOut) {
   auto process = DevscopeProcess::Start({"demo", "--web.listen-address=127.0.0.1:0"});
   ASSERT_TRUE(process.ok()) << process.status();
@@ -112,8 +189,7 @@ TEST(DemoTest, PodsHoldDevicesThePluginHandedOut) {
       **process,
       [](const std::string& b) {
         return FindSamples(b, "devscope_container_device_info").size() >= 5 &&
-               !FindSamples(b, "devscope_device_utilization_ratio", {{"pod", "trainer-0"}})
-                    .empty();
+               !FindSamples(b, "devscope_device_utilization_ratio", {{"pod", "trainer-0"}}).empty();
       },
       absl::Seconds(30));
   EXPECT_EQ(PromtoolCheck(body), "");
@@ -121,8 +197,8 @@ TEST(DemoTest, PodsHoldDevicesThePluginHandedOut) {
   ASSERT_EQ(held.size(), 2u);
   // Packed on one NUMA node by GetPreferredAllocation.
   EXPECT_EQ(held[0].labels.at("numa_node"), held[1].labels.at("numa_node"));
-  EXPECT_FALSE(FindSamples(body, "devscope_device_utilization_ratio", {{"pod", "trainer-0"}})
-                   .empty());
+  EXPECT_FALSE(
+      FindSamples(body, "devscope_device_utilization_ratio", {{"pod", "trainer-0"}}).empty());
   const auto registered =
       FindSamples(body, "devscope_device_plugin_registered", {{"resource", "example.com/widget"}});
   ASSERT_EQ(registered.size(), 1u);
