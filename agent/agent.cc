@@ -90,9 +90,11 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Start(const AgentOptions& options)
        }},
       {"start HTTP server",
        [&]() -> absl::Status {
+         auto dra = DraMatcher::Create(p.options.dra);
+         if (!dra.ok()) return dra.status();
          p.renderer = std::make_unique<MetricsRenderer>(
              &p.poller->store(), &p.collectors->store(),
-             std::vector<std::shared_ptr<prometheus::Collectable>>{p.registry});
+             std::vector<std::shared_ptr<prometheus::Collectable>>{p.registry}, *std::move(dra));
          HttpServerOptions options;
          options.listen_address = p.options.web.listen_address;
          options.telemetry_path = p.options.web.telemetry_path;

@@ -10,6 +10,7 @@ void DeclareOptions(OptionDeclarer& d, AgentOptions& o) {
   DeclareOptions(d, o.collectors);
   DeclareOptions(d, o.health);
   DeclareOptions(d, o.device_plugin);
+  DeclareOptions(d, o.dra);
 }
 
 }  // namespace devscope

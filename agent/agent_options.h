@@ -9,6 +9,7 @@
 #include "collectors/runner.h"
 #include "common/options.h"
 #include "deviceplugin/plugin_options.h"
+#include "exporter/dra_match.h"
 #include "exporter/web_options.h"
 #include "kubelet/poller.h"
 
@@ -23,6 +24,7 @@ struct AgentOptions {
   HealthOptions health;           // health.*
   // --[no-]device-plugin, --kubelet.device-plugins-dir, device_plugin.*
   PluginOptions device_plugin;
+  DraOptions dra;  // dra.*
 };
 
 // The one function that declares every option of the agent, module by module.

@@ -114,6 +114,21 @@ std::vector<std::string> IdentifierCandidates(const ClaimDevice& device) {
   return ids;
 }
 
+void DeclareOptions(OptionDeclarer& d, DraAliasRule& o) {
+  d.Key("device_pattern", o.device_pattern,
+        "RE2 pattern a device name of the driver must match whole, e.g. nic-(.+)");
+  d.Key("id", o.id,
+        "The ID or alias of the tracked device such a name is, \\1 to \\9 standing for the "
+        "pattern's groups, e.g. \\1");
+}
+
+void DeclareOptions(OptionDeclarer& d, DraOptions& o) {
+  d.Key("dra.aliases", MapValue(o.rules, &DeclareOptions, "DRIVER"),
+        "DRA alias rules, by driver name: which tracked device a DRA device of that driver is, "
+        "tried before devscope's own matching (docs/interface.md, DRA devices)")
+      .Check([&o] { return DraMatcher::Create(o).status(); });
+}
+
 absl::StatusOr<std::shared_ptr<const DraMatcher>> DraMatcher::Create(const DraOptions& options) {
   std::map<std::string, Rule, std::less<>> rules;
   for (const auto& [driver, rule] : options.rules) {

@@ -36,6 +36,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "collectors/collector.h"
+#include "common/options.h"
 #include "kubelet/pod_resources.h"
 
 namespace re2 {
@@ -53,8 +54,12 @@ struct DraAliasRule {
 };
 
 struct DraOptions {
-  std::map<std::string, DraAliasRule> rules;  // by driver name
+  std::map<std::string, DraAliasRule> rules;  // YAML dra.aliases.DRIVER, by driver name
 };
+
+void DeclareOptions(OptionDeclarer& d, DraAliasRule& o);
+// dra.aliases; checked by compiling the rules (DraMatcher::Create).
+void DeclareOptions(OptionDeclarer& d, DraOptions& o);
 
 // The names, "DRIVER/DEVICE", that a DRA driver gives the device `info` describes by the
 // driver's convention; empty when no convention applies (no minor, another vendor).
