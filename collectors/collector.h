@@ -88,10 +88,22 @@ struct HealthSignal {
   std::string reason;  // why not healthy, e.g. "xid 79", "link down", "health file says Unhealthy"
 };
 
+// A process using the device, from NVML's running compute and graphics process lists and its
+// per-process utilisation samples. What NVML did not report is absent.
+struct DeviceProcess {
+  uint32_t pid = 0;
+  std::optional<uint64_t> memory_used_bytes;
+  std::optional<double> sm_utilization_ratio;       // 0..1
+  std::optional<double> memory_utilization_ratio;   // 0..1
+  std::optional<double> encoder_utilization_ratio;  // 0..1
+  std::optional<double> decoder_utilization_ratio;  // 0..1
+};
+
 struct DeviceReport {
   DeviceInfo info;
   HealthSignal health;
   std::vector<Sample> samples;
+  std::vector<DeviceProcess> processes;
 };
 
 class Collector {
