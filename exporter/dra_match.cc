@@ -29,31 +29,32 @@ bool IsDigits(absl::string_view s) { return AllOf(s, absl::ascii_isdigit); }
 // 8-4-4-4-12 hex digits.
 bool IsBareUuid(absl::string_view s) {
   if (s.size() != 36) return false;
-  const std::vector<absl::string_view> parts = absl::StrSplit(s, '-');
-  static constexpr size_t kLengths[] = {8, 4, 4, 4, 12};
-  if (parts.size() != 5) return false;
-  for (size_t i = 0; i < 5; ++i) {
-    if (parts[i].size() != kLengths[i] || !IsHex(parts[i])) return false;
+  for (size_t i = 0; i < s.size(); ++i) {
+    const bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+    if (dash ? s[i] != '-' : !absl::ascii_isxdigit(s[i])) return false;
   }
   return true;
 }
 
 // A UUID with what NVIDIA and the drivers put around one: a prefix of letters and dashes
-// ("GPU-", "MIG-", "MIG-GPU-", "gpu-") and NVIDIA's old MIG suffix "/GI/CI".
+// ("GPU-", "MIG-", "MIG-GPU-", "gpu-") and NVIDIA's old MIG suffix "/GI/CI". Linear in the
+// length: a claim may list many CDI devices, and the join runs on every render.
 bool CarriesUuid(absl::string_view s) {
-  for (size_t start = 0; start + 36 <= s.size(); ++start) {
-    const absl::string_view prefix = s.substr(0, start);
-    bool prefix_ok = true;
-    for (char c : prefix) prefix_ok = prefix_ok && (absl::ascii_isalpha(c) || c == '-');
-    if (!prefix_ok) return false;
-    if (!IsBareUuid(s.substr(start, 36))) continue;
-    const absl::string_view rest = s.substr(start + 36);
-    if (rest.empty()) return true;
-    const std::vector<absl::string_view> instances = absl::StrSplit(rest.substr(1), '/');
-    return rest[0] == '/' && instances.size() == 2 && IsDigits(instances[0]) &&
-           IsDigits(instances[1]);
+  absl::string_view uuid_end = s;
+  if (const size_t last = s.rfind('/'); last != absl::string_view::npos) {
+    const size_t before = last == 0 ? absl::string_view::npos : s.rfind('/', last - 1);
+    if (before == absl::string_view::npos || !IsDigits(s.substr(before + 1, last - before - 1)) ||
+        !IsDigits(s.substr(last + 1))) {
+      return false;
+    }
+    uuid_end = s.substr(0, before);
   }
-  return false;
+  if (uuid_end.size() < 36) return false;
+  const absl::string_view prefix = uuid_end.substr(0, uuid_end.size() - 36);
+  for (char c : prefix) {
+    if (!absl::ascii_isalpha(c) && c != '-') return false;
+  }
+  return IsBareUuid(uuid_end.substr(prefix.size()));
 }
 
 // Intel's "DDDD-BB-DD-F-0xPCIID" (and the same without the device ID) -> "DDDD:BB:DD.F".

@@ -207,6 +207,9 @@ device_plugin:
   plugins_registry_dir: /var/lib/kubelet/plugins_registry
   resources:
     example.com/widget: {allocation_policy: spread, pre_start_container: true}
+dra:
+  aliases:
+    dra.net: {device_pattern: 'nic-(\w+)', id: '\1'}
 )");
   Parsed p = Parse({"--config.file", path});
   ASSERT_FALSE(p.result.exit_code.has_value()) << p.err;
@@ -227,6 +230,9 @@ device_plugin:
   EXPECT_EQ(plugin.For("example.com/widget").allocation_policy, AllocationPolicy::kSpread);
   EXPECT_TRUE(plugin.For("example.com/widget").pre_start_container);
   EXPECT_EQ(plugin.For("example.com/other").allocation_policy, AllocationPolicy::kPack);
+  ASSERT_EQ(c.dra.rules.count("dra.net"), 1u);
+  EXPECT_EQ(c.dra.rules.at("dra.net").device_pattern, "nic-(\\w+)");
+  EXPECT_EQ(c.dra.rules.at("dra.net").id, "\\1");
 }
 
 TEST(ConfigFileTest, EmptyAndCommentOnlyFilesAreValid) {
@@ -255,6 +261,15 @@ TEST(ConfigFileTest, ErrorsNameFileAndLine) {
   ExpectOneLineError(Parse({"--config.file", type}), type + ":2:");
 
   ExpectOneLineError(Parse({"--config.file", dir + "/absent.yaml"}), "--config.file");
+
+  const std::string rule = WriteFile(dir, "rule.yaml",
+                                     "dra:\n  aliases:\n    dra.net: {device_pattern: 'nic-(', "
+                                     "id: '\\1'}\n");
+  ExpectOneLineError(Parse({"--config.file", rule}), "driver dra.net: device_pattern");
+  const std::string group = WriteFile(dir, "group.yaml",
+                                      "dra:\n  aliases:\n    dra.net: {device_pattern: 'nic', "
+                                      "id: '\\1'}\n");
+  ExpectOneLineError(Parse({"--config.file", group}), "driver dra.net: id");
 }
 
 }  // namespace

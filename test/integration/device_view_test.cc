@@ -121,6 +121,10 @@ TEST(DeviceViewTest, DraClaimDevicesCarryTheirHoldersAndClaims) {
   add_device("widget-0", "aliases=gpu.example.com/gpu-0\n", 40);
   add_device("widget-1", "uuid=GPU-8c4b5e7a-1111-2222-3333-444455556666\n", 41);
   add_device("widget-2", "", 42);
+  add_device("widget-3", "", 43);  // named by a configured alias rule
+  WriteFile(dir + "/config.yaml",
+            "dra:\n  aliases:\n    dra.example.net: {device_pattern: 'w(\\d+)', id: "
+            "'widget-\\1'}\n");
   auto standin = PodResourcesStandin::Start(dir + "/kubelet.sock");
   ASSERT_TRUE(standin.ok()) << standin.status();
   (*standin)->SetPods({MakePod(
@@ -130,18 +134,19 @@ TEST(DeviceViewTest, DraClaimDevicesCarryTheirHoldersAndClaims) {
           {MakeClaim("ml", "gpus", "gpu.example.com", "node-a", "gpu-0"),
            MakeClaim("ml", "vendor-gpu", "gpu.vendor.example", "node-a", "first", std::nullopt,
                      {"gpu.vendor.example/gpu=GPU-8c4b5e7a-1111-2222-3333-444455556666"}),
-           MakeClaim("ml", "gpus", "gpu.example.com", "node-a", "gpu-7")})})});
+           MakeClaim("ml", "gpus", "gpu.example.com", "node-a", "gpu-7"),
+           MakeClaim("ml", "nics", "dra.example.net", "node-a", "w3")})})});
   auto process = DevscopeProcess::Start(
       {"--kubelet.pod-resources-socket=" + dir + "/kubelet.sock",
        "--web.listen-address=127.0.0.1:0", "--pod-resources.interval=200ms", "--no-device-plugin",
        "--collector.devicedir.path=" + devices, "--path.devfs=" + dir, "--no-collector.nvml",
-       "--no-collector.drm", "--no-collector.netdev"});
+       "--no-collector.drm", "--no-collector.netdev", "--config.file=" + dir + "/config.yaml"});
   ASSERT_TRUE(process.ok()) << process.status();
   const std::string body = ScrapeUntil(
       **process,
       [](const std::string& b) {
         return FindSamples(b, "devscope_device_temperature_celsius", {{"pod", "trainer-0"}})
-                   .size() == 2;
+                   .size() == 3;
       },
       absl::Seconds(30));
   EXPECT_EQ(PromtoolCheck(body), "");
@@ -159,6 +164,8 @@ TEST(DeviceViewTest, DraClaimDevicesCarryTheirHoldersAndClaims) {
                                                 {"claim_name", "gpus"}}));
   ASSERT_EQ(held("widget-1").size(), 1u);
   EXPECT_EQ(held("widget-1")[0].labels.at("claim_name"), "vendor-gpu");
+  ASSERT_EQ(held("widget-3").size(), 1u);
+  EXPECT_EQ(held("widget-3")[0].labels.at("claim_name"), "nics");
   ASSERT_EQ(held("widget-2").size(), 1u);
   EXPECT_EQ(held("widget-2")[0].labels.count("pod"), 0u);  // gpu-7 is not guessed to be it
   const auto healthy = FindSamples(body, "devscope_device_healthy",
