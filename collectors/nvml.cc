@@ -7,6 +7,10 @@
 // XID scoped to a MIG GPU instance, only that MIG device) until collectors.nvml.xid_recovery passes
 // without another: collectors/nvml_xid_watcher.h, whose eventfd is this collector's watch_fd().
 // MIG devices: collectors/nvml_mig.h.
+//
+// Telemetry: collectors/nvml_telemetry.h; the processes using each device:
+// collectors/nvml_processes.h. XIDs are also counted per GPU and XID, and the latest is reported
+// with its time (devscope_device_xid_errors_total, devscope_device_last_xid_timestamp_seconds).
 #include "collectors/nvml.h"
 
 #include <dlfcn.h>
@@ -29,6 +33,8 @@
 #include "collectors/collector.h"
 #include "collectors/nvml_loader.h"
 #include "collectors/nvml_mig.h"
+#include "collectors/nvml_processes.h"
+#include "collectors/nvml_telemetry.h"
 #include "collectors/nvml_xid_watcher.h"
 #include "collectors/registry.h"
 #include "common/clock.h"
@@ -77,6 +83,7 @@ class NvmlCollector : public Collector {
       return absl::UnavailableError(message);
     }
     initialized_ = true;
+    driver_versions_ = ReadDriverVersions(api_);
     unsigned int count = 0;
     if (nvmlReturn_t r = api_.GetCount(&count); r != NVML_SUCCESS) {
       return absl::UnavailableError(absl::StrCat("nvmlDeviceGetCount_v2: ", api_.Error(r)));
@@ -179,9 +186,10 @@ class NvmlCollector : public Collector {
     info.minor = minor;
 
     report.samples = Telemetry(device, *uuid, lost);
+    report.processes = processes_.Read(device, *uuid, lost);
     if (!lost) xids_->RegisterLate(device, *uuid);
-    if (std::optional<uint64_t> count = xids_->EventCount(*uuid)) {
-      report.samples.push_back(XidCountSample(*count));
+    if (std::optional<XidHistory> history = xids_->History(*uuid)) {
+      AddXidSamples(*history, report.samples);
     }
     report.health = Health(*uuid, NVML_INVALID_INSTANCE_ID, xids, lost);
     if (!lost) {
@@ -225,6 +233,7 @@ class NvmlCollector : public Collector {
       }
     }
     report.samples = Telemetry(mig, *uuid, lost);
+    report.processes = processes_.Read(mig, *uuid, lost);
     Sample sample;
     sample.name = "devscope_device_mig_info";
     sample.help = "A MIG device's parent GPU and GPU instance.";
@@ -249,65 +258,11 @@ class NvmlCollector : public Collector {
     allocate.device_nodes.push_back(std::move(device_node));
   }
 
+  // The device's telemetry and the driver's versions.
   std::vector<Sample> Telemetry(nvmlDevice_t device, const std::string& id, bool& lost) {
-    std::vector<Sample> samples;
-    auto add = [&](const char* name, double value, Sample::Kind kind = Sample::Kind::kGauge,
-                   LabelPairs labels = {}) {
-      Sample sample;
-      sample.name = name;
-      sample.kind = kind;
-      sample.value = value;
-      sample.labels = std::move(labels);
-      samples.push_back(std::move(sample));
-    };
-    constexpr auto kCounter = Sample::Kind::kCounter;
-    if (api_.GetUtilizationRates != nullptr) {
-      nvmlUtilization_t utilization = {};
-      if (nvml_.Check(api_.GetUtilizationRates(device, &utilization), id,
-                      "nvmlDeviceGetUtilizationRates", lost)) {
-        add("devscope_device_utilization_ratio", utilization.gpu / 100.0);
-      }
-    }
-    if (api_.GetMemoryInfo != nullptr) {
-      nvmlMemory_t memory = {};
-      if (nvml_.Check(api_.GetMemoryInfo(device, &memory), id, "nvmlDeviceGetMemoryInfo", lost)) {
-        add("devscope_device_memory_used_bytes", static_cast<double>(memory.used));
-        add("devscope_device_memory_total_bytes", static_cast<double>(memory.total));
-      }
-    }
-    if (api_.GetTemperature != nullptr) {
-      unsigned int celsius = 0;
-      if (nvml_.Check(api_.GetTemperature(device, NVML_TEMPERATURE_GPU, &celsius), id,
-                      "nvmlDeviceGetTemperature", lost)) {
-        add("devscope_device_temperature_celsius", celsius);
-      }
-    }
-    if (api_.GetPowerUsage != nullptr) {
-      unsigned int milliwatts = 0;
-      if (nvml_.Check(api_.GetPowerUsage(device, &milliwatts), id, "nvmlDeviceGetPowerUsage",
-                      lost)) {
-        add("devscope_device_power_watts", milliwatts / 1e3);
-      }
-    }
-    if (api_.GetTotalEnergyConsumption != nullptr) {
-      unsigned long long millijoules = 0;
-      if (nvml_.Check(api_.GetTotalEnergyConsumption(device, &millijoules), id,
-                      "nvmlDeviceGetTotalEnergyConsumption", lost)) {
-        add("devscope_device_energy_joules_total", static_cast<double>(millijoules) / 1e3,
-            kCounter);
-      }
-    }
-    if (api_.GetTotalEccErrors != nullptr) {
-      // Aggregate counts: over the board's lifetime, so they never go down (a counter).
-      for (auto [type, kind] : {std::pair{NVML_MEMORY_ERROR_TYPE_CORRECTED, "ecc_corrected"},
-                                std::pair{NVML_MEMORY_ERROR_TYPE_UNCORRECTED, "ecc_uncorrected"}}) {
-        unsigned long long count = 0;
-        if (nvml_.Check(api_.GetTotalEccErrors(device, type, NVML_AGGREGATE_ECC, &count), id,
-                        "nvmlDeviceGetTotalEccErrors", lost)) {
-          add("devscope_device_errors_total", static_cast<double>(count), kCounter,
-              {{"kind", kind}});
-        }
-      }
+    std::vector<Sample> samples = ReadTelemetry(nvml_, device, id, lost);
+    if (std::optional<Sample> info = DriverInfoSample(driver_versions_)) {
+      samples.push_back(std::move(*info));
     }
     return samples;
   }
@@ -320,13 +275,30 @@ class NvmlCollector : public Collector {
     return {};
   }
 
-  static Sample XidCountSample(uint64_t count) {
-    Sample sample;
-    sample.name = "devscope_device_errors_total";
-    sample.kind = Sample::Kind::kCounter;
-    sample.labels = {{"kind", "xid"}};
-    sample.value = static_cast<double>(count);
-    return sample;
+  // Every XID event (errors_total kind xid), the events per XID since devscope started, and
+  // the latest XID with when it came: unlike a gauge of the last XID alone, a repeat of the same
+  // XID shows, and so does the time.
+  static void AddXidSamples(const XidHistory& history, std::vector<Sample>& samples) {
+    const auto add = [&](const char* name, Sample::Kind kind, LabelPairs labels, double value) {
+      Sample sample;
+      sample.name = name;
+      sample.kind = kind;
+      sample.labels = std::move(labels);
+      sample.value = value;
+      samples.push_back(std::move(sample));
+    };
+    constexpr auto kCounter = Sample::Kind::kCounter;
+    add("devscope_device_errors_total", kCounter, {{"kind", "xid"}},
+        static_cast<double>(history.events));
+    for (const auto& [xid, count] : history.by_xid) {
+      add("devscope_device_xid_errors_total", kCounter, {{"xid", absl::StrCat(xid)}},
+          static_cast<double>(count));
+    }
+    if (history.last.has_value()) {
+      add("devscope_device_last_xid_timestamp_seconds", Sample::Kind::kGauge,
+          {{"xid", absl::StrCat(history.last->xid)}},
+          absl::ToDoubleSeconds(history.last->last - absl::UnixEpoch()));
+    }
   }
 
   const NvmlApi api_;
@@ -336,9 +308,11 @@ class NvmlCollector : public Collector {
   MigMinorsTable mig_minors_;
   const std::string advertise_resource_;
   bool initialized_ = false;
+  NvmlDriverVersions driver_versions_;  // read once, at Start
   // Collect's own state (one call at a time, on the runner's thread).
   std::map<unsigned int, DeviceInfo> known_;  // by NVML index: to report a lost GPU
-  std::unique_ptr<NvmlXidWatcher> xids_;      // reset first on destruction
+  NvmlProcessReader processes_{nvml_};
+  std::unique_ptr<NvmlXidWatcher> xids_;  // reset first on destruction
 };
 
 }  // namespace

@@ -15,6 +15,41 @@ void Resolve(void* handle, const char* symbol, Fn& fn) {
   fn = reinterpret_cast<Fn>(dlsym(handle, symbol));
 }
 
+// `symbol`, or `older` (the same call under its earlier name) when the library lacks `symbol`.
+template <typename Fn>
+void Resolve(void* handle, const char* symbol, const char* older, Fn& fn) {
+  Resolve(handle, symbol, fn);
+  if (fn == nullptr) Resolve(handle, older, fn);
+}
+
+// The optional entry points of collectors/nvml_telemetry.h and collectors/nvml_processes.h.
+void ResolveCounters(void* h, NvmlApi& api) {
+  Resolve(h, "nvmlSystemGetDriverVersion", api.GetDriverVersion);
+  Resolve(h, "nvmlSystemGetCudaDriverVersion_v2", "nvmlSystemGetCudaDriverVersion",
+          api.GetCudaDriverVersion);
+  Resolve(h, "nvmlDeviceGetClockInfo", api.GetClockInfo);
+  Resolve(h, "nvmlDeviceGetMaxClockInfo", api.GetMaxClockInfo);
+  Resolve(h, "nvmlDeviceGetCurrentClocksEventReasons", "nvmlDeviceGetCurrentClocksThrottleReasons",
+          api.GetCurrentClocksEventReasons);
+  Resolve(h, "nvmlDeviceGetSupportedClocksEventReasons",
+          "nvmlDeviceGetSupportedClocksThrottleReasons", api.GetSupportedClocksEventReasons);
+  Resolve(h, "nvmlDeviceGetMemoryInfo_v2", api.GetMemoryInfoV2);
+  Resolve(h, "nvmlDeviceGetEncoderUtilization", api.GetEncoderUtilization);
+  Resolve(h, "nvmlDeviceGetDecoderUtilization", api.GetDecoderUtilization);
+  Resolve(h, "nvmlDeviceGetFieldValues", api.GetFieldValues);
+  Resolve(h, "nvmlDeviceGetPcieReplayCounter", api.GetPcieReplayCounter);
+  Resolve(h, "nvmlDeviceGetPcieThroughput", api.GetPcieThroughput);
+  Resolve(h, "nvmlDeviceGetNvLinkState", api.GetNvLinkState);
+  Resolve(h, "nvmlDeviceGetNvLinkErrorCounter", api.GetNvLinkErrorCounter);
+  Resolve(h, "nvmlDeviceGetRetiredPages", api.GetRetiredPages);
+  Resolve(h, "nvmlDeviceGetRetiredPagesPendingStatus", api.GetRetiredPagesPendingStatus);
+  Resolve(h, "nvmlDeviceGetRemappedRows", api.GetRemappedRows);
+  Resolve(h, "nvmlDeviceGetEnforcedPowerLimit", api.GetEnforcedPowerLimit);
+  Resolve(h, "nvmlDeviceGetComputeRunningProcesses", api.GetComputeRunningProcesses);
+  Resolve(h, "nvmlDeviceGetGraphicsRunningProcesses", api.GetGraphicsRunningProcesses);
+  Resolve(h, "nvmlDeviceGetProcessUtilization", api.GetProcessUtilization);
+}
+
 }  // namespace
 
 std::string NvmlApi::Error(nvmlReturn_t ret) const {
@@ -57,6 +92,7 @@ absl::StatusOr<NvmlApi> LoadNvml(const std::string& library) {
   Resolve(h, "nvmlDeviceRegisterEvents", api.RegisterEvents);
   Resolve(h, "nvmlEventSetWait_v2", api.EventSetWait);
   Resolve(h, "nvmlEventSetFree", api.EventSetFree);
+  ResolveCounters(h, api);
   std::vector<std::string> missing;
   if (api.Init == nullptr) missing.push_back("nvmlInit_v2");
   if (api.Shutdown == nullptr) missing.push_back("nvmlShutdown");

@@ -42,6 +42,30 @@ struct NvmlApi {
   nvmlDeviceRegisterEvents_fn RegisterEvents = nullptr;
   nvmlEventSetWait_v2_fn EventSetWait = nullptr;
   nvmlEventSetFree_fn EventSetFree = nullptr;
+  // The counters users alert on (collectors/nvml_telemetry.h) and the per-process data
+  // (collectors/nvml_processes.h). Where NVML renamed a call, the new name is tried first.
+  nvmlSystemGetDriverVersion_fn GetDriverVersion = nullptr;
+  nvmlSystemGetCudaDriverVersion_fn GetCudaDriverVersion = nullptr;  // _v2, or the first
+  nvmlDeviceGetClockInfo_fn GetClockInfo = nullptr;
+  nvmlDeviceGetClockInfo_fn GetMaxClockInfo = nullptr;
+  // nvmlDeviceGet{Current,Supported}ClocksEventReasons, or the older ...ClocksThrottleReasons.
+  nvmlDeviceGetClocksEventReasons_fn GetCurrentClocksEventReasons = nullptr;
+  nvmlDeviceGetClocksEventReasons_fn GetSupportedClocksEventReasons = nullptr;
+  nvmlDeviceGetMemoryInfo_v2_fn GetMemoryInfoV2 = nullptr;
+  nvmlDeviceGetEngineUtilization_fn GetEncoderUtilization = nullptr;
+  nvmlDeviceGetEngineUtilization_fn GetDecoderUtilization = nullptr;
+  nvmlDeviceGetFieldValues_fn GetFieldValues = nullptr;
+  nvmlDeviceGetPcieReplayCounter_fn GetPcieReplayCounter = nullptr;
+  nvmlDeviceGetPcieThroughput_fn GetPcieThroughput = nullptr;
+  nvmlDeviceGetNvLinkState_fn GetNvLinkState = nullptr;
+  nvmlDeviceGetNvLinkErrorCounter_fn GetNvLinkErrorCounter = nullptr;
+  nvmlDeviceGetRetiredPages_fn GetRetiredPages = nullptr;
+  nvmlDeviceGetRetiredPagesPendingStatus_fn GetRetiredPagesPendingStatus = nullptr;
+  nvmlDeviceGetRemappedRows_fn GetRemappedRows = nullptr;
+  nvmlDeviceGetEnforcedPowerLimit_fn GetEnforcedPowerLimit = nullptr;
+  nvmlDeviceGetRunningProcesses_v1_fn GetComputeRunningProcesses = nullptr;   // the first version
+  nvmlDeviceGetRunningProcesses_v1_fn GetGraphicsRunningProcesses = nullptr;  // the first version
+  nvmlDeviceGetProcessUtilization_fn GetProcessUtilization = nullptr;
 
   // NVML's text for `ret` and its number, e.g. "GPU is lost (15)".
   std::string Error(nvmlReturn_t ret) const;

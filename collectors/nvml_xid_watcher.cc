@@ -75,7 +75,7 @@ bool NvmlXidWatcher::Register(nvmlDevice_t device, const std::string& uuid) {
     return false;
   }
   absl::MutexLock lock(&mu_);
-  counts_[uuid] = 0;
+  history_.try_emplace(uuid);
   return true;
 }
 
@@ -90,10 +90,10 @@ void NvmlXidWatcher::DrainEventFd() {
   if (event_fd_ >= 0) (void)!read(event_fd_, &count, sizeof(count));
 }
 
-std::optional<uint64_t> NvmlXidWatcher::EventCount(const std::string& uuid) {
+std::optional<XidHistory> NvmlXidWatcher::History(const std::string& uuid) {
   absl::MutexLock lock(&mu_);
-  auto it = counts_.find(uuid);
-  if (it == counts_.end()) return std::nullopt;
+  auto it = history_.find(uuid);
+  if (it == history_.end()) return std::nullopt;
   return it->second;
 }
 
@@ -147,9 +147,13 @@ void NvmlXidWatcher::OnXid(const nvmlEventData_t& data) {
   const uint64_t xid = data.eventData;
   const bool ignored = ignored_xids_.count(xid) > 0;
   {
+    const absl::Time now = clock_.Now();
     absl::MutexLock lock(&mu_);
-    ++counts_[uuid];
-    if (!ignored) in_force_[{uuid, data.gpuInstanceId}] = {xid, clock_.Now()};
+    XidHistory& history = history_[uuid];
+    ++history.events;
+    ++history.by_xid[xid];
+    history.last = XidState{xid, now};
+    if (!ignored) in_force_[{uuid, data.gpuInstanceId}] = {xid, now};
   }
   if (ignored) {
     Log().info("collector=nvml device={} xid={} (an application error: health unchanged)", uuid,

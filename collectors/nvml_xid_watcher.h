@@ -40,6 +40,14 @@ struct XidState {
   absl::Time last;  // the latest critical XID of this scope
 };
 
+// A registered GPU's XID events since devscope registered it (those of its MIG instances
+// included), ignored XIDs included.
+struct XidHistory {
+  uint64_t events = 0;
+  std::map<uint64_t, uint64_t> by_xid;  // events per XID
+  std::optional<XidState> last;         // the latest XID and when it came
+};
+
 class NvmlXidWatcher {
  public:
   // `clock` (which must outlive the watcher) times the recovery.
@@ -62,9 +70,8 @@ class NvmlXidWatcher {
   // a pass first sees it; tried once per GPU.
   void RegisterLate(nvmlDevice_t device, const std::string& uuid);
 
-  // The XID events seen of a registered GPU (all XIDs, ignored ones included); nullopt for a GPU
-  // that is not registered.
-  std::optional<uint64_t> EventCount(const std::string& uuid);
+  // The XID events seen of a registered GPU; nullopt for a GPU that is not registered.
+  std::optional<XidHistory> History(const std::string& uuid);
 
   // The critical XIDs still in force, dropping (and logging) those past the recovery period.
   std::map<XidScope, XidState> InForce();
@@ -86,7 +93,7 @@ class NvmlXidWatcher {
   // Critical XIDs in force, written by the event thread, read by the collector.
   std::map<XidScope, XidState> in_force_ ABSL_GUARDED_BY(mu_);
   // XID events seen per registered GPU.
-  std::map<std::string, uint64_t> counts_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, XidHistory> history_ ABSL_GUARDED_BY(mu_);
 
   absl::Notification stop_;
   std::thread thread_;  // last: started after everything it reads

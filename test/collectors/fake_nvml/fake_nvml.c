@@ -4,55 +4,29 @@
  * collector dlopen()s (dlopen of one path returns one instance, so both see the same state).
  *
  * Slots 0..gpu_count-1 are the physical GPUs (in NVML index order); MIG devices take the slots
- * after them. Every attribute is NVML_ERROR_NOT_SUPPORTED until the test sets it. */
-#include <pthread.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <string.h>
+ * after them. Every attribute is NVML_ERROR_NOT_SUPPORTED until the test sets it.
+ *
+ * Built twice: as today's driver, and with FAKE_NVML_OLD_DRIVER as a driver from before R535
+ * that lacks the newer calls (fake_nvml_counters.c says which). */
+#include "test/collectors/fake_nvml/fake_nvml.h"
+
 #include <time.h>
 
-#include "collectors/nvml_api.h"
-
-#define FAKE_EXPORT __attribute__((visibility("default")))
-#define FAKE_MAX_SLOTS 64
 #define FAKE_MAX_EVENTS 64
 
-enum {
-  ATTR_UTIL_GPU,
-  ATTR_UTIL_MEMORY,
-  ATTR_MEM_TOTAL,
-  ATTR_MEM_USED,
-  ATTR_MEM_FREE,
-  ATTR_TEMPERATURE,
-  ATTR_POWER_MW,
-  ATTR_ENERGY_MJ,
-  ATTR_ECC_CORRECTED,
-  ATTR_ECC_UNCORRECTED,
-  ATTR_MINOR,
-  ATTR_SERIAL_SET, /* unused value: the serial string is set with fake_nvml_set_serial */
-  ATTR_COUNT
-};
-
-static const char* const kAttrNames[ATTR_COUNT] = {
-    "util_gpu",      "util_memory",    "mem_total",       "mem_used",
-    "mem_free",      "temperature",    "power_mw",        "energy_mj",
-    "ecc_corrected", "ecc_uncorrected", "minor",          "serial"};
-
-struct nvmlDevice_st {
-  int used;
-  int is_mig;
-  int parent;              /* slot of the parent GPU, for a MIG device */
-  unsigned gpu_instance;   /* MIG GPU instance ID */
-  unsigned compute_instance; /* MIG compute instance ID (0 unless set) */
-  int lost;                /* every query answers NVML_ERROR_GPU_IS_LOST */
-  int registered;          /* registered for events */
-  char uuid[NVML_DEVICE_UUID_V2_BUFFER_SIZE];
-  char name[NVML_DEVICE_NAME_V2_BUFFER_SIZE];
-  char serial[NVML_DEVICE_SERIAL_BUFFER_SIZE];
-  char bus_id[NVML_DEVICE_PCI_BUS_ID_BUFFER_SIZE];
-  int has[ATTR_COUNT];
-  unsigned long long value[ATTR_COUNT];
-};
+const char* const kFakeAttrNames[ATTR_COUNT] = {
+    "util_gpu",         "util_memory",        "mem_total",
+    "mem_used",         "mem_free",           "temperature",
+    "power_mw",         "energy_mj",          "ecc_corrected",
+    "ecc_uncorrected",  "minor",              "serial",
+    "clock_sm",         "clock_mem",          "max_clock_sm",
+    "max_clock_mem",    "clock_events",       "clock_events_supported",
+    "util_encoder",     "util_decoder",       "mem_reserved",
+    "mem_temperature",  "pcie_replays",       "pcie_tx_kb",
+    "pcie_rx_kb",       "retired_sbe",        "retired_dbe",
+    "retired_pending",  "remapped_correctable", "remapped_uncorrectable",
+    "remap_pending",    "remap_failed",       "power_limit_mw",
+    "compute_processes", "graphics_processes", "process_utilization"};
 
 struct nvmlEventSet_st {
   int open;
@@ -64,11 +38,11 @@ struct fake_event {
   unsigned gpu_instance;
 };
 
-static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
+pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t g_cond = PTHREAD_COND_INITIALIZER;
-static struct nvmlDevice_st g_slots[FAKE_MAX_SLOTS];
+struct nvmlDevice_st g_slots[FAKE_MAX_SLOTS];
 static int g_gpu_count;
-static int g_slot_count;
+int g_slot_count;
 static int g_initialized;
 static nvmlReturn_t g_init_result;
 static int g_init_calls, g_shutdown_calls;
@@ -96,6 +70,7 @@ FAKE_EXPORT void fake_nvml_reset(void) {
   g_init_calls = g_shutdown_calls = 0;
   g_event_sets_open = 0;
   g_event_head = g_event_count = 0;
+  fake_reset_system();
   pthread_mutex_unlock(&g_mu);
 }
 
@@ -159,7 +134,7 @@ FAKE_EXPORT int fake_nvml_set(int slot, const char* attr, unsigned long long val
   int result = -1;
   pthread_mutex_lock(&g_mu);
   for (int i = 0; i < ATTR_COUNT && slot >= 0 && slot < g_slot_count; ++i) {
-    if (strcmp(kAttrNames[i], attr) == 0) {
+    if (strcmp(kFakeAttrNames[i], attr) == 0) {
       g_slots[slot].has[i] = 1;
       g_slots[slot].value[i] = value;
       result = 0;
@@ -167,6 +142,21 @@ FAKE_EXPORT int fake_nvml_set(int slot, const char* attr, unsigned long long val
   }
   pthread_mutex_unlock(&g_mu);
   return result;
+}
+
+/* Makes the calls of an attribute (see kFakeAttrNames) answer `result` until it is set to
+ * NVML_SUCCESS again; returns 0, or -1 for an unknown name or slot. */
+FAKE_EXPORT int fake_nvml_fail(int slot, const char* attr, int result) {
+  int found = -1;
+  pthread_mutex_lock(&g_mu);
+  for (int i = 0; i < ATTR_COUNT && slot >= 0 && slot < g_slot_count; ++i) {
+    if (strcmp(kFakeAttrNames[i], attr) == 0) {
+      g_slots[slot].fail[i] = (nvmlReturn_t)result;
+      found = 0;
+    }
+  }
+  pthread_mutex_unlock(&g_mu);
+  return found;
 }
 
 FAKE_EXPORT void fake_nvml_set_serial(int slot, const char* serial) {
@@ -214,8 +204,11 @@ FAKE_EXPORT int fake_nvml_event_sets_open(void) { return g_event_sets_open; }
 
 /* ---- the NVML API ---- */
 
-/* Resolves a handle to its slot under g_mu: NULL unless initialized and known. */
-static struct nvmlDevice_st* lookup(nvmlDevice_t device, nvmlReturn_t* ret) {
+struct nvmlDevice_st* fake_slot(int slot) {
+  return slot >= 0 && slot < g_slot_count ? &g_slots[slot] : NULL;
+}
+
+struct nvmlDevice_st* fake_lookup(nvmlDevice_t device, nvmlReturn_t* ret) {
   if (!g_initialized) {
     *ret = NVML_ERROR_UNINITIALIZED;
     return NULL;
@@ -232,13 +225,14 @@ static struct nvmlDevice_st* lookup(nvmlDevice_t device, nvmlReturn_t* ret) {
   return device;
 }
 
-/* Reads one attribute: NOT_SUPPORTED until the test sets it. */
-static nvmlReturn_t get_attr(nvmlDevice_t device, int attr, unsigned long long* out) {
+nvmlReturn_t fake_get_attr(nvmlDevice_t device, int attr, unsigned long long* out) {
   nvmlReturn_t ret;
   pthread_mutex_lock(&g_mu);
-  struct nvmlDevice_st* d = lookup(device, &ret);
+  struct nvmlDevice_st* d = fake_lookup(device, &ret);
   if (d != NULL) {
-    if (d->has[attr]) {
+    if (d->fail[attr] != NVML_SUCCESS) {
+      ret = d->fail[attr];
+    } else if (d->has[attr]) {
       *out = d->value[attr];
     } else {
       ret = NVML_ERROR_NOT_SUPPORTED;
@@ -252,7 +246,7 @@ static nvmlReturn_t get_string(nvmlDevice_t device, size_t offset, char* out, un
   nvmlReturn_t ret;
   if (out == NULL) return NVML_ERROR_INVALID_ARGUMENT;
   pthread_mutex_lock(&g_mu);
-  struct nvmlDevice_st* d = lookup(device, &ret);
+  struct nvmlDevice_st* d = fake_lookup(device, &ret);
   if (d != NULL) {
     const char* value = (const char*)d + offset;
     if (strlen(value) + 1 > length) {
@@ -335,14 +329,14 @@ FAKE_EXPORT nvmlReturn_t nvmlDeviceGetName(nvmlDevice_t device, char* name, unsi
 FAKE_EXPORT nvmlReturn_t nvmlDeviceGetSerial(nvmlDevice_t device, char* serial,
                                              unsigned int length) {
   unsigned long long unused;
-  nvmlReturn_t ret = get_attr(device, ATTR_SERIAL_SET, &unused);
+  nvmlReturn_t ret = fake_get_attr(device, ATTR_SERIAL_SET, &unused);
   if (ret != NVML_SUCCESS) return ret;
   return get_string(device, offsetof(struct nvmlDevice_st, serial), serial, length);
 }
 
 FAKE_EXPORT nvmlReturn_t nvmlDeviceGetMinorNumber(nvmlDevice_t device, unsigned int* minor) {
   unsigned long long value = 0;
-  nvmlReturn_t ret = get_attr(device, ATTR_MINOR, &value);
+  nvmlReturn_t ret = fake_get_attr(device, ATTR_MINOR, &value);
   if (ret == NVML_SUCCESS) *minor = (unsigned int)value;
   return ret;
 }
@@ -350,7 +344,7 @@ FAKE_EXPORT nvmlReturn_t nvmlDeviceGetMinorNumber(nvmlDevice_t device, unsigned 
 FAKE_EXPORT nvmlReturn_t nvmlDeviceGetPciInfo_v3(nvmlDevice_t device, nvmlPciInfo_t* pci) {
   nvmlReturn_t ret;
   pthread_mutex_lock(&g_mu);
-  struct nvmlDevice_st* d = lookup(device, &ret);
+  struct nvmlDevice_st* d = fake_lookup(device, &ret);
   if (d != NULL) {
     memset(pci, 0, sizeof(*pci));
     copy_string(pci->busId, sizeof(pci->busId), d->bus_id);
@@ -364,24 +358,11 @@ FAKE_EXPORT nvmlReturn_t nvmlDeviceGetPciInfo_v3(nvmlDevice_t device, nvmlPciInf
 FAKE_EXPORT nvmlReturn_t nvmlDeviceGetUtilizationRates(nvmlDevice_t device,
                                                        nvmlUtilization_t* utilization) {
   unsigned long long gpu = 0, memory = 0;
-  nvmlReturn_t ret = get_attr(device, ATTR_UTIL_GPU, &gpu);
-  if (ret == NVML_SUCCESS) ret = get_attr(device, ATTR_UTIL_MEMORY, &memory);
+  nvmlReturn_t ret = fake_get_attr(device, ATTR_UTIL_GPU, &gpu);
+  if (ret == NVML_SUCCESS) ret = fake_get_attr(device, ATTR_UTIL_MEMORY, &memory);
   if (ret == NVML_SUCCESS) {
     utilization->gpu = (unsigned int)gpu;
     utilization->memory = (unsigned int)memory;
-  }
-  return ret;
-}
-
-FAKE_EXPORT nvmlReturn_t nvmlDeviceGetMemoryInfo(nvmlDevice_t device, nvmlMemory_t* memory) {
-  unsigned long long total = 0, used = 0, free_bytes = 0;
-  nvmlReturn_t ret = get_attr(device, ATTR_MEM_TOTAL, &total);
-  if (ret == NVML_SUCCESS) ret = get_attr(device, ATTR_MEM_USED, &used);
-  if (ret == NVML_SUCCESS) {
-    if (get_attr(device, ATTR_MEM_FREE, &free_bytes) != NVML_SUCCESS) free_bytes = total - used;
-    memory->total = total;
-    memory->used = used;
-    memory->free = free_bytes;
   }
   return ret;
 }
@@ -391,21 +372,21 @@ FAKE_EXPORT nvmlReturn_t nvmlDeviceGetTemperature(nvmlDevice_t device,
                                                   unsigned int* temp) {
   if (sensor != NVML_TEMPERATURE_GPU) return NVML_ERROR_INVALID_ARGUMENT;
   unsigned long long value = 0;
-  nvmlReturn_t ret = get_attr(device, ATTR_TEMPERATURE, &value);
+  nvmlReturn_t ret = fake_get_attr(device, ATTR_TEMPERATURE, &value);
   if (ret == NVML_SUCCESS) *temp = (unsigned int)value;
   return ret;
 }
 
 FAKE_EXPORT nvmlReturn_t nvmlDeviceGetPowerUsage(nvmlDevice_t device, unsigned int* power) {
   unsigned long long value = 0;
-  nvmlReturn_t ret = get_attr(device, ATTR_POWER_MW, &value);
+  nvmlReturn_t ret = fake_get_attr(device, ATTR_POWER_MW, &value);
   if (ret == NVML_SUCCESS) *power = (unsigned int)value;
   return ret;
 }
 
 FAKE_EXPORT nvmlReturn_t nvmlDeviceGetTotalEnergyConsumption(nvmlDevice_t device,
                                                              unsigned long long* energy) {
-  return get_attr(device, ATTR_ENERGY_MJ, energy);
+  return fake_get_attr(device, ATTR_ENERGY_MJ, energy);
 }
 
 FAKE_EXPORT nvmlReturn_t nvmlDeviceGetTotalEccErrors(nvmlDevice_t device,
@@ -413,7 +394,7 @@ FAKE_EXPORT nvmlReturn_t nvmlDeviceGetTotalEccErrors(nvmlDevice_t device,
                                                      nvmlEccCounterType_t counter,
                                                      unsigned long long* count) {
   (void)counter;
-  return get_attr(device,
+  return fake_get_attr(device,
                   type == NVML_MEMORY_ERROR_TYPE_CORRECTED ? ATTR_ECC_CORRECTED
                                                            : ATTR_ECC_UNCORRECTED,
                   count);
@@ -431,7 +412,7 @@ FAKE_EXPORT nvmlReturn_t nvmlDeviceGetMigMode(nvmlDevice_t device, unsigned int*
                                               unsigned int* pending) {
   nvmlReturn_t ret;
   pthread_mutex_lock(&g_mu);
-  struct nvmlDevice_st* d = lookup(device, &ret);
+  struct nvmlDevice_st* d = fake_lookup(device, &ret);
   if (d != NULL) {
     int children[FAKE_MAX_SLOTS];
     int n = d->is_mig ? 0 : mig_children((int)(d - g_slots), children, FAKE_MAX_SLOTS);
@@ -444,7 +425,7 @@ FAKE_EXPORT nvmlReturn_t nvmlDeviceGetMigMode(nvmlDevice_t device, unsigned int*
 FAKE_EXPORT nvmlReturn_t nvmlDeviceGetMaxMigDeviceCount(nvmlDevice_t device, unsigned int* count) {
   nvmlReturn_t ret;
   pthread_mutex_lock(&g_mu);
-  struct nvmlDevice_st* d = lookup(device, &ret);
+  struct nvmlDevice_st* d = fake_lookup(device, &ret);
   if (d != NULL) *count = 7;
   pthread_mutex_unlock(&g_mu);
   return ret;
@@ -455,7 +436,7 @@ FAKE_EXPORT nvmlReturn_t nvmlDeviceGetMigDeviceHandleByIndex(nvmlDevice_t device
                                                              nvmlDevice_t* mig) {
   nvmlReturn_t ret;
   pthread_mutex_lock(&g_mu);
-  struct nvmlDevice_st* d = lookup(device, &ret);
+  struct nvmlDevice_st* d = fake_lookup(device, &ret);
   if (d != NULL) {
     int children[FAKE_MAX_SLOTS];
     int n = mig_children((int)(d - g_slots), children, FAKE_MAX_SLOTS);
@@ -474,7 +455,7 @@ FAKE_EXPORT nvmlReturn_t nvmlDeviceGetMigDeviceHandleByIndex(nvmlDevice_t device
 static nvmlReturn_t mig_instance_id(nvmlDevice_t device, int compute, unsigned int* id) {
   nvmlReturn_t ret;
   pthread_mutex_lock(&g_mu);
-  struct nvmlDevice_st* d = lookup(device, &ret);
+  struct nvmlDevice_st* d = fake_lookup(device, &ret);
   if (d != NULL) {
     if (d->is_mig) {
       *id = compute ? d->compute_instance : d->gpu_instance;
@@ -510,7 +491,7 @@ FAKE_EXPORT nvmlReturn_t nvmlDeviceRegisterEvents(nvmlDevice_t device,
                                                   unsigned long long types, nvmlEventSet_t set) {
   nvmlReturn_t ret;
   pthread_mutex_lock(&g_mu);
-  struct nvmlDevice_st* d = lookup(device, &ret);
+  struct nvmlDevice_st* d = fake_lookup(device, &ret);
   if (d != NULL) {
     if (set != &g_event_set || d->is_mig) {
       ret = NVML_ERROR_INVALID_ARGUMENT;
