@@ -47,6 +47,19 @@ void Print(const std::vector<devscope::DeviceReport>& reports) {
       std::printf("  sample: %s%s %.6g%s\n", s.name.c_str(), labels.c_str(), s.value,
                   s.kind == devscope::Sample::Kind::kCounter ? " (counter)" : "");
     }
+    // The processes using it (NVML's running process lists and utilisation samples).
+    const auto print = [](const char* what, const auto& value) {
+      if (value.has_value()) std::printf(" %s=%.6g", what, static_cast<double>(*value));
+    };
+    for (const devscope::DeviceProcess& p : r.processes) {
+      std::printf("  process: pid=%u", p.pid);
+      print("memory_used_bytes", p.memory_used_bytes);
+      print("sm", p.sm_utilization_ratio);
+      print("memory", p.memory_utilization_ratio);
+      print("encoder", p.encoder_utilization_ratio);
+      print("decoder", p.decoder_utilization_ratio);
+      std::printf("\n");
+    }
   }
   std::fflush(stdout);
 }

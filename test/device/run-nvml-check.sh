@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs devscope's nvml collector against the real libnvidia-ml on a machine with an NVIDIA GPU and
-# driver, and prints what it saw next to what nvidia-smi says, for a person to compare.
+# driver, and prints what it saw (every sample, and the processes using each GPU) next to what
+# nvidia-smi says, for a person to compare. test/device/run-nvml-compare.sh compares the served
+# counters with nvidia-smi's and flags mismatches.
 #
 # Usage: test/device/run-nvml-check.sh [PREBUILT_NVML_PROBE]
 #   With no argument it builds test/device/nvml_probe.cc with only what it needs (the nvml
@@ -33,8 +35,9 @@ if [[ -z $probe ]]; then
   echo "== building $probe"
   # shellcheck disable=SC2086
   ${CXX:-c++} -std=c++20 -O2 -Wall -DSPDLOG_FMT_EXTERNAL -DSPDLOG_COMPILED_LIB -I"$root" \
-    "$root/test/device/nvml_probe.cc" "$root/collectors/nvml.cc" \
-    "$root/common/files.cc" "$root/common/log.cc" \
+    "$root/test/device/nvml_probe.cc" "$root"/collectors/nvml*.cc \
+    "$root/common/files.cc" "$root/common/log.cc" "$root/common/pci_address.cc" \
+    "$root/common/warn_once.cc" \
     -o "$probe" $libs -ldl -pthread
 fi
 
