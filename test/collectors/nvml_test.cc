@@ -1,15 +1,9 @@
-// The nvml collector against the fake libnvidia-ml (test/collectors/fake_nvml), which the test
-// drives through its exported fake_nvml_* functions, resolved from the same dlopen() handle the
-// collector gets.
-#include "collectors/nvml.h"
-
-#include <dlfcn.h>
+// The nvml collector against the fake libnvidia-ml (test/collectors/nvml_fixture.h): identity,
+// allocate spec, the first telemetry, MIG, XID health, a lost GPU, and its teardown.
 #include <poll.h>
-#include <stdlib.h>
 
 #include <filesystem>
 #include <fstream>
-#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -17,13 +11,10 @@
 #include "absl/status/status.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
-#include "collectors/collector.h"
-#include "collectors/nvml_api.h"
-#include "collectors/registry.h"
 #include "common/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "test/support/temp_dir.h"
+#include "test/collectors/nvml_fixture.h"
 
 namespace devscope {
 namespace {
@@ -36,66 +27,14 @@ constexpr char kGpu1[] = "GPU-66666666-7777-8888-9999-000000000000";
 constexpr char kMig1[] = "MIG-aaaaaaaa-0000-0000-0000-000000000001";
 constexpr char kMig2[] = "MIG-aaaaaaaa-0000-0000-0000-000000000002";
 
-// The fake's scenario API.
-struct FakeNvml {
-  void (*reset)();
-  void (*set_init_result)(int);
-  int (*add_gpu)(const char*, const char*, const char*);
-  int (*add_mig)(int, const char*, const char*, unsigned);
-  int (*set_compute_instance)(int, unsigned);
-  int (*set)(int, const char*, unsigned long long);
-  void (*set_serial)(int, const char*);
-  void (*set_lost)(int, int);
-  void (*inject_xid)(int, unsigned long long, unsigned);
-  int (*registered)(int);
-  int (*init_calls)();
-  int (*shutdown_calls)();
-  int (*event_sets_open)();
-};
-
-class NvmlTest : public ::testing::Test {
+class NvmlTest : public NvmlFixture {
  protected:
-  void SetUp() override {
-    handle_ = dlopen(FAKE_NVML_LIBRARY, RTLD_NOW | RTLD_LOCAL);
-    ASSERT_NE(handle_, nullptr) << dlerror();
-    Resolve("fake_nvml_reset", fake_.reset);
-    Resolve("fake_nvml_set_init_result", fake_.set_init_result);
-    Resolve("fake_nvml_add_gpu", fake_.add_gpu);
-    Resolve("fake_nvml_add_mig", fake_.add_mig);
-    Resolve("fake_nvml_set_compute_instance", fake_.set_compute_instance);
-    Resolve("fake_nvml_set", fake_.set);
-    Resolve("fake_nvml_set_serial", fake_.set_serial);
-    Resolve("fake_nvml_set_lost", fake_.set_lost);
-    Resolve("fake_nvml_inject_xid", fake_.inject_xid);
-    Resolve("fake_nvml_registered", fake_.registered);
-    Resolve("fake_nvml_init_calls", fake_.init_calls);
-    Resolve("fake_nvml_shutdown_calls", fake_.shutdown_calls);
-    Resolve("fake_nvml_event_sets_open", fake_.event_sets_open);
-    fake_.reset();
-
-    roots_.sysfs = root_ + "/sys";
-    roots_.devfs = root_ + "/dev";
-    options_.library = FAKE_NVML_LIBRARY;
-    options_.mig_minors_file = root_ + "/proc/driver/nvidia-caps/mig-minors";
-    fs::create_directories(roots_.devfs);
-  }
-
-  void TearDown() override {
-    if (handle_ != nullptr) dlclose(handle_);
-  }
-
-  template <typename Fn>
-  void Resolve(const char* name, Fn& fn) {
-    fn = reinterpret_cast<Fn>(dlsym(handle_, name));
-    ASSERT_NE(fn, nullptr) << name;
-  }
-
   void Write(const std::string& path, const std::string& content) {
     fs::create_directories(fs::path(path).parent_path());
     std::ofstream(path) << content;
   }
 
-  // A GPU with every attribute the collector reads.
+  // A GPU with the attributes the collector has read from the start.
   int AddFullGpu(const char* uuid, const char* bus_id, unsigned minor) {
     const int slot = fake_.add_gpu(uuid, "NVIDIA A100-SXM4-40GB", bus_id);
     fake_.set(slot, "minor", minor);
@@ -111,53 +50,7 @@ class NvmlTest : public ::testing::Test {
     fake_.set_serial(slot, "1564720004631");
     return slot;
   }
-
-  std::unique_ptr<Collector> Make() {
-    auto collector = NewNvmlCollector(options_, roots_);
-    EXPECT_TRUE(collector.ok()) << collector.status();
-    return collector.ok() ? std::move(*collector) : nullptr;
-  }
-
-  static std::vector<DeviceReport> Collect(Collector& collector) {
-    auto reports = collector.Collect();
-    EXPECT_TRUE(reports.ok()) << reports.status();
-    return reports.ok() ? *reports : std::vector<DeviceReport>{};
-  }
-
-  // Collects until `done` holds for the reports, or 10 s pass.
-  static std::vector<DeviceReport> CollectUntil(
-      Collector& collector, const std::function<bool(const std::vector<DeviceReport>&)>& done) {
-    const absl::Time deadline = absl::Now() + absl::Seconds(10);
-    std::vector<DeviceReport> reports = Collect(collector);
-    while (!done(reports) && absl::Now() < deadline) {
-      absl::SleepFor(absl::Milliseconds(10));
-      reports = Collect(collector);
-    }
-    return reports;
-  }
-
-  void* handle_ = nullptr;
-  FakeNvml fake_{};
-  TempDir dir_;
-  const std::string root_ = dir_.path();
-  NvmlOptions options_;
-  NodeRoots roots_;
 };
-
-const DeviceReport* Find(const std::vector<DeviceReport>& reports, const std::string& id) {
-  for (const DeviceReport& report : reports) {
-    if (report.info.id == id) return &report;
-  }
-  return nullptr;
-}
-
-std::optional<double> Value(const DeviceReport& report, const std::string& name,
-                            const LabelPairs& labels = {}) {
-  for (const Sample& sample : report.samples) {
-    if (sample.name == name && sample.labels == labels) return sample.value;
-  }
-  return std::nullopt;
-}
 
 std::optional<double> XidCount(const std::vector<DeviceReport>& reports, const std::string& id) {
   const DeviceReport* report = Find(reports, id);
