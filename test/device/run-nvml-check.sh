@@ -5,8 +5,8 @@
 # counters with nvidia-smi's and flags mismatches.
 #
 # Usage: test/device/run-nvml-check.sh [PREBUILT_NVML_PROBE]
-#   With no argument it builds test/device/nvml_probe.cc with only what it needs (the nvml
-#   collector, common/, Abseil, spdlog) straight with the C++ compiler: no gRPC or CMake needed.
+#   With no argument it builds test/device/nvml_probe.cc with only what it needs (collectors/,
+#   common/, Abseil, spdlog, yaml-cpp) straight with the C++ compiler: no gRPC or CMake needed.
 # Environment:
 #   NVML_LIBRARY  library to load (default libnvidia-ml.so.1, as devscope)
 #   WATCH         seconds to keep the XID event thread running (default 5)
@@ -23,7 +23,7 @@ if [[ -z $probe ]]; then
   build=${BUILD_DIR:-$(mktemp -d /tmp/nvml-probe.XXXXXX)}
   mkdir -p "$build"
   probe=$build/nvml_probe
-  libs="-lspdlog -lfmt"
+  libs="-lspdlog -lfmt -lyaml-cpp"
   if pkg-config --exists absl_statusor absl_strings absl_str_format absl_synchronization absl_time 2>/dev/null; then
     libs="$(pkg-config --cflags --libs absl_statusor absl_status absl_strings absl_str_format \
               absl_synchronization absl_time) $libs"
@@ -35,9 +35,8 @@ if [[ -z $probe ]]; then
   echo "== building $probe"
   # shellcheck disable=SC2086
   ${CXX:-c++} -std=c++20 -O2 -Wall -DSPDLOG_FMT_EXTERNAL -DSPDLOG_COMPILED_LIB -I"$root" \
-    "$root/test/device/nvml_probe.cc" "$root"/collectors/nvml*.cc \
-    "$root/common/files.cc" "$root/common/log.cc" "$root/common/pci_address.cc" \
-    "$root/common/warn_once.cc" \
+    -DDEVSCOPE_VERSION=\"probe\" -DDEVSCOPE_REVISION=\"probe\" \
+    "$root/test/device/nvml_probe.cc" "$root"/collectors/*.cc "$root"/common/*.cc \
     -o "$probe" $libs -ldl -pthread
 fi
 
