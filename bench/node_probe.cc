@@ -8,6 +8,8 @@
 // and gzip, resident memory, and CPU while nobody scrapes at devscope's default intervals (and,
 // from the same window, what one List costs the in-process kubelet stand-in). Then devscope over
 // HTTPS. Medians throughout. NODE_PROBE_IDLE_SECONDS sets the idle window (default 60).
+#include <pthread.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -69,6 +71,33 @@ void PrintRow(const char* what, double devscope, double node_exporter, double ng
               const char* unit) {
   std::printf("  %-34s %10.3f %14.3f %10.3f %9.2fx  %s\n", what, devscope, node_exporter, nginx,
               devscope / nginx, unit);
+}
+
+int ServeNode(const std::string& dir) {
+  WriteBenchDevicedir(dir + "/devices");
+  auto standin = PodResourcesStandin::Start(dir + "/kubelet.sock");
+  if (!standin.ok()) {
+    std::cerr << standin.status() << "\n";
+    return 1;
+  }
+  (*standin)->SetRateLimit(0, 0);
+  (*standin)->SetPods(BenchFleet(0));
+  std::printf(
+      "devscope --kubelet.pod-resources-socket=%s/kubelet.sock --web.listen-address=127.0.0.1:0 "
+      "--no-device-plugin --collector.devicedir.path=%s/devices --no-collector.nvml "
+      "--no-collector.drm --no-collector.netdev --path.devfs=%s\n",
+      dir.c_str(), dir.c_str(), dir.c_str());
+  std::fflush(stdout);
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  int signal = 0;
+  sigwait(&signals, &signal);
+  std::printf("%d Lists served\n", (*standin)->CallCount("List"));
+  (*standin)->Stop();
+  return 0;
 }
 
 int Main() {
@@ -198,4 +227,11 @@ int Main() {
 }  // namespace
 }  // namespace devscope
 
-int main() { return devscope::Main(); }
+int main(int argc, char** argv) {
+  if (argc == 3 && std::string(argv[1]) == "--serve-node") return devscope::ServeNode(argv[2]);
+  if (argc != 1) {
+    std::fprintf(stderr, "usage: node_probe [--serve-node DIR]\n");
+    return 2;
+  }
+  return devscope::Main();
+}
