@@ -12,6 +12,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "collectors/devicedir_files.h"
 #include "collectors/prometheus_text_parser.h"
 #include "collectors/registry.h"
@@ -40,7 +41,8 @@ std::optional<std::string> ReadOptional(const std::string& path, ParseErrors& er
 
 }  // namespace
 
-DevicedirCollector::DevicedirCollector(std::string root) : root_(std::move(root)) {
+DevicedirCollector::DevicedirCollector(std::string root, absl::Duration full_rescan)
+    : root_(std::move(root)), full_rescan_(full_rescan) {
   inotify_fd_ = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
   if (inotify_fd_ < 0) {
     Log().warn("devicedir: inotify unavailable, changes are seen at the interval only error=\"{}\"",
@@ -114,7 +116,18 @@ std::optional<DeviceReport> DevicedirCollector::ReadDevice(const std::string& id
   return report;
 }
 
-absl::StatusOr<std::vector<DeviceReport>> DevicedirCollector::Collect() {
+DevicedirCollector::Entry DevicedirCollector::ReadEntry(const std::string& name) {
+  ++directories_read_;
+  Entry entry;
+  std::string skip_reason;
+  entry.report = ReadDevice(name, entry.problems, skip_reason);
+  if (!entry.report.has_value()) {
+    entry.problems.push_back(absl::StrCat(root_, "/", name, ": skipped, ", skip_reason));
+  }
+  return entry;
+}
+
+absl::Status DevicedirCollector::FullPass() {
   namespace fs = std::filesystem;
   std::error_code ec;
   const bool is_dir = fs::is_directory(root_, ec);
@@ -130,7 +143,8 @@ absl::StatusOr<std::vector<DeviceReport>> DevicedirCollector::Collect() {
       Log().warn("devicedir: cannot read path={} error=\"{}\"", root_, why);
       root_error_logged_ = true;
     }
-    parse_errors_ = 0;
+    cache_.clear();
+    root_problems_.clear();
     return absl::UnavailableError(absl::StrCat("devicedir ", root_, ": ", why));
   }
   if (root_error_logged_) {
@@ -139,38 +153,77 @@ absl::StatusOr<std::vector<DeviceReport>> DevicedirCollector::Collect() {
   }
   std::sort(names.begin(), names.end());
 
-  std::vector<DeviceReport> devices;
+  root_problems_.clear();
   std::vector<std::string> device_dirs;
-  ParseErrors problems;
   for (const std::string& name : names) {
     // Hidden entries are work in progress (a directory built aside, then renamed into place).
     if (name.empty() || name[0] == '.') continue;
     const std::string dir = absl::StrCat(root_, "/", name);
     std::error_code dir_ec;
     if (!fs::is_directory(dir, dir_ec)) {
-      problems.push_back(absl::StrCat(dir, ": skipped, not a directory"));
+      root_problems_.push_back(absl::StrCat(dir, ": skipped, not a directory"));
       continue;
     }
     if (!IsValidDeviceId(name)) {
-      problems.push_back(absl::StrCat(
+      root_problems_.push_back(absl::StrCat(
           dir, ": skipped, a device ID is 1 to 63 of letters, digits, '.', '_' and '-'"));
       continue;
     }
     device_dirs.push_back(name);
-    std::string skip_reason;
-    std::optional<DeviceReport> device = ReadDevice(name, problems, skip_reason);
-    if (!device.has_value()) {
-      problems.push_back(absl::StrCat(dir, ": skipped, ", skip_reason));
-      continue;
-    }
-    devices.push_back(std::move(*device));
   }
+  // Watched before they are read: a write from now on is seen by the next pass.
   SyncWatches(device_dirs);
+  std::map<std::string, Entry> next;
+  for (const std::string& name : device_dirs) next.emplace(name, ReadEntry(name));
+  cache_ = std::move(next);
+  return absl::OkStatus();
+}
 
+absl::StatusOr<std::vector<DeviceReport>> DevicedirCollector::Collect() {
+  ReadEvents();  // what happened since the last DrainWatch
+  const absl::Time now = absl::Now();
+  directories_read_ = 0;
+  // Without a watch on the root and on every device directory, or after the watch lost events,
+  // only a full pass sees every change. Otherwise a pass reads only the devices written since
+  // the last one, and everything once every full_rescan_ as well (a file changed in a way inotify
+  // does not report: a bind mount from a filesystem without it, say).
+  const bool incremental = inotify_fd_ >= 0 && root_wd_ >= 0 && watches_complete_ && !rescan_due_ &&
+                           now - last_full_pass_ < full_rescan_;
+  if (incremental) {
+    for (const std::string& name : changed_) {
+      std::error_code ec;
+      if (std::filesystem::is_directory(absl::StrCat(root_, "/", name), ec)) {
+        cache_[name] = ReadEntry(name);
+      } else {
+        cache_.erase(name);
+      }
+    }
+  } else {
+    rescan_due_ = false;
+    last_full_pass_ = now;
+    if (absl::Status listed = FullPass(); !listed.ok()) {
+      parse_errors_ = 0;
+      changed_.clear();
+      return listed;
+    }
+  }
+  changed_.clear();
+
+  std::vector<DeviceReport> devices;
+  devices.reserve(cache_.size());
+  uint64_t problems = 0;
   // Log each problem once while it lasts, not on every pass.
-  for (const std::string& problem : problems) problems_.Warn(problem, problem);
+  const auto warn = [&](const ParseErrors& list) {
+    for (const std::string& problem : list) problems_.Warn(problem, problem);
+    problems += list.size();
+  };
+  warn(root_problems_);
+  for (const auto& [name, entry] : cache_) {
+    warn(entry.problems);
+    if (entry.report.has_value()) devices.push_back(*entry.report);
+  }
   problems_.ForgetAbsent();
-  parse_errors_ = problems.size();
+  parse_errors_ = problems;
   return devices;
 }
 
@@ -185,22 +238,25 @@ void DevicedirCollector::SyncWatches(const std::vector<std::string>& device_dirs
   // directory keeps its descriptor; compare descriptors, not names, before removing any.
   constexpr uint32_t kDeviceMask =
       IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_DELETE | IN_ONLYDIR;
-  std::map<std::string, int> next;
-  std::set<int> live;
+  std::map<int, std::string> next;
+  watches_complete_ = true;
   for (const std::string& name : device_dirs) {
     const std::string dir = absl::StrCat(root_, "/", name);
     const int wd = ::inotify_add_watch(inotify_fd_, dir.c_str(), kDeviceMask);
-    if (wd < 0) continue;
-    next[name] = wd;
-    live.insert(wd);
+    if (wd < 0) {
+      // Out of watches (fs.inotify.max_user_watches), say: full passes see that device.
+      watches_complete_ = false;
+      continue;
+    }
+    next[wd] = name;
   }
-  for (const auto& [name, wd] : dir_wds_) {
-    if (live.count(wd) == 0) ::inotify_rm_watch(inotify_fd_, wd);
+  for (const auto& [wd, name] : dir_wds_) {
+    if (next.count(wd) == 0) ::inotify_rm_watch(inotify_fd_, wd);
   }
   dir_wds_ = std::move(next);
 }
 
-bool DevicedirCollector::DrainWatch() {
+bool DevicedirCollector::ReadEvents() {
   if (inotify_fd_ < 0) return false;
   bool resync = false;
   bool due = false;
@@ -212,33 +268,41 @@ bool DevicedirCollector::DrainWatch() {
     for (ssize_t off = 0; off < n;) {
       const auto* event = reinterpret_cast<const struct inotify_event*>(buffer + off);
       off += static_cast<ssize_t>(sizeof(struct inotify_event) + event->len);
-      if (event->mask & IN_Q_OVERFLOW) resync = true;
-      // In a device directory only the layout's files matter: writers that build a file aside
-      // (health.tmp, then a rename) would otherwise cost a pass for the temporary file and delay
-      // the one that matters by the runner's minimum gap between event passes.
-      if (event->wd != root_wd_ && event->len > 0 && !IsLayoutFile(event->name)) continue;
-      due = true;
-      if (event->wd == root_wd_) {
-        resync = true;
+      const absl::string_view name = event->len > 0 ? event->name : "";
+      if (event->mask & IN_Q_OVERFLOW) {
+        resync = due = true;
+      } else if (event->wd == root_wd_) {
+        // Hidden entries are work in progress; their rename into place is an event of its own.
+        if (!name.empty() && name[0] == '.') continue;
+        resync = due = true;
         if (event->mask & IN_IGNORED) root_wd_ = -1;  // the root itself went away
       } else if (event->mask & IN_IGNORED) {
-        for (auto it = dir_wds_.begin(); it != dir_wds_.end(); ++it) {
-          if (it->second == event->wd) {
-            dir_wds_.erase(it);
-            break;
-          }
-        }
+        dir_wds_.erase(event->wd);  // its directory went away (the root saw it too)
+        due = true;
+      } else if (auto it = dir_wds_.find(event->wd); it != dir_wds_.end()) {
+        // In a device directory only the layout's files matter: writers that build a file aside
+        // (health.tmp, then a rename) would otherwise cost a pass for the temporary file and
+        // delay the one that matters by the runner's minimum gap between event passes.
+        if (!name.empty() && !IsLayoutFile(name)) continue;
+        changed_.insert(it->second);
+        due = true;
       }
     }
   }
-  if (!resync) return due;
-  std::vector<std::string> dirs;
-  for (const std::string& name : ListDirectory(root_)) {
-    if (!name.empty() && name[0] != '.' && IsValidDeviceId(name)) dirs.push_back(name);
+  if (resync) {
+    // A device directory came or went: watch the new ones at once (a write into a new one must
+    // wake the runner), and read everything on the next pass.
+    rescan_due_ = true;
+    std::vector<std::string> dirs;
+    for (const std::string& entry : ListDirectory(root_)) {
+      if (!entry.empty() && entry[0] != '.' && IsValidDeviceId(entry)) dirs.push_back(entry);
+    }
+    SyncWatches(dirs);
   }
-  SyncWatches(dirs);
-  return true;
+  return due;
 }
+
+bool DevicedirCollector::DrainWatch() { return ReadEvents(); }
 
 void DeclareOptions(OptionDeclarer& d, DevicedirOptions& o) {
   d.Flag("path", o.path, "Enable the devicedir collector on this directory")

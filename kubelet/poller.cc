@@ -9,6 +9,7 @@
 #include "absl/time/clock.h"
 #include "common/guard.h"
 #include "common/log.h"
+#include "google/protobuf/arena.h"
 #include "kubelet/convert.h"
 #include "kubelet/grpc_pod_resources_client.h"
 
@@ -149,7 +150,14 @@ absl::Status PodResourcesPoller::Timed(PodResourcesMethod method, Call call) {
 }
 
 absl::Duration PodResourcesPoller::PollOnce() {
-  v1::ListPodResourcesResponse list;
+  // The reply (thousands of messages and strings at a few hundred pods) is parsed into an arena:
+  // a few large blocks, freed at once, instead of an allocation and a free for each.
+  google::protobuf::ArenaOptions arena_options;
+  arena_options.start_block_size = 64 << 10;
+  arena_options.max_block_size = 1 << 20;
+  google::protobuf::Arena arena(arena_options);
+  v1::ListPodResourcesResponse& list =
+      *google::protobuf::Arena::CreateMessage<v1::ListPodResourcesResponse>(&arena);
   const absl::Status status =
       Timed(PodResourcesMethod::kList, [&] { return client_->List(&list); });
   if (stop_.HasBeenNotified()) return absl::ZeroDuration();
@@ -161,15 +169,16 @@ absl::Duration PodResourcesPoller::PollOnce() {
   MaybeProbeGet(now);
   // Most polls return what the last one did. Keeping the published snapshot then keeps the
   // renderer's cached text valid, so a scrape after an unchanged poll costs a copy, not a render.
-  std::string reply = list.SerializeAsString();
-  if (store_.Version() == 0 || reply != last_reply_ ||
+  // The comparison serialises into a buffer kept between polls: no allocation once it is grown.
+  list.SerializeToString(&reply_);
+  if (store_.Version() == 0 || reply_ != last_reply_ ||
       published_allocatable_ != allocatable_generation_) {
     auto snapshot = std::make_shared<PodResourcesSnapshot>();
     snapshot->pods = ConvertPods(list);
     snapshot->allocatable = allocatable_;
     snapshot->list_time = now;
     store_.Publish(std::move(snapshot));
-    last_reply_ = std::move(reply);
+    std::swap(last_reply_, reply_);
     published_allocatable_ = allocatable_generation_;
   }
   MarkUp(now);

@@ -130,6 +130,7 @@ class PodResourcesPoller {
   uint64_t allocatable_generation_ = 0;  // counts changes of allocatable_
   // The last List reply published (serialised) and the allocatable generation published with it.
   std::string last_reply_;
+  std::string reply_;  // the latest reply, serialised (scratch kept for its capacity)
   uint64_t published_allocatable_ = 0;
   // resource -> device IDs of the last allocatable answer, to spot devices it did not name.
   absl::flat_hash_map<std::string, absl::flat_hash_set<std::string>> allocatable_known_;

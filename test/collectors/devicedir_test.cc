@@ -189,5 +189,58 @@ TEST_F(DevicedirCollectorTest, WatchFiresForHealthWritesRenamesAndNewDevices) {
   EXPECT_THAT(*devices, SizeIs(1));
 }
 
+TEST_F(DevicedirCollectorTest, APassReadsOnlyTheDevicesWrittenSinceTheLast) {
+  for (const char* id : {"w0", "w1", "w2"}) {
+    WriteFile(Dev(id, "resource"), "example.com/widget");
+    WriteFile(Dev(id, "metrics.prom"), "devscope_device_power_watts 1\n");
+  }
+  DevicedirCollector collector(dir_.path(), absl::InfiniteDuration());
+  ASSERT_TRUE(collector.Collect().ok());
+  EXPECT_EQ(collector.directories_read(), 3u);
+  // Nothing written: nothing read, the same devices.
+  auto devices = collector.Collect();
+  ASSERT_TRUE(devices.ok());
+  EXPECT_EQ(collector.directories_read(), 0u);
+  ASSERT_THAT(*devices, SizeIs(3));
+  // One device's telemetry rewritten (no DrainWatch: Collect reads the events itself).
+  WriteFile(Dev("w1", "metrics.prom"), "devscope_device_power_watts 7\n");
+  WriteFile(Dev("w1", ".scratch"), "not a layout file");
+  devices = collector.Collect();
+  ASSERT_TRUE(devices.ok());
+  EXPECT_EQ(collector.directories_read(), 1u);
+  ASSERT_THAT(*devices, SizeIs(3));
+  EXPECT_EQ((*devices)[1].samples[0].value, 7);
+  EXPECT_EQ((*devices)[0].samples[0].value, 1);
+  // A device directory removed, and one added: everything is read again.
+  std::filesystem::remove_all(absl::StrCat(dir_.path(), "/w0"));
+  WriteFile(Dev("w3", "resource"), "example.com/widget");
+  devices = collector.Collect();
+  ASSERT_TRUE(devices.ok());
+  EXPECT_EQ(collector.directories_read(), 3u);
+  ASSERT_THAT(*devices, SizeIs(3));
+  EXPECT_EQ((*devices)[0].info.id, "w1");
+  EXPECT_EQ((*devices)[2].info.id, "w3");
+}
+
+TEST_F(DevicedirCollectorTest, EveryDeviceIsReadAgainAfterTheFullRescanInterval) {
+  WriteFile(Dev("w0", "resource"), "example.com/widget");
+  DevicedirCollector collector(dir_.path(), absl::ZeroDuration());
+  ASSERT_TRUE(collector.Collect().ok());
+  ASSERT_TRUE(collector.Collect().ok());
+  EXPECT_EQ(collector.directories_read(), 1u);
+}
+
+TEST_F(DevicedirCollectorTest, ProblemsOfDevicesNotReadAgainAreStillCounted) {
+  WriteFile(Dev("w0", "resource"), "example.com/widget");
+  WriteFile(Dev("w0", "metrics.prom"), "bad_metric 1\n");
+  WriteFile(Dev("bad:name", "resource"), "example.com/widget");
+  DevicedirCollector collector(dir_.path(), absl::InfiniteDuration());
+  ASSERT_TRUE(collector.Collect().ok());
+  EXPECT_EQ(collector.parse_errors(), 2u);
+  ASSERT_TRUE(collector.Collect().ok());
+  EXPECT_EQ(collector.directories_read(), 0u);
+  EXPECT_EQ(collector.parse_errors(), 2u);
+}
+
 }  // namespace
 }  // namespace devscope
