@@ -105,6 +105,7 @@ std::optional<DeviceReport> DevicedirCollector::ReadDevice(const std::string& id
   if (auto text = ReadOptional(metrics_path, errors, kMetricsFileLimit)) {
     Parsed<std::vector<Sample>> parsed = ParsePrometheusText(*text);
     report.samples = std::move(parsed.value);
+    report.samples.shrink_to_fit();  // kept until the file changes
     AddErrors(metrics_path, parsed.errors, errors);
   }
   const std::string allocate_path = absl::StrCat(dir, "/allocate");

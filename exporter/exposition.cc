@@ -14,13 +14,20 @@ const DeflatedPiece& DeflateCell::Get(absl::string_view text, bool* made) {
 
 const GzipPrefix& StableText::Gzip() const {
   absl::call_once(gzip_once_, [this] {
-    gzip_ = GzipHeader();
+    size_t size = 0;
     for (const Piece& piece : pieces_) {
       bool made = false;
       const DeflatedPiece& deflated =
           piece.deflate->Get(absl::string_view(text_).substr(piece.offset, piece.size), &made);
       if (made) bytes_compressed_ += piece.size;
-      AppendPiece(gzip_, deflated);
+      size += deflated.bytes.size();
+    }
+    gzip_ = GzipHeader();
+    gzip_.bytes.reserve(gzip_.bytes.size() + size);
+    for (const Piece& piece : pieces_) {
+      bool made = false;
+      AppendPiece(gzip_, piece.deflate->Get(
+                             absl::string_view(text_).substr(piece.offset, piece.size), &made));
     }
   });
   return gzip_;
@@ -34,6 +41,14 @@ uint64_t StableText::bytes_compressed() const {
 StableTextBuilder::StableTextBuilder(std::shared_ptr<const StableText> previous,
                                      std::shared_ptr<StableText> recycled)
     : previous_(std::move(previous)) {
+  // The next text is about as long as the last: room for it and a little growth, rather than
+  // the doubling a string grows by (up to twice the text, kept for as long as the text is).
+  const size_t expected =
+      previous_ != nullptr ? previous_->text_.size() + previous_->text_.size() / 16 + 4096 : 0;
+  // A text much longer than the next one will be (devices went away) is not worth its memory.
+  if (recycled != nullptr && recycled->text_.capacity() > 2 * expected + (1 << 20)) {
+    recycled.reset();
+  }
   if (recycled != nullptr) {
     // Keep the buffers' capacity; drop everything else.
     text_ = std::make_shared<StableText>();
@@ -46,6 +61,7 @@ StableTextBuilder::StableTextBuilder(std::shared_ptr<const StableText> previous,
   } else {
     text_ = std::make_shared<StableText>();
   }
+  if (text_->text_.capacity() < expected) text_->text_.reserve(expected);
 }
 
 void StableTextBuilder::AddPiece(uint64_t key, size_t offset, size_t size,

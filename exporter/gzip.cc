@@ -63,6 +63,9 @@ DeflatedPiece DeflatePiece(absl::string_view text) {
   DeflatedPiece piece;
   piece.ok = Deflate(text, Z_FULL_FLUSH, piece.bytes);
   if (!piece.ok) piece.bytes.clear();
+  // Deflate sized the buffer for the worst case (the text's size and more); the piece is kept for
+  // as long as it is unchanged, so it keeps only what it holds.
+  piece.bytes.shrink_to_fit();
   piece.crc = Crc32(text);
   piece.length = text.size();
   return piece;
