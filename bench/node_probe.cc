@@ -64,7 +64,7 @@ double CachedMedian(int port, const std::string& path, const std::string& header
 
 struct Column {
   double cached = -1, fresh = -1, cached_gzip = -1, fresh_gzip = -1;
-  double rss = -1, hwm = -1, idle_cpu = -1;
+  double rss = -1, hwm = -1, rss_anon = -1, rss_file = -1, idle_cpu = -1;
 };
 
 void PrintRow(const char* what, double devscope, double node_exporter, double nginx,
@@ -97,6 +97,63 @@ int ServeNode(const std::string& dir) {
   sigwait(&signals, &signal);
   std::printf("%d Lists served\n", (*standin)->CallCount("List"));
   (*standin)->Stop();
+  return 0;
+}
+
+int Churn(int minutes) {
+  const std::string dir = MakeTempDir();
+  const std::string devices = dir + "/devices";
+  WriteBenchDevicedir(devices);
+  auto standin = PodResourcesStandin::Start(dir + "/kubelet.sock");
+  if (!standin.ok()) {
+    std::cerr << standin.status() << "\n";
+    return 1;
+  }
+  (*standin)->SetRateLimit(0, 0);
+  const std::vector<v1::PodResources> base = BenchFleet(0);
+  std::vector<v1::PodResources> arrived = BenchFleet(0);
+  (*standin)->SetPods(base);
+  auto process = DevscopeProcess::Start({"--kubelet.pod-resources-socket=" + dir + "/kubelet.sock",
+                                         "--web.listen-address=127.0.0.1:0", "--no-device-plugin",
+                                         "--collector.devicedir.path=" + devices,
+                                         "--no-collector.nvml", "--no-collector.drm",
+                                         "--no-collector.netdev", "--path.devfs=" + dir});
+  if (!process.ok()) {
+    std::cerr << process.status() << "\n";
+    return 1;
+  }
+  DevscopeProcess& p = **process;
+  std::printf("churn: minute, resident MiB (anonymous), peak MiB, scrape ms\n");
+  const absl::Time start = absl::Now();
+  double last_scrape_ms = 0;
+  for (int tick = 0; absl::Now() - start < absl::Minutes(minutes); ++tick) {
+    absl::SleepFor(absl::Seconds(1));
+    if (tick % 2 == 0) {
+      // A different pod each time (it takes a different tracked device), or none.
+      arrived = BenchFleet(0);
+      if (tick % 4 == 0) arrived.push_back(BenchFleet(1 + (tick / 4) % 512).back());
+      (*standin)->SetPods(arrived);
+    }
+    if (tick % 5 == 0) {
+      for (int i = 0; i < 64; ++i) {
+        const int device = (tick * 7 + i) % kBenchTrackedDevices;
+        const std::string path = absl::StrCat(devices, "/dev-", device, "/metrics.prom");
+        std::ofstream(path + ".tmp")
+            << "devscope_device_power_watts " << tick << "\n"
+            << "devscope_device_temperature_celsius " << (tick % 40) + 40 << "\n";
+        std::rename((path + ".tmp").c_str(), path.c_str());
+      }
+    }
+    if (tick % 15 == 0) last_scrape_ms = TimedGet(p.port(), "/metrics", kGzip);
+    if (tick % 60 == 0) {
+      std::printf("  %3d  %6.1f (%5.1f)  %6.1f  %7.2f\n", tick / 60, MemoryMiB(p.pid(), "VmRSS"),
+                  MemoryMiB(p.pid(), "RssAnon"), MemoryMiB(p.pid(), "VmHWM"), last_scrape_ms);
+      std::fflush(stdout);
+    }
+  }
+  p.Stop();
+  (*standin)->Stop();
+  RemoveTree(dir);
   return 0;
 }
 
@@ -196,6 +253,8 @@ int Main() {
     columns[i]->idle_cpu = 100 * (CpuSeconds(pids[i]) - cpu_before[i]) / window;
     columns[i]->rss = MemoryMiB(pids[i], "VmRSS");
     columns[i]->hwm = MemoryMiB(pids[i], "VmHWM");
+    columns[i]->rss_anon = MemoryMiB(pids[i], "RssAnon");
+    columns[i]->rss_file = MemoryMiB(pids[i], "RssFile");
   }
   const int lists = (*standin)->CallCount("List") - lists_before;
   const double standin_ms_per_list =
@@ -214,6 +273,8 @@ int Main() {
   PrintRow("fresh scrape, gzip", d.fresh_gzip, n.fresh_gzip, x.fresh_gzip, "ms");
   PrintRow("resident memory", d.rss, n.rss, x.rss, "MiB");
   PrintRow("resident memory, peak", d.hwm, n.hwm, x.hwm, "MiB");
+  PrintRow("  of which anonymous", d.rss_anon, n.rss_anon, x.rss_anon, "MiB");
+  PrintRow("  of which files (code, shared)", d.rss_file, n.rss_file, x.rss_file, "MiB");
   std::printf("  %-34s %10.3f %14.3f %10.3f %10s  %% of a core over %.0f s\n", "idle CPU",
               d.idle_cpu, n.idle_cpu, x.idle_cpu, "", window);
   std::printf("  kubelet stand-in: %d Lists in the idle window, %.3f ms CPU each\n", lists,
@@ -229,8 +290,12 @@ int Main() {
 
 int main(int argc, char** argv) {
   if (argc == 3 && std::string(argv[1]) == "--serve-node") return devscope::ServeNode(argv[2]);
+  int minutes = 0;
+  if (argc == 3 && std::string(argv[1]) == "--churn" && absl::SimpleAtoi(argv[2], &minutes)) {
+    return devscope::Churn(minutes);
+  }
   if (argc != 1) {
-    std::fprintf(stderr, "usage: node_probe [--serve-node DIR]\n");
+    std::fprintf(stderr, "usage: node_probe [--churn MINUTES | --serve-node DIR]\n");
     return 2;
   }
   return devscope::Main();

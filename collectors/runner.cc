@@ -197,11 +197,12 @@ absl::Time CollectorRunner::RunPass(size_t index) {
   state.report.up = error.empty();
   state.report.error = error;
   if (result.ok()) {
-    state.report.devices = std::move(*result);
     state.report.time = end;
     state.last_good = end;
+    PublishLocked(end, index, &*result);
+  } else {
+    PublishLocked(end);
   }
-  PublishLocked(end);
   return end;
 }
 
@@ -231,16 +232,25 @@ bool CollectorRunner::NoteHealthChanges(Slot& slot, const std::vector<DeviceRepo
   return device_changed;
 }
 
-void CollectorRunner::PublishLocked(absl::Time now) {
+void CollectorRunner::PublishLocked(absl::Time now, size_t index,
+                                    std::vector<DeviceReport>* fresh) {
+  const std::shared_ptr<const DeviceSnapshot> previous = store_.Current();
   auto snapshot = std::make_shared<DeviceSnapshot>();
   snapshot->collectors.reserve(states_.size());
-  for (SlotState& state : states_) {
-    // Last good devices outlive failed passes only until they are stale.
-    if (!state.report.up && !state.report.devices.empty() &&
-        now - state.last_good > options_.stale_after) {
-      state.report.devices.clear();
+  for (size_t i = 0; i < states_.size(); ++i) {
+    SlotState& state = states_[i];
+    CollectorReport report = state.report;  // no devices: those follow
+    if (i == index && fresh != nullptr) {
+      report.devices = std::move(*fresh);
+    } else if (state.has_devices && previous != nullptr && i < previous->collectors.size()) {
+      report.devices = previous->collectors[i].devices;
     }
-    snapshot->collectors.push_back(state.report);
+    // Last good devices outlive failed passes only until they are stale.
+    if (!state.report.up && now - state.last_good > options_.stale_after) {
+      report.devices.clear();
+    }
+    state.has_devices = !report.devices.empty();
+    snapshot->collectors.push_back(std::move(report));
   }
   store_.Publish(std::move(snapshot));
 }
@@ -266,7 +276,7 @@ void CollectorRunner::Watchdog() {
         Log().warn("collector pass overran its deadline collector={} deadline={}", slots_[i]->name,
                    absl::FormatDuration(deadline_));
       }
-      if (!state.report.up && !state.report.devices.empty() &&
+      if (!state.report.up && state.has_devices &&
           now - state.last_good > options_.stale_after) {
         changed = true;
       }

@@ -83,7 +83,10 @@ class CollectorRunner {
   };
   // The slot's shared state, guarded by mu_.
   struct SlotState {
-    CollectorReport report;  // latest outcome; devices are the last good pass's
+    // Latest outcome, without devices: the last good pass's devices are kept once, in the
+    // snapshot last published (store_), and carried from one snapshot to the next.
+    CollectorReport report;
+    bool has_devices = false;  // the last published snapshot holds devices of this slot
     absl::Time last_good = absl::InfinitePast();
     absl::Time pass_started = absl::InfiniteFuture();  // InfiniteFuture: no pass running
     bool overrun_marked = false;  // the watchdog published this pass as deadline exceeded
@@ -99,7 +102,10 @@ class CollectorRunner {
   void Watchdog();
   // Waits until `until` or stop; false when stopping.
   bool SleepUntil(absl::Time until);
-  void PublishLocked(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Publishes every slot's report; `fresh`, when given, are slot `index`'s new devices (moved
+  // in), the other slots keep the devices of the snapshot published before.
+  void PublishLocked(absl::Time now, size_t index = SIZE_MAX,
+                     std::vector<DeviceReport>* fresh = nullptr) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const RunnerOptions options_;
   const HealthModel health_;

@@ -38,30 +38,13 @@ uint64_t StableText::bytes_compressed() const {
   return bytes_compressed_;
 }
 
-StableTextBuilder::StableTextBuilder(std::shared_ptr<const StableText> previous,
-                                     std::shared_ptr<StableText> recycled)
-    : previous_(std::move(previous)) {
-  // The next text is about as long as the last: room for it and a little growth, rather than
-  // the doubling a string grows by (up to twice the text, kept for as long as the text is).
-  const size_t expected =
-      previous_ != nullptr ? previous_->text_.size() + previous_->text_.size() / 16 + 4096 : 0;
-  // A text much longer than the next one will be (devices went away) is not worth its memory.
-  if (recycled != nullptr && recycled->text_.capacity() > 2 * expected + (1 << 20)) {
-    recycled.reset();
+StableTextBuilder::StableTextBuilder(std::shared_ptr<const StableText> previous)
+    : previous_(std::move(previous)), text_(std::make_shared<StableText>()) {
+  if (previous_ != nullptr) {
+    const size_t size = previous_->text_.size();
+    text_->text_.reserve(size + size / 16 + 4096);
+    text_->pieces_.reserve(previous_->pieces_.size());
   }
-  if (recycled != nullptr) {
-    // Keep the buffers' capacity; drop everything else.
-    text_ = std::make_shared<StableText>();
-    text_->text_ = std::move(recycled->text_);
-    text_->text_.clear();
-    text_->pieces_ = std::move(recycled->pieces_);
-    text_->pieces_.clear();
-    text_->index_ = std::move(recycled->index_);
-    text_->index_.clear();
-  } else {
-    text_ = std::make_shared<StableText>();
-  }
-  if (text_->text_.capacity() < expected) text_->text_.reserve(expected);
 }
 
 void StableTextBuilder::AddPiece(uint64_t key, size_t offset, size_t size,
@@ -113,10 +96,15 @@ void StableTextBuilder::CopyPieces(uint64_t mask, uint64_t prefix) {
   }
 }
 
-std::shared_ptr<StableText> StableTextBuilder::Finish() { return std::move(text_); }
+std::shared_ptr<const StableText> StableTextBuilder::Finish() {
+  std::string& text = text_->text_;
+  // The first text, made without a size to go by, grew by doubling: keep only what it holds.
+  if (text.capacity() > text.size() + text.size() / 8 + (64 << 10)) text.shrink_to_fit();
+  return std::move(text_);
+}
 
 std::shared_ptr<const StableText> MakeStableText(absl::string_view text) {
-  StableTextBuilder builder(nullptr, nullptr);
+  StableTextBuilder builder(nullptr);
   builder.buffer().append(text.data(), text.size());
   builder.EndPiece(0);
   return builder.Finish();

@@ -1,6 +1,5 @@
 #include "exporter/metrics_renderer.h"
 
-#include <atomic>
 #include <iterator>
 #include <sstream>
 #include <utility>
@@ -47,15 +46,7 @@ std::shared_ptr<const StableText> MetricsRenderer::RenderView(
   const bool have_text = current_ != nullptr;
   if (have_text && cached_pods_ == pods && cached_devices_ == devices) return current_;
 
-  std::shared_ptr<StableText> recycled;
-  // Only the renderer can hand the spare out, and it holds the lock: a count of one means no
-  // scrape is reading it, now or later.
-  if (spare_ != nullptr && spare_.use_count() == 1) {
-    std::atomic_thread_fence(std::memory_order_acquire);  // after the last reader's release
-    recycled = std::move(spare_);
-  }
-  spare_.reset();
-  StableTextBuilder out(current_, std::move(recycled));
+  StableTextBuilder out(current_);
 
   std::shared_ptr<const NodeView> view = Join(pods, devices, dra_.get());
   if (have_text && cached_pods_ == pods) {
@@ -72,7 +63,6 @@ std::shared_ptr<const StableText> MetricsRenderer::RenderView(
     RenderCollectorStatus(*view->devices_source, out);
   }
 
-  spare_ = std::move(current_);
   current_ = out.Finish();
   cached_pods_ = std::move(pods);
   cached_devices_ = std::move(devices);

@@ -57,9 +57,7 @@ class MetricsRenderer {
   // The snapshots the current text was rendered from; compared by identity.
   std::shared_ptr<const PodResourcesSnapshot> cached_pods_ ABSL_GUARDED_BY(mu_);
   std::shared_ptr<const DeviceSnapshot> cached_devices_ ABSL_GUARDED_BY(mu_);
-  std::shared_ptr<StableText> current_ ABSL_GUARDED_BY(mu_);
-  // The text before the current one: its buffers are reused once no scrape holds it.
-  std::shared_ptr<StableText> spare_ ABSL_GUARDED_BY(mu_);
+  std::shared_ptr<const StableText> current_ ABSL_GUARDED_BY(mu_);
   PodResourcesSection pod_section_ ABSL_GUARDED_BY(mu_);
   DeviceSection device_section_ ABSL_GUARDED_BY(mu_);
   // Each DRA device that matches no tracked device is logged once while it lasts.
