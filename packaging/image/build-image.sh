@@ -8,16 +8,27 @@
 # the reference the Helm chart asks for by default, so that `podman load -i`, `skopeo copy
 # oci-archive:OUT.tar ...` and `umoci unpack --image LAYOUT:REPOSITORY:VERSION` all find it by name.
 #
-# usage: build-image.sh BUILD_DIR OUT.tar VERSION REVISION [REPOSITORY]
+# ARCH (default: this machine's) is the Debian architecture of the binary in BUILD_DIR. For another
+# architecture (arm64: packaging/image/build-arm64.sh runs this in its cross-build root) the
+# libraries are that architecture's multiarch packages, listed by that architecture's dynamic loader
+# run under qemu-user-static.
+#
+# usage: build-image.sh BUILD_DIR OUT.tar VERSION REVISION [REPOSITORY [ARCH]]
 set -euo pipefail
-usage="usage: build-image.sh BUILD_DIR OUT.tar VERSION REVISION [REPOSITORY]"
+usage="usage: build-image.sh BUILD_DIR OUT.tar VERSION REVISION [REPOSITORY [ARCH]]"
 build=${1:?$usage}
 out=${2:?$usage}
 version=${3:?$usage}
 revision=${4:?$usage}
 repository=${5:-ghcr.io/devscope/devscope}
 ref=$repository:$version
-for tool in umoci ldd dpkg-query strip; do
+arch=${6:-$(dpkg --print-architecture)}
+case $arch in
+  "$(dpkg --print-architecture)") strip=strip list_libraries=(ldd) ;;
+  arm64) strip=aarch64-linux-gnu-strip list_libraries=(qemu-aarch64-static /lib/ld-linux-aarch64.so.1 --list) ;;
+  *) echo "build-image: no cross tools known for $arch" >&2; exit 1 ;;
+esac
+for tool in umoci dpkg-query "$strip" "${list_libraries[0]}"; do
   command -v $tool >/dev/null || { echo "build-image: needs $tool (scripts/install-deps)" >&2; exit 1; }
 done
 binary=$build/devscope
@@ -38,10 +49,10 @@ mkdir -p "$root"/usr/{bin,lib,lib64,share/doc} "$root"/etc/devscope
 for d in bin lib lib64; do ln -s usr/$d "$root/$d"; done
 mkdir -m 1777 "$root/tmp"
 install -m 0755 "$binary" "$root/usr/bin/devscope"
-strip --strip-unneeded "$root/usr/bin/devscope"
+"$strip" --strip-unneeded "$root/usr/bin/devscope"
 
 # Every library the binary loads, by the path the dynamic loader resolves.
-mapfile -t libraries < <(ldd "$binary" |
+mapfile -t libraries < <("${list_libraries[@]}" "$binary" |
   awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// && $2 ~ /^\(/ {print $1}' | sort -u)
 packages=()
 for lib in "${libraries[@]}"; do
@@ -49,8 +60,10 @@ for lib in "${libraries[@]}"; do
   mkdir -p "$(dirname "$dest")"
   cp -L "$lib" "$dest"
   real=$(readlink -f "$lib")
-  package=$(dpkg-query -S "$real" 2>/dev/null | head -n1 | cut -d: -f1) ||
-    package=$(dpkg-query -S "${real#/usr}" 2>/dev/null | head -n1 | cut -d: -f1) || true
+  # "libfoo:arm64: /usr/lib/..." names the package with its architecture (a multiarch root may
+  # hold the same library package for two).
+  package=$(dpkg-query -S "$real" 2>/dev/null | head -n1 | sed 's/: .*//') ||
+    package=$(dpkg-query -S "${real#/usr}" 2>/dev/null | head -n1 | sed 's/: .*//') || true
   [[ -n $package ]] || { echo "build-image: no Debian package owns $real" >&2; exit 1; }
   packages+=("$package")
 done
@@ -73,7 +86,7 @@ cp "$src/packaging/debian/copyright" "$root/usr/share/doc/devscope/copyright"
 
 umoci repack --image "$layout:$ref" "$bundle"
 umoci config --image "$layout:$ref" \
-  --os linux --architecture amd64 \
+  --os linux --architecture "$arch" \
   --config.entrypoint /usr/bin/devscope \
   --config.workingdir / \
   --config.env PATH=/usr/bin \

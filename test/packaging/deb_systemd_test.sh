@@ -8,8 +8,8 @@
 # behind.
 #
 # The Debian 12 root is made once with debootstrap from this machine's Debian mirror and kept in the
-# build tree (BUILD_DIR/packaging/debian12-systemd-root; delete it to start over); every run boots a
-# throw-away overlay on top of it, so the cached root is never changed by a test.
+# build tree (BUILD_DIR/packaging/debian12-systemd-root, by packaging/debian12-root.sh; delete it to
+# start over); every run boots a throw-away overlay on top of it, so a test never changes it.
 #
 # Needs root, systemd-nspawn (systemd-container), debootstrap, curl and Debian's apt mirror. Without
 # root it cannot run anything and exits 77 (ctest: skipped).
@@ -67,39 +67,14 @@ version2=$(dpkg-deb -f "$deb2" Version)
 dpkg --compare-versions "$version2" gt "$version1" || { echo "FAIL: $version2 is not above $version1" >&2; exit 1; }
 
 # --- the cached Debian 12 root ---------------------------------------------------------------------
-# The mirror and suites this machine's apt uses (CI: Debian's mirror only). The root gets the same
-# Debian sources, so it resolves the package's dependencies to the versions the build linked.
-mapfile -t sources < <(apt-get indextargets --format '$(REPO_URI) $(RELEASE) $(COMPONENT)' \
-  'Created-By: Packages' | awk '$2 ~ /^bookworm/ && $3 == "main" {print "deb " $0}' | sort -u)
-mirror=$(printf '%s\n' "${sources[@]}" | awk '$3 == "bookworm" {print $2; exit}')
-[[ -n $mirror ]] || { echo "FAIL: no Debian 12 (bookworm main) mirror in this machine's apt sources" >&2; exit 1; }
+# systemd as init, and the package's run-time dependencies, so that apt inside the booted container
+# (which has no network) installs the package from the file alone.
+step "the cached Debian 12 root"
 cache=$build/packaging/debian12-systemd-root
-include=systemd-sysv,dbus
-key="debootstrap --variant=minbase --include=$include bookworm $mirror | ${sources[*]}"
+bash "$src/packaging/debian12-root.sh" "$cache" "systemd-sysv, dbus" "$(dpkg-deb -f "$deb1" Depends)"
 exec {lock}>"$cache.lock"
-flock "$lock"  # one test run at a time prepares or uses the cache
-if [[ ! -d $cache || $(cat "$cache.key" 2>/dev/null) != "$key" ]]; then
-  step "debootstrap a Debian 12 root into $cache (once; reruns reuse it)"
-  rm -rf "$cache" "$cache.new" "$cache.key" "$cache.deps"
-  debootstrap --variant=minbase --include=$include bookworm "$cache.new" "$mirror" \
-    >"$tmp/debootstrap.log" 2>&1 ||
-    { tail -n 30 "$tmp/debootstrap.log" >&2; echo "FAIL: debootstrap failed" >&2; exit 1; }
-  printf '%s\n' "${sources[@]}" >"$cache.new/etc/apt/sources.list"
-  mv "$cache.new" "$cache"
-  echo "$key" >"$cache.key"
-fi
-# The package's run-time dependencies go into the cached root too, so that apt inside the booted
-# container (which has no network) installs the package from the file alone.
-depends=$(dpkg-deb -f "$deb1" Depends)
-if [[ $(cat "$cache.deps" 2>/dev/null) != "$depends" ]]; then
-  step "installing the package's dependencies into the cached root"
-  systemd-nspawn -q --register=no --keep-unit -D "$cache" --pipe -E DEBIAN_FRONTEND=noninteractive \
-    sh -c "apt-get update -q && apt-get satisfy -y -q --no-install-recommends '$depends' && apt-get clean" \
-    >"$tmp/deps.log" 2>&1 ||
-    { tail -n 30 "$tmp/deps.log" >&2; echo "FAIL: could not install $depends in the root" >&2; exit 1; }
-  echo "$depends" >"$cache.deps"
-fi
-ok "cached Debian 12 root with $include and the package's dependencies"
+flock -s "$lock"  # nobody changes the root while it is the overlay's lower layer
+ok "cached Debian 12 root with systemd and the package's dependencies"
 
 # --- boot ----------------------------------------------------------------------------------------
 step "booting the root with systemd-nspawn"

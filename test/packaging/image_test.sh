@@ -3,14 +3,29 @@
 # the entrypoint and labels the chart relies on, and whose root file system is self-contained: the
 # binary runs in it (chroot, as root) with only the libraries the image carries, serves the demo's
 # metrics over HTTPS with the image's OpenSSL 3, and exits 2 on a bad flag.
-# usage: image_test.sh BUILD_DIR SOURCE_DIR VERSION
+#
+# With ARCH arm64, the same checks of the arm64 image (packaging/image/build-arm64.sh cross-builds
+# it), whose binary runs under qemu-user-static on the image's own libraries. That costs minutes of
+# CI time, so it runs only where DEVSCOPE_TEST_ARM64=1 (and as root); otherwise exit 77, skipped.
+# usage: image_test.sh BUILD_DIR SOURCE_DIR VERSION [ARCH]
 set -euo pipefail
 # shellcheck source=test/packaging/https.sh
 source "$(dirname "${BASH_SOURCE[0]}")/https.sh"
 trap 'echo "FAIL: unexpected error (exit $?) at ${BASH_SOURCE[0]}:$LINENO: $BASH_COMMAND" >&2' ERR
-build=${1:?usage: image_test.sh BUILD_DIR SOURCE_DIR VERSION}
-src=${2:?usage: image_test.sh BUILD_DIR SOURCE_DIR VERSION}
-version=${3:?usage: image_test.sh BUILD_DIR SOURCE_DIR VERSION}
+usage="usage: image_test.sh BUILD_DIR SOURCE_DIR VERSION [ARCH]"
+build=${1:?$usage}
+src=${2:?$usage}
+version=${3:?$usage}
+arch=${4:-$(dpkg --print-architecture)}
+native=$([[ $arch == "$(dpkg --print-architecture)" ]] && echo yes || echo no)
+if [[ $native == no && ${DEVSCOPE_TEST_ARM64:-0} != 1 ]]; then
+  echo "skipped: the $arch image is cross-built and tested only where DEVSCOPE_TEST_ARM64=1"
+  exit 77
+fi
+if [[ $native == no && $(id -u) -ne 0 ]]; then
+  echo "skipped: the $arch cross build runs in a systemd-nspawn root, which needs root"
+  exit 77
+fi
 tmp=$(mktemp -d)
 demo_pid=""
 cleanup() {
@@ -25,16 +40,23 @@ for t in umoci skopeo jq yq openssl; do
   command -v $t >/dev/null || { echo "FAIL: $t not found (scripts/install-deps)" >&2; exit 1; }
 done
 
-bash "$src/packaging/image/build-image.sh" "$build" "$tmp/image.tar" "$version" testrev >"$tmp/build.log" 2>&1 ||
-  { cat "$tmp/build.log" >&2; echo "FAIL: build-image.sh failed" >&2; exit 1; }
-ok "$(tail -n1 "$tmp/build.log")"
+started=$SECONDS
+if [[ $native == yes ]]; then
+  bash "$src/packaging/image/build-image.sh" "$build" "$tmp/image.tar" "$version" testrev >"$tmp/build.log" 2>&1 ||
+    { cat "$tmp/build.log" >&2; echo "FAIL: build-image.sh failed" >&2; exit 1; }
+else
+  bash "$src/packaging/image/build-arm64.sh" "$src" "$build" "$tmp/image.tar" "$version" testrev >"$tmp/build.log" 2>&1 ||
+    { tail -n 40 "$tmp/build.log" >&2; echo "FAIL: build-arm64.sh failed" >&2; exit 1; }
+  grep '^debian12-root:\|^build-arm64:' "$tmp/build.log" || true
+fi
+ok "$(grep '^build-image:' "$tmp/build.log" | tail -n1) in $((SECONDS - started)) s"
 
 # --- what a registry and a container runtime read --------------------------------------------------
 skopeo inspect --config "oci-archive:$tmp/image.tar" >"$tmp/config.json" ||
   { echo "FAIL: skopeo cannot read the archive" >&2; exit 1; }
 expect() { [[ $2 == "$3" ]] || fail "$1: got '$2', want '$3'"; }
 expect entrypoint "$(jq -c .config.Entrypoint "$tmp/config.json")" '["/usr/bin/devscope"]'
-expect "os/arch" "$(jq -r '"\(.os)/\(.architecture)"' "$tmp/config.json")" linux/amd64
+expect "os/arch" "$(jq -r '"\(.os)/\(.architecture)"' "$tmp/config.json")" "linux/$arch"
 expect "version label" "$(jq -r '.config.Labels["org.opencontainers.image.version"]' "$tmp/config.json")" "$version"
 expect "exposed port" "$(jq -r '.config.ExposedPorts | keys[]' "$tmp/config.json")" 9410/tcp
 ok "skopeo reads the archive: entrypoint, platform, labels, port"
@@ -56,23 +78,40 @@ done
 [[ -e $root/bin/sh ]] && fail "the image has a shell; it should hold only devscope and its libraries"
 ok "image holds the binary, provenance and copyright files, and no shell"
 
-if [[ $(id -u) -ne 0 ]]; then
+# How the image's binary runs here: in a chroot of the image, or, for another architecture, under
+# qemu-user-static (the cross-build root's) with the image as its root for the loader and for every
+# absolute path the binary opens (-L).
+if [[ $native == yes ]]; then
+  in_image=(chroot "$root" /usr/bin/devscope)
+  how="in a chroot of the image"
+else
+  in_image=("$build/packaging/debian12-arm64-cross-root/usr/bin/qemu-aarch64-static" -L "$root"
+    "$root/usr/bin/devscope")
+  how="under qemu-aarch64-static on the image's root"
+  expect "machine" "$(file -b "$root/usr/bin/devscope" | grep -o 'ARM aarch64')" "ARM aarch64"
+  grep -q ' arm64$' "$root/usr/share/doc/devscope-image-packages.txt" ||
+    fail "devscope-image-packages.txt lists no arm64 package"
+  grep ' amd64$' "$root/usr/share/doc/devscope-image-packages.txt" &&
+    fail "the arm64 image carries amd64 libraries"
+fi
+
+if [[ $(id -u) -ne 0 && $native == yes ]]; then
   # Without root there is no chroot: run the image's own loader on the image's libraries only.
   version_out=$("$root/lib64/ld-linux-x86-64.so.2" --inhibit-cache \
     --library-path "$root/usr/lib/x86_64-linux-gnu:$root/usr/lib" "$root/usr/bin/devscope" --version)
   [[ $version_out == "devscope $version "* ]] || fail "devscope --version in the image printed '$version_out'"
   echo "note: not root, so the image's binary ran with its own loader instead of in a chroot"
 else
-  version_out=$(chroot "$root" /usr/bin/devscope --version) || fail "devscope --version failed in the image"
+  version_out=$("${in_image[@]}" --version) || fail "devscope --version failed in the image"
   [[ $version_out == "devscope $version "* ]] || fail "devscope --version in the image printed '$version_out'"
   rc=0
-  chroot "$root" /usr/bin/devscope --no-such-flag >/dev/null 2>&1 || rc=$?
+  "${in_image[@]}" --no-such-flag >/dev/null 2>&1 || rc=$?
   expect "bad flag exit status in the image" "$rc" 2
 
   # The demo over HTTPS inside the image (no /proc in this chroot).
   make_certificate "$root/etc/devscope/tls.key" "$root/etc/devscope/tls.crt"
   printf 'tls_server_config:\n  cert_file: tls.crt\n  key_file: tls.key\n' >"$root/etc/devscope/web.yaml"
-  chroot "$root" /usr/bin/devscope demo --web.listen-address=127.0.0.1:0 \
+  "${in_image[@]}" demo --web.listen-address=127.0.0.1:0 \
     --web.config.file=/etc/devscope/web.yaml >"$tmp/demo.log" 2>&1 &
   demo_pid=$!
   port=$(logged_https_port "$tmp/demo.log")
@@ -89,7 +128,7 @@ else
   kill "$demo_pid"
   wait "$demo_pid" 2>/dev/null || true
   demo_pid=""
-  ok "in a chroot of the image: --version, bad flag (2), the demo's metrics over HTTPS ($held held devices)"
+  ok "$how: --version, bad flag (2), the demo's metrics over HTTPS ($held held devices)"
 fi
 
 if [[ $failures -gt 0 ]]; then echo "$failures check(s) failed" >&2; exit 1; fi
