@@ -21,10 +21,22 @@ version=${4:?$usage}
 revision=${5:?$usage}
 repository=${6:-}  # empty: build-image.sh's default
 
+# The libraries of the native build (scripts/install-deps), for arm64; one that is
+# Architecture: all (headers only) is the same package for both.
+arm64_libraries=()
+while read -r p; do
+  if [[ $(apt-cache show --no-all-versions "$p" | awk '$1 == "Architecture:" {print $2; exit}') == all ]]; then
+    arm64_libraries+=("$p")
+  else
+    arm64_libraries+=("$p:arm64")
+  fi
+done < <("$src/scripts/install-deps" --print-libraries)
+[[ ${#arm64_libraries[@]} -gt 0 ]] || { echo "build-arm64: no libraries from scripts/install-deps" >&2; exit 1; }
+libraries=$(printf '%s, ' "${arm64_libraries[@]}")
 root=$build/packaging/debian12-arm64-cross-root
 bash "$src/packaging/debian12-root.sh" "$root" --arch arm64 \
-  "cmake, ninja-build, ccache, g++-aarch64-linux-gnu, protobuf-compiler, protobuf-compiler-grpc, libcli11-dev, umoci, qemu-user-static" \
-  "libgrpc++-dev:arm64, libprotobuf-dev:arm64, libabsl-dev:arm64, prometheus-cpp-dev:arm64, libboost-dev:arm64, libyaml-cpp-dev:arm64, libspdlog-dev:arm64, zlib1g-dev:arm64, libssl-dev:arm64, libcrypt-dev:arm64"
+  "cmake, ninja-build, ccache, g++-aarch64-linux-gnu, protobuf-compiler, protobuf-compiler-grpc, umoci, qemu-user-static" \
+  "${libraries%, }"
 exec {lock}>"$root.lock"
 flock -s "$lock"  # nobody changes the root while it builds
 
