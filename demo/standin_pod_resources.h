@@ -67,7 +67,7 @@ class PodResourcesStandin {
   class Server;
   struct State;
   explicit PodResourcesStandin(std::string socket_path);
-  absl::Status Serve();
+  absl::Status Serve() ABSL_EXCLUSIVE_LOCKS_REQUIRED(server_mu_);
 
   const std::string socket_path_;
   std::shared_ptr<State> state_;  // shared with the service's handlers

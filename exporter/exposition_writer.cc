@@ -47,9 +47,9 @@ struct SpecialBytes {
   bool in_help[256] = {};
   constexpr SpecialBytes() {
     for (int c = 0x80; c < 256; ++c) in_label[c] = in_help[c] = true;
-    in_label['\\'] = in_help['\\'] = true;
-    in_label['\n'] = in_help['\n'] = true;
-    in_label['"'] = true;
+    in_label[int{'\\'}] = in_help[int{'\\'}] = true;
+    in_label[int{'\n'}] = in_help[int{'\n'}] = true;
+    in_label[int{'"'}] = true;
   }
 };
 constexpr SpecialBytes kSpecial;

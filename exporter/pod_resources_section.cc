@@ -87,7 +87,9 @@ void PodResourcesSection::RenderAllocatable(const AllocatableResources& allocata
   writer.Family("devscope_node_allocatable_devices", "Devices of a resource the node can allocate.",
                 FamilyType::kGauge);
   per_resource_.clear();
-  for (const auto& [resource, id] : allocated_) {
+  for (const auto& resource_and_id : allocated_) {
+    // (clang 14 cannot capture a structured binding.)
+    const absl::string_view resource = resource_and_id.first;
     auto it = std::find_if(per_resource_.begin(), per_resource_.end(),
                            [&](const auto& r) { return r.first == resource; });
     if (it == per_resource_.end()) {

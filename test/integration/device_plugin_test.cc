@@ -174,7 +174,8 @@ TEST_F(DevicePluginTest, AHealthFlipReachesTheNodesAllocatableMetricWithinAboutA
   while (allocatable() != 4 && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(50));
   ASSERT_EQ(allocatable(), 4);
 
-  for (const auto& [state, want] : {std::pair{"Unhealthy", 3}, std::pair{"Healthy", 4}}) {
+  for (const auto& [state_name, want] : {std::pair{"Unhealthy", 3}, std::pair{"Healthy", 4}}) {
+    const char* const state = state_name;  // (clang 14 cannot capture a structured binding)
     const absl::Time start = absl::Now();
     WriteFile(dir_ + "/devices/widget-1/health", absl::StrCat(state, "\n"));
     ASSERT_TRUE(kubelet_.WaitForDevices(
