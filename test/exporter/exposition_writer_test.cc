@@ -152,8 +152,10 @@ TEST(ExpositionWriterTest, ManyFamiliesOfManySeriesPassPromtool) {
   for (int f = 0; f < 20; ++f) {
     const bool counter = f % 2 == 1;
     const std::string name = "devscope_device_f" + std::to_string(f) + (counter ? "_total" : "");
-    w.Family(name, "Family \\ " + std::to_string(f),
-             counter ? FamilyType::kCounter : FamilyType::kGauge);
+    // Family() keeps views of the name and help until the first series (found by ASan: a
+    // temporary help string was gone by then).
+    const std::string help = "Family \\ " + std::to_string(f);
+    w.Family(name, help, counter ? FamilyType::kCounter : FamilyType::kGauge);
     for (int s = 0; s < 500; ++s) {
       w.Begin(name);
       w.Labels(prefix);
