@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "common/pci_address.h"
+#include "common/resource_name.h"
 
 namespace devscope {
 namespace {
@@ -122,15 +123,9 @@ bool IsLayoutFile(absl::string_view name) {
 }
 
 absl::StatusOr<std::string> ParseResourceFile(absl::string_view text) {
-  const std::string resource(absl::StripAsciiWhitespace(text));
-  const size_t slash = resource.find('/');
-  if (slash == std::string::npos || slash == 0 || slash + 1 == resource.size() ||
-      resource.find_first_of(" \t\n/", slash + 1) != std::string::npos ||
-      resource.find_first_of(" \t\n") != std::string::npos) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("resource \"", resource, "\" is not an extended resource name (domain/name)"));
-  }
-  return resource;
+  const absl::string_view resource = absl::StripAsciiWhitespace(text);
+  if (absl::Status valid = ValidateResourceName(resource); !valid.ok()) return valid;
+  return std::string(resource);
 }
 
 Parsed<HealthSignal> ParseHealthFile(absl::string_view text) {

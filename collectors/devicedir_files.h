@@ -24,7 +24,8 @@ bool IsValidDeviceId(absl::string_view name);
 bool IsLayoutFile(absl::string_view name);
 
 // `resource`: the extended resource name the device counts under, domain/name, surrounding
-// whitespace ignored. InvalidArgument (the device is skipped) when it is not one.
+// whitespace ignored. InvalidArgument (the device is skipped) when the kubelet would not take it
+// (common/resource_name.h).
 absl::StatusOr<std::string> ParseResourceFile(absl::string_view text);
 
 // `health`: Healthy or Unhealthy (any case); empty, as while being rewritten, is Healthy. Anything

@@ -240,6 +240,9 @@ class TextParser {
       if (std::string problem = ParseLabels(line, i, sample.labels); !problem.empty()) {
         return problem;
       }
+      // To Prometheus a label with an empty value is no label: x{a=""} and x are one series,
+      // and exporting both would be a duplicate.
+      std::erase_if(sample.labels, [](const auto& label) { return label.second.empty(); });
     }
     SkipBlanks(line, i);
     const absl::string_view value_text = TakeWord(line, i);

@@ -1,7 +1,8 @@
 // The Prometheus text exposition format, parsed strictly as devicedir's metrics.prom files must
 // be written: only names starting devscope_device_, optional "# HELP" / "# TYPE" (gauge or
 // counter) lines before a name's samples, labels with escapes (\\, \", \n), a value (NaN and
-// +/-Inf allowed), no timestamps, no duplicate series, no negative counter. The labels device,
+// +/-Inf allowed), no timestamps, no duplicate series (a label with an empty value is dropped, as
+// Prometheus treats it as absent), no negative counter. The labels device,
 // resource, namespace, pod and container are devscope's (common/label_names.h) and refused.
 //
 // Text in, samples and per-line errors out: any input is safe (it is fuzzed), and a bad line

@@ -77,12 +77,15 @@ TEST(ParseResourceFileTest, AnExtendedResourceNameOnly) {
   absl::StatusOr<std::string> resource = ParseResourceFile(" example.com/widget\n");
   ASSERT_TRUE(resource.ok()) << resource.status();
   EXPECT_EQ(*resource, "example.com/widget");
+  // The kubelet's rule, not just domain/name: a carriage return or a control byte inside (found
+  // by test/fuzz's devicedir_resource target) would reach labels and the plugin's Register.
   for (const char* bad : {"", "widget", "/widget", "example.com/", "example.com/a/b",
-                          "example.com/a b", "example .com/a"}) {
+                          "example.com/a b", "example .com/a", "exalpeke/.ogm\rdget",
+                          "example.com/a\x01b", "Example.com/widget", "kubernetes.io/widget"}) {
     absl::StatusOr<std::string> resource = ParseResourceFile(bad);
     ASSERT_FALSE(resource.ok()) << bad;
     EXPECT_THAT(std::string(resource.status().message()),
-                ::testing::HasSubstr("is not an extended resource name"))
+                ::testing::HasSubstr("is not a valid extended resource"))
         << bad;
   }
 }

@@ -94,6 +94,19 @@ TEST(PrometheusTextParserTest, RefusesNegativeCounter) {
   EXPECT_THAT(errors, ElementsAre(HasSubstr("f:2: counter")));
 }
 
+// Prometheus treats a label with an empty value as absent, so x{a=""} and x are one series: the
+// label is dropped and the second line is a duplicate (found by test/fuzz's view target, whose
+// exposition check refused the scrape).
+TEST(PrometheusTextParserTest, ALabelWithAnEmptyValueIsNoLabel) {
+  const Parsed<std::vector<Sample>> parsed = ParsePrometheusText(
+      "devscope_device_x{a=\"\",b=\"1\"} 1\n"
+      "devscope_device_x{b=\"1\"} 2\n");
+  ASSERT_THAT(parsed.value, SizeIs(1));
+  EXPECT_THAT(parsed.value[0].labels, ElementsAre(Pair("b", "1")));
+  EXPECT_THAT(FormatLineErrors("f", parsed.errors),
+              ElementsAre(HasSubstr("f:2: duplicate series")));
+}
+
 TEST(PrometheusTextParserTest, SurvivesGarbage) {
   std::string garbage;
   for (int i = 0; i < 2000; ++i) garbage.push_back(static_cast<char>((i * 131 + 7) % 256));
