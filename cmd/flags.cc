@@ -25,6 +25,22 @@ struct GivenFlag {
   bool on = true;    // a switch: the flag (true) or its --no- form (false)
 };
 
+// The problem as one printable line: messages quote what the file or flag held (yaml-cpp quotes
+// the offending character raw), and a newline or control byte there would split or garble the
+// line (found by test/fuzz's config target).
+std::string OneLine(absl::string_view problem) {
+  std::string out;
+  for (const char c : problem) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (byte < 0x20 || byte == 0x7f) {
+      absl::StrAppend(&out, "\\x", absl::Hex(byte, absl::kZeroPad2));
+    } else {
+      out.push_back(c);
+    }
+  }
+  return out;
+}
+
 const char* TypeName(OptionType type) {
   switch (type) {
     case OptionType::kDuration:
@@ -160,7 +176,7 @@ ParseResult ParseCommandLine(int argc, const char* const* argv, std::ostream& ou
     result.exit_code = 0;
     return result;
   } catch (const CLI::ParseError& e) {
-    err << "devscope: " << e.what() << " (see devscope --help)\n";
+    err << "devscope: " << OneLine(e.what()) << " (see devscope --help)\n";
     result.exit_code = 2;
     return result;
   }
@@ -197,7 +213,7 @@ ParseResult ParseCommandLine(int argc, const char* const* argv, std::ostream& ou
       status = absl::InvalidArgumentError(absl::StrCat(name, ": ", e.what()));
     }
     if (!status.ok()) {
-      err << "devscope: " << status.message() << "\n";
+      err << "devscope: " << OneLine(status.message()) << "\n";
       result.exit_code = 2;
       return result;
     }
