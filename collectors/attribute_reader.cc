@@ -5,6 +5,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/files.h"
+#include "common/log.h"
 
 namespace devscope {
 
@@ -18,8 +19,8 @@ std::optional<double> AttributeReader::ReadNumber(const std::string& path) {
   }
   double value = 0;
   if (!absl::SimpleAtod(absl::StripAsciiWhitespace(*content), &value)) {
-    Warn(path, absl::StrCat("malformed attribute ", path, ": \"",
-                            absl::CHexEscape(absl::StripAsciiWhitespace(*content)), "\""));
+    Warn(path, absl::StrCat("malformed attribute ", path, ": ",
+                            QuoteForLog(absl::StripAsciiWhitespace(*content))));
     return std::nullopt;
   }
   return value;

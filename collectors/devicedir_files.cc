@@ -9,6 +9,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/log.h"
 #include "common/pci_address.h"
 #include "common/resource_name.h"
 
@@ -49,7 +50,8 @@ std::string ParseDeviceItem(const std::vector<absl::string_view>& words, Allocat
     return "device paths must be absolute";
   }
   if (node.permissions.find_first_not_of("rwm") != std::string::npos) {
-    return absl::StrCat("device permissions \"", node.permissions, "\" are not from r, w, m");
+    return absl::StrCat("device permissions ", QuoteForLog(node.permissions),
+                        " are not from r, w, m");
   }
   spec.device_nodes.push_back(std::move(node));
   return "";
@@ -91,8 +93,8 @@ std::string ParseAllocateLine(absl::string_view line, AllocateSpec& spec) {
     (keyword == "env" ? spec.envs : spec.annotations).push_back(std::move(*kv));
     return "";
   }
-  return absl::StrCat("unknown item \"", keyword,
-                      "\" (expected device, env, mount, annotation or cdi)");
+  return absl::StrCat("unknown item ", QuoteForLog(keyword),
+                      " (expected device, env, mount, annotation or cdi)");
 }
 
 // Calls fn(line_no, line) for each line with content: stripped of surrounding whitespace, blank
@@ -137,7 +139,7 @@ Parsed<HealthSignal> ParseHealthFile(absl::string_view text) {
     return out;
   }
   out.errors.push_back({1, "expected Healthy or Unhealthy"});
-  out.value = {false, absl::StrCat("health file says \"", word, "\"")};
+  out.value = {false, absl::StrCat("health file says ", QuoteForLog(word))};
   return out;
 }
 

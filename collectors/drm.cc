@@ -105,9 +105,9 @@ class DrmCollector : public Collector {
     if (!vendor_text) return std::nullopt;
     const std::optional<uint32_t> vendor = ParseHexId(*vendor_text);
     if (!vendor) {
-      attributes_.Warn(absl::StrCat(dev, "/vendor"),
-                       absl::StrCat(card, " has a malformed vendor \"",
-                                    absl::CHexEscape(*vendor_text), "\", skipped"));
+      attributes_.Warn(
+          absl::StrCat(dev, "/vendor"),
+          absl::StrCat(card, " has a malformed vendor ", QuoteForLog(*vendor_text), ", skipped"));
       return std::nullopt;
     }
     // NVIDIA cards belong to the nvml collector; others are not supported.
@@ -196,8 +196,7 @@ class DrmCollector : public Collector {
       uint64_t count = 0;
       if ((key != "ue" && key != "ce") ||
           !absl::SimpleAtoi(absl::StripAsciiWhitespace(kv.second), &count)) {
-        attributes_.Warn(
-            path, absl::StrCat("malformed line in ", path, ": \"", absl::CHexEscape(line), "\""));
+        attributes_.Warn(path, absl::StrCat("malformed line in ", path, ": ", QuoteForLog(line)));
         continue;
       }
       Sample sample;

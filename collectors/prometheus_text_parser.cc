@@ -15,6 +15,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "common/label_names.h"
+#include "common/log.h"
 
 namespace devscope {
 namespace {
@@ -102,7 +103,8 @@ std::string TakeLabelValue(absl::string_view s, size_t& i, absl::string_view nam
     } else if (e == 'n') {
       value.push_back('\n');
     } else {
-      return absl::StrCat("bad escape \\", std::string(1, e), " in label ", name);
+      return absl::StrCat("bad escape ", QuoteForLog(absl::StrCat("\\", std::string(1, e))),
+                          " in label ", name);
     }
   }
   return absl::StrCat("unterminated value of label ", name);
@@ -221,7 +223,7 @@ class TextParser {
     } else if (type == "counter") {
       types_.emplace(std::string(name), Sample::Kind::kCounter);
     } else {
-      return absl::StrCat("type \"", type, "\" of ", name, " is not gauge or counter");
+      return absl::StrCat("type ", QuoteForLog(type), " of ", name, " is not gauge or counter");
     }
     return "";
   }
@@ -248,10 +250,11 @@ class TextParser {
     const absl::string_view value_text = TakeWord(line, i);
     if (value_text.empty()) return absl::StrCat("missing value for ", name);
     const std::optional<double> value = ParseSampleValue(value_text);
-    if (!value.has_value()) return absl::StrCat("bad value \"", value_text, "\" for ", name);
+    if (!value.has_value())
+      return absl::StrCat("bad value ", QuoteForLog(value_text), " for ", name);
     SkipBlanks(line, i);
     if (i < line.size()) {
-      return absl::StrCat("unexpected \"", line.substr(i), "\" after the value of ", name,
+      return absl::StrCat("unexpected ", QuoteForLog(line.substr(i)), " after the value of ", name,
                           " (timestamps are not supported)");
     }
     sample.value = *value;

@@ -3,9 +3,11 @@
 #include <memory>
 #include <string>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "nlohmann/json.hpp"
 #include "spdlog/pattern_formatter.h"
 #include "spdlog/sinks/stdout_sinks.h"
 
@@ -26,29 +28,19 @@ absl::string_view LevelName(spdlog::level::level_enum level) {
   }
 }
 
-// Escapes a message for a quoted logfmt or JSON value.
+// A message as a quoted logfmt or JSON value: nlohmann's JSON string, which escapes quotes,
+// backslashes and control characters and replaces bytes that are not UTF-8 with U+FFFD, so the
+// line stays valid UTF-8 and valid JSON (and logfmt, whose quoted values take the same escapes)
+// whatever the message holds. Messages longer than kLogMessageLimit are cut.
 void AppendQuoted(absl::string_view text, spdlog::memory_buf_t& out) {
-  out.push_back('"');
-  for (char c : text) {
-    switch (c) {
-      case '"':
-        out.append(std::string_view("\\\""));
-        break;
-      case '\\':
-        out.append(std::string_view("\\\\"));
-        break;
-      case '\n':
-        out.append(std::string_view("\\n"));
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          out.push_back(' ');
-        } else {
-          out.push_back(c);
-        }
-    }
+  std::string message(text.substr(0, kLogMessageLimit));
+  if (text.size() > kLogMessageLimit) {
+    absl::StrAppend(&message, "...(+", text.size() - kLogMessageLimit, " bytes)");
   }
-  out.push_back('"');
+  const std::string quoted =
+      nlohmann::json(std::move(message))
+          .dump(-1, ' ', /*ensure_ascii=*/false, nlohmann::json::error_handler_t::replace);
+  out.append(std::string_view(quoted));
 }
 
 // ts=... level=... msg="..."; messages carry their own key=value pairs after the text, so the
@@ -95,6 +87,15 @@ std::shared_ptr<spdlog::logger> MakeLogger() {
 spdlog::logger& Log() {
   static const std::shared_ptr<spdlog::logger> logger = MakeLogger();
   return *logger;
+}
+
+std::string QuoteForLog(absl::string_view text, size_t limit) {
+  // CHexEscape escapes every byte that is not printable ASCII, so what it gives is ASCII however
+  // the input was cut.
+  std::string quoted = absl::StrCat("\"", absl::CHexEscape(text.substr(0, limit)));
+  if (text.size() > limit) absl::StrAppend(&quoted, "...(+", text.size() - limit, " bytes)");
+  quoted.push_back('"');
+  return quoted;
 }
 
 void DeclareOptions(OptionDeclarer& d, LogOptions& o) {

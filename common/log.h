@@ -3,6 +3,7 @@
 #ifndef DEVSCOPE_COMMON_LOG_H_
 #define DEVSCOPE_COMMON_LOG_H_
 
+#include <cstddef>
 #include <string>
 
 #include "absl/status/status.h"
@@ -34,6 +35,21 @@ absl::Status ConfigureLogging(const LogOptions& options);
 
 // The process-wide logger; usable before ConfigureLogging (defaults: info, logfmt).
 spdlog::logger& Log();
+
+// The most bytes of one piece of outside input that a log line quotes.
+inline constexpr size_t kLogQuoteLimit = 160;
+
+// Outside input (a file's content or name, a kubelet's message, a device ID a client sent) as a
+// log line or an error message that may be logged shows it: in double quotes, printable ASCII only
+// (quotes, backslashes, control bytes and every byte above 0x7e escaped as \", \\, \n, \xNN:
+// invalid UTF-8 and terminal escapes cannot reach the line), and at most `limit` bytes of it, with
+// how many more there were: "first bytes...(+1234 bytes)". Every site that puts outside input
+// into a message uses this; the log formatter itself keeps each whole line valid UTF-8 and valid
+// JSON or logfmt whatever a message holds.
+std::string QuoteForLog(absl::string_view text, size_t limit = kLogQuoteLimit);
+
+// The longest message a log line carries (longer ones are cut, saying how much was cut).
+inline constexpr size_t kLogMessageLimit = 8192;
 
 }  // namespace devscope
 

@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "common/log.h"
 
 namespace devscope {
 namespace {
@@ -34,8 +35,8 @@ bool IsNameChar(char c) { return absl::ascii_isalnum(c) || c == '-' || c == '_' 
 
 absl::Status ValidateResourceName(absl::string_view name) {
   auto invalid = [name](absl::string_view why) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("resource name \"", name, "\" is not a valid extended resource: ", why));
+    return absl::InvalidArgumentError(absl::StrCat("resource name ", QuoteForLog(name),
+                                                   " is not a valid extended resource: ", why));
   };
   if (name.empty()) return invalid("it is empty");
   if (absl::StartsWith(name, kRequestsPrefix)) {

@@ -34,14 +34,24 @@ constexpr absl::Duration kRegisterDeadline = absl::Seconds(15);
 constexpr absl::Duration kSocketCheckInterval = absl::Seconds(1);
 constexpr size_t kMaxSocketPath = 107;  // sun_path is 108 bytes with the terminating NUL
 
-// One asynchronous Register call; kept alive by the completion callback and by its Slot.
-struct RegisterOp {
+}  // namespace
+
+// One asynchronous Register call, owned by the manager (register_calls_) until its completion has
+// been taken from the inbox: only the control thread (or Stop, once no call is in flight)
+// destroys it, never the completion callback. The callback runs on a thread of gRPC's callback
+// completion queue, which is shared by every channel that makes callback calls and is shut down,
+// its threads joined and the queue deleted, when the last such channel goes. A channel destroyed
+// on one of those threads deletes the queue under the thread still serving it: gRPC 1.51 then
+// aborts ("assertion failed: prior > 0", ref_counted.h), as SIGTERM with a Register in flight did.
+struct DevicePluginManager::RegisterCall {
   std::shared_ptr<grpc::Channel> channel;
   std::unique_ptr<v1beta1::Registration::Stub> stub;
   grpc::ClientContext context;
   v1beta1::RegisterRequest request;
   v1beta1::Empty response;
 };
+
+namespace {
 
 absl::StatusOr<std::string> PrepareDirectory(const std::string& dir, absl::string_view what) {
   std::error_code ec;
@@ -66,6 +76,7 @@ absl::StatusOr<std::string> PrepareDirectory(const std::string& dir, absl::strin
 // callback never touches a destroyed manager; it owns the eventfd.
 struct DevicePluginManager::Inbox {
   struct Done {
+    uint64_t call = 0;  // the key of register_calls_
     std::string resource;
     uint64_t attempt = 0;
     grpc::Status status;
@@ -115,7 +126,6 @@ struct DevicePluginManager::Slot {
   uint64_t attempt = 0;
   uint64_t opened_at_register = 0;  // StreamsOpened() when the last Register started
   std::string last_error;           // the failure logged since the last success; empty: none
-  std::shared_ptr<RegisterOp> op;
 };
 
 DevicePluginManager::DevicePluginManager(const PluginOptions& options,
@@ -224,9 +234,7 @@ void DevicePluginManager::Stop() {
   if (control_.joinable()) control_.join();
   absl::MutexLock lock(&servers_mu_);
   // Registrations in flight: cancel and wait for their callbacks, which touch only the inbox.
-  for (auto& [resource, slot] : slots_) {
-    if (slot->op != nullptr) slot->op->context.TryCancel();
-  }
+  for (auto& [id, call] : register_calls_) call->context.TryCancel();
   {
     absl::MutexLock inbox_lock(&inbox_->mu);
     Inbox* inbox = inbox_.get();
@@ -234,8 +242,8 @@ void DevicePluginManager::Stop() {
                     ABSL_EXCLUSIVE_LOCKS_REQUIRED(inbox->mu) { return inbox->in_flight == 0; };
     inbox_->mu.Await(absl::Condition(&idle));
   }
+  register_calls_.clear();  // every callback has run: no gRPC thread holds any of them
   for (auto& [resource, slot] : slots_) {
-    slot->op.reset();
     slot->server->Shutdown();
     slot->server->SetRegistered(false);
   }
@@ -503,18 +511,19 @@ void DevicePluginManager::StartRegister(Slot& slot, absl::Time now) {
   slot.state = RegistrationState::kInFlight;
   ++slot.attempt;
   slot.opened_at_register = slot.server->StreamsOpened();
-  auto op = std::make_shared<RegisterOp>();
+  const uint64_t call_id = ++register_call_count_;
+  RegisterCall* call =
+      register_calls_.emplace(call_id, std::make_unique<RegisterCall>()).first->second.get();
   // A fresh channel per attempt: a restarted kubelet is a new server, and a channel that failed
   // against the old one would add its own reconnect backoff to ours.
-  op->channel = grpc::CreateChannel(absl::StrCat("unix:", kubelet_socket_),
-                                    grpc::InsecureChannelCredentials());
-  op->stub = v1beta1::Registration::NewStub(op->channel);
-  op->request.set_version("v1beta1");
-  op->request.set_endpoint(slot.server->socket_name());
-  op->request.set_resource_name(slot.server->resource());
-  *op->request.mutable_options() = slot.server->PluginOptions();
-  op->context.set_deadline(absl::ToChronoTime(absl::Now() + kRegisterDeadline));  // real time
-  slot.op = op;
+  call->channel = grpc::CreateChannel(absl::StrCat("unix:", kubelet_socket_),
+                                      grpc::InsecureChannelCredentials());
+  call->stub = v1beta1::Registration::NewStub(call->channel);
+  call->request.set_version("v1beta1");
+  call->request.set_endpoint(slot.server->socket_name());
+  call->request.set_resource_name(slot.server->resource());
+  *call->request.mutable_options() = slot.server->PluginOptions();
+  call->context.set_deadline(absl::ToChronoTime(absl::Now() + kRegisterDeadline));  // real time
   {
     absl::MutexLock lock(&inbox_->mu);
     ++inbox_->in_flight;
@@ -522,11 +531,12 @@ void DevicePluginManager::StartRegister(Slot& slot, absl::Time now) {
   std::shared_ptr<Inbox> inbox = inbox_;
   std::string resource = slot.server->resource();
   uint64_t attempt = slot.attempt;
-  op->stub->async()->Register(
-      &op->context, &op->request, &op->response,
-      [inbox, op, resource, attempt](grpc::Status status) {
+  // The callback holds nothing of the call (see RegisterCall).
+  call->stub->async()->Register(
+      &call->context, &call->request, &call->response,
+      [inbox, call_id, resource, attempt](grpc::Status status) {
         absl::MutexLock lock(&inbox->mu);
-        inbox->done.push_back(Inbox::Done{resource, attempt, std::move(status)});
+        inbox->done.push_back(Inbox::Done{call_id, resource, attempt, std::move(status)});
         inbox->Wake();
         --inbox->in_flight;  // last: Stop() may proceed once this is 0
       });
@@ -539,13 +549,13 @@ void DevicePluginManager::CompleteRegistrations(absl::Time now) {
     done.swap(inbox_->done);
   }
   for (Inbox::Done& result : done) {
+    register_calls_.erase(result.call);  // its callback has run
     auto it = slots_.find(result.resource);
     if (it == slots_.end()) continue;
     Slot& slot = *it->second;
     if (result.attempt != slot.attempt) continue;
     const bool was_in_flight = slot.in_flight();  // not when serving failed meanwhile
     const bool stale = slot.state == RegistrationState::kInFlightStale;
-    slot.op.reset();
     slot.server->RecordRegistration(result.status.ok());
     if (result.status.ok()) {
       slot.backoff = backoff_.initial;
@@ -564,8 +574,8 @@ void DevicePluginManager::CompleteRegistrations(absl::Time now) {
 
 void DevicePluginManager::LogRegisterFailure(Slot& slot, const std::string& resource,
                                              const grpc::Status& status) {
-  std::string error =
-      absl::StrCat("code ", static_cast<int>(status.error_code()), ": ", status.error_message());
+  std::string error = absl::StrCat("code ", static_cast<int>(status.error_code()), ": ",
+                                   QuoteForLog(status.error_message()));
   // Once per change of state: the first failure after a success (or at start) is an error;
   // the retries that follow are counted in the metric and logged at debug only.
   if (slot.last_error.empty()) {

@@ -74,6 +74,7 @@ class DevicePluginManager {
 
  private:
   struct Slot;
+  struct RegisterCall;
 
   void ControlLoop();
   void ApplySnapshot() ABSL_EXCLUSIVE_LOCKS_REQUIRED(servers_mu_);
@@ -120,6 +121,9 @@ class DevicePluginManager {
   // Resources refused, logged once each.
   std::map<std::string, bool> invalid_logged_ ABSL_GUARDED_BY(servers_mu_);
   absl::Time next_socket_check_ ABSL_GUARDED_BY(servers_mu_) = absl::InfinitePast();
+  // Register calls whose completion has not been taken from the inbox yet, by call number.
+  std::map<uint64_t, std::unique_ptr<RegisterCall>> register_calls_ ABSL_GUARDED_BY(servers_mu_);
+  uint64_t register_call_count_ ABSL_GUARDED_BY(servers_mu_) = 0;
 };
 
 }  // namespace devscope

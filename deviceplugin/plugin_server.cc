@@ -1,6 +1,8 @@
 #include "deviceplugin/plugin_server.h"
 
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -74,6 +76,20 @@ void RemoveStaleSocket(const std::string& path) {
     Log().warn("cannot remove stale plugin socket path={} error=\"{}\"", path,
                std::strerror(errno));
   }
+}
+
+// Why no unix socket can be made at `path`, which gRPC's builder does not say (a full or read-only
+// file system, a missing directory): the error of a bind(2) tried here.
+std::string BindError(const std::string& path) {
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  path.copy(addr.sun_path, sizeof(addr.sun_path) - 1);
+  const bool bound = fd >= 0 && ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+  const std::string error = bound ? "see gRPC's log" : std::strerror(errno);
+  if (bound) ::unlink(path.c_str());
+  if (fd >= 0) ::close(fd);
+  return error;
 }
 
 // Merges a key=value pair into a protobuf map: the same value once, different values of several
@@ -344,7 +360,8 @@ absl::Status PluginServer::Serve() {
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr) {
     return absl::UnavailableError(absl::StrCat("cannot serve the device plugin for ",
-                                               options_.resource, " on ", options_.socket_path));
+                                               options_.resource, " on ", options_.socket_path,
+                                               ": ", BindError(options_.socket_path)));
   }
   server_ = std::move(server);
   plugin_service_ = std::move(plugin_service);
@@ -514,20 +531,22 @@ grpc::Status PluginServer::Allocate(const v1beta1::AllocateRequest& request,
       const PluginDevice* device = devices == nullptr ? nullptr : devices->Find(id);
       if (device == nullptr) {
         CountAllocation("unknown_device");
-        Log().warn("Allocate refused: unknown device resource={} device={}", options_.resource, id);
+        Log().warn("Allocate refused: unknown device resource={} device={}", options_.resource,
+                   QuoteForLog(id));
         Resend();
         return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                            absl::StrCat("unknown device ID \"", id, "\" for resource ",
+                            absl::StrCat("unknown device ID ", QuoteForLog(id), " for resource ",
                                          options_.resource, "; nothing was allocated"));
       }
       if (!device->healthy) {
         CountAllocation("unhealthy_device");
         Log().warn("Allocate refused: unhealthy device resource={} device={}", options_.resource,
-                   id);
+                   QuoteForLog(id));
         Resend();
-        return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
-                            absl::StrCat("device \"", id, "\" of resource ", options_.resource,
-                                         " is unhealthy; nothing was allocated"));
+        return grpc::Status(
+            grpc::StatusCode::FAILED_PRECONDITION,
+            absl::StrCat("device ", QuoteForLog(id), " of resource ", options_.resource,
+                         " is unhealthy; nothing was allocated"));
       }
     }
   }

@@ -1,5 +1,7 @@
 #include "kubelet/poller.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <cmath>
 #include <utility>
@@ -149,7 +151,25 @@ absl::Status PodResourcesPoller::Timed(PodResourcesMethod method, Call call) {
   return status;
 }
 
+bool PodResourcesPoller::SocketReplaced() {
+  struct stat st;
+  if (::stat(options_.socket_path.c_str(), &st) != 0) return false;  // List will tell
+  const SocketIdentity now{st.st_dev, st.st_ino, st.st_ctim.tv_sec, st.st_ctim.tv_nsec};
+  const bool replaced = socket_.has_value() && !(*socket_ == now);
+  socket_ = now;
+  return replaced;
+}
+
+void PodResourcesPoller::ReprobeMethods() {
+  // The next AllocatableDue and MaybeProbeGet ask at once, as at start.
+  allocatable_attempt_ = absl::InfinitePast();
+  get_probe_ = absl::InfinitePast();
+}
+
 absl::Duration PodResourcesPoller::PollOnce() {
+  // A kubelet that restarted may serve other methods (an upgrade, a feature gate switched): it
+  // replaces its socket, or was unreachable for a while. What it serves is asked again at once.
+  if (SocketReplaced()) kubelet_changed_ = true;
   // The reply (thousands of messages and strings at a few hundred pods) is parsed into an arena:
   // a few large blocks, freed at once, instead of an allocation and a free for each.
   google::protobuf::ArenaOptions arena_options;
@@ -165,6 +185,10 @@ absl::Duration PodResourcesPoller::PollOnce() {
   if (!status.ok()) return OnListFailure(status);
 
   consecutive_failures_ = 0;
+  if (kubelet_changed_) {
+    kubelet_changed_ = false;
+    ReprobeMethods();
+  }
   MaybeRefreshAllocatable(list, now);
   MaybeProbeGet(now);
   // Most polls return what the last one did. Keeping the published snapshot then keeps the
@@ -197,6 +221,7 @@ absl::Duration PodResourcesPoller::OnListFailure(const absl::Status& status) {
       // The kubelet is absent or restarting (its socket is removed and recreated). A new
       // connection is made on the next call instead of waiting out gRPC's reconnect backoff.
       reason = "kubelet pod-resources socket unreachable";
+      kubelet_changed_ = true;
       client_->Reconnect();
       break;
     case absl::StatusCode::kResourceExhausted:
@@ -243,9 +268,9 @@ void PodResourcesPoller::MarkDown(const absl::Status& status, absl::string_view 
   up_gauge_.Set(0);
   // Once per state change: up -> down, the first failure, or a different kind of failure.
   if (up_ || !ever_polled_ || status.code() != last_failure_code_) {
-    Log().warn("pod-resources down reason=\"{}\" code={} message=\"{}\" socket={}",
-               std::string(reason), absl::StatusCodeToString(status.code()),
-               std::string(status.message()), options_.socket_path);
+    Log().warn("pod-resources down reason=\"{}\" code={} message={} socket={}", std::string(reason),
+               absl::StatusCodeToString(status.code()), QuoteForLog(status.message()),
+               options_.socket_path);
   }
   up_ = false;
   ever_polled_ = true;
@@ -269,10 +294,10 @@ void PodResourcesPoller::NoteSupport(PodResourcesMethod method, const absl::Stat
     return;
   }
   Log().warn(
-      "pod-resources method not served by the kubelet method={} code={} message=\"{}\" "
+      "pod-resources method not served by the kubelet method={} code={} message={} "
       "reprobe={}",
       std::string(MethodName(method)), absl::StatusCodeToString(status.code()),
-      std::string(status.message()), absl::FormatDuration(options_.unsupported_reprobe));
+      QuoteForLog(status.message()), absl::FormatDuration(options_.unsupported_reprobe));
 }
 
 bool PodResourcesPoller::Served(PodResourcesMethod method) const {
@@ -351,8 +376,8 @@ void PodResourcesPoller::MaybeRefreshAllocatable(const v1::ListPodResourcesRespo
     return;
   }
   // Passing (unreachable, throttled, slow): keep the last answer, retry after the spacing.
-  Log().debug("GetAllocatableResources failed code={} message=\"{}\"",
-              absl::StatusCodeToString(status.code()), std::string(status.message()));
+  Log().debug("GetAllocatableResources failed code={} message={}",
+              absl::StatusCodeToString(status.code()), QuoteForLog(status.message()));
 }
 
 void PodResourcesPoller::MaybeProbeGet(absl::Time now) {

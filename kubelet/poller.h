@@ -7,6 +7,8 @@
 #ifndef DEVSCOPE_KUBELET_POLLER_H_
 #define DEVSCOPE_KUBELET_POLLER_H_
 
+#include <sys/types.h>
+
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -50,7 +52,9 @@ struct PollerOptions {
   // (an unhealthy device still held by a pod) would otherwise trigger a call on every poll.
   absl::Duration allocatable_min_spacing = absl::Seconds(30);
   // How often a method found unsupported (Unimplemented, or switched off by a feature gate) is
-  // probed again: a kubelet upgrade can add it.
+  // probed again, and a served Get probed to see it is still served. A kubelet that restarts
+  // (replacing its socket) or comes back after being unreachable is asked at once: this is only
+  // for a change no restart announced.
   absl::Duration unsupported_reprobe = absl::Minutes(5);
   // When a collector last saw a device appear, vanish or change health (InfinitePast: never;
   // none: null). The kubelet's allocatable devices are its healthy ones, so each change asks
@@ -107,6 +111,12 @@ class PodResourcesPoller {
   template <typename Call>
   absl::Status Timed(PodResourcesMethod method, Call call);
 
+  // Whether the socket file is another one than at the last call (a kubelet restart recreates
+  // it). False when it cannot be looked at.
+  bool SocketReplaced();
+  // Makes GetAllocatableResources and the Get probe due at once.
+  void ReprobeMethods();
+
   void MarkUp(absl::Time now);
   void MarkDown(const absl::Status& status, absl::string_view reason);
   void NoteSupport(PodResourcesMethod method, const absl::Status& status);
@@ -120,6 +130,15 @@ class PodResourcesPoller {
   std::atomic<bool> first_poll_done_{false};
 
   // Owned by the polling thread only.
+  struct SocketIdentity {
+    dev_t device;
+    ino_t inode;
+    int64_t ctime_sec;
+    int64_t ctime_nsec;
+    bool operator==(const SocketIdentity&) const = default;
+  };
+  std::optional<SocketIdentity> socket_;  // at the last poll
+  bool kubelet_changed_ = false;          // since the last successful List
   bool up_ = false;
   bool ever_polled_ = false;
   absl::StatusCode last_failure_code_ = absl::StatusCode::kOk;

@@ -240,6 +240,50 @@ TEST_F(PollerTest, KubeletRestartIsRecoveredWithinAFewIntervals) {
   EXPECT_EQ(Up(), 1);
 }
 
+// A kubelet that restarts with other methods served (an upgrade, a feature gate switched): the
+// method metrics follow at the first poll after the restart, not at the 5-minute reprobe, both
+// ways, and an allocatable picture of a method now off is dropped.
+TEST_F(PollerTest, KubeletRestartWithOtherMethodsIsFollowedAtOnce) {
+  StartStandin();
+  standin_->SetPods(RichPods());
+  standin_->SetGetMode(MethodMode::kUnimplemented);
+  standin_->SetAllocatableMode(MethodMode::kDisabled);
+  StartPoller(absl::Milliseconds(100));
+  ASSERT_TRUE(WaitFor(
+      [&] { return Supported("Get") == 0.0 && Supported("GetAllocatableResources") == 0.0; }));
+
+  standin_->SetGetMode(MethodMode::kServe);
+  standin_->SetAllocatableMode(MethodMode::kServe);
+  ASSERT_TRUE(standin_->Restart().ok());
+  absl::Time restarted = absl::Now();
+  ASSERT_TRUE(WaitFor(
+      [&] { return Supported("Get") == 1.0 && Supported("GetAllocatableResources") == 1.0; }));
+  EXPECT_LT(absl::Now() - restarted, absl::Seconds(1));
+  ASSERT_TRUE(WaitFor([&] { return Current()->allocatable.has_value(); }));
+
+  standin_->SetGetMode(MethodMode::kDisabled);
+  standin_->SetAllocatableMode(MethodMode::kUnimplemented);
+  ASSERT_TRUE(standin_->Restart().ok());
+  restarted = absl::Now();
+  ASSERT_TRUE(WaitFor(
+      [&] { return Supported("Get") == 0.0 && Supported("GetAllocatableResources") == 0.0; }));
+  EXPECT_LT(absl::Now() - restarted, absl::Seconds(1));
+  ASSERT_TRUE(WaitFor([&] { return !Current()->allocatable.has_value(); }));
+  EXPECT_EQ(Up(), 1);
+}
+
+// Without a restart nothing is asked again before the reprobe interval.
+TEST_F(PollerTest, AnUnchangedKubeletIsNotReprobed) {
+  StartStandin();
+  standin_->SetGetMode(MethodMode::kUnimplemented);
+  StartPoller(absl::Milliseconds(20));
+  ASSERT_TRUE(WaitFor([&] { return Supported("Get") == 0.0; }));
+  const int lists = standin_->CallCount("List");
+  ASSERT_TRUE(WaitFor([&] { return standin_->CallCount("List") >= lists + 20; }));
+  EXPECT_EQ(standin_->CallCount("Get"), 1);
+  EXPECT_EQ(standin_->CallCount("GetAllocatableResources"), 1);
+}
+
 TEST_F(PollerTest, KubeletGoneKeepsTheLastPictureAndComesBack) {
   StartStandin();
   standin_->SetPods(RichPods());
