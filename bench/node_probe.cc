@@ -170,11 +170,11 @@ int Main() {
   const std::vector<v1::PodResources> base = BenchFleet(0), arrived = BenchFleet(1);
   (*standin)->SetPods(base);
   // Default intervals: List every second, collectors every 5 s.
-  auto process = DevscopeProcess::Start({"--kubelet.pod-resources-socket=" + dir + "/kubelet.sock",
-                                         "--web.listen-address=127.0.0.1:0", "--no-device-plugin",
-                                         "--collector.devicedir.path=" + devices,
-                                         "--no-collector.nvml", "--no-collector.drm",
-                                         "--no-collector.netdev", "--path.devfs=" + dir});
+  auto process = DevscopeProcess::Start(
+      {"--kubelet.pod-resources-socket=" + dir + "/kubelet.sock",
+       "--web.listen-address=127.0.0.1:0", "--no-device-plugin",
+       "--collector.devicedir.path=" + devices, DevicedirOwnerFlag(), "--no-collector.nvml",
+       "--no-collector.drm", "--no-collector.netdev", "--path.devfs=" + dir});
   if (!process.ok()) {
     std::cerr << process.status() << "\n";
     return 1;

@@ -4,6 +4,8 @@
 #ifndef DEVSCOPE_COLLECTORS_DEVICEDIR_H_
 #define DEVSCOPE_COLLECTORS_DEVICEDIR_H_
 
+#include <sys/types.h>
+
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -16,6 +18,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "collectors/collector.h"
+#include "collectors/devicedir_trust.h"
 #include "collectors/node_roots.h"
 #include "common/options.h"
 #include "common/warn_once.h"
@@ -24,6 +27,12 @@ namespace devscope {
 
 struct DevicedirOptions {
   std::string path;  // --collector.devicedir.path; empty: nothing to collect
+  // --collector.devicedir.owner: who may own the devicedir and its files besides root ("root":
+  // only root; a user name or a numeric uid). docs/security.md, "The devicedir".
+  std::string owner = "root";
+  // collectors.devicedir.mount_prefixes: when not empty, every mount host path of an allocate
+  // file must be one of these directories or below one.
+  std::vector<std::string> mount_prefixes;
 };
 void DeclareOptions(OptionDeclarer& d, DevicedirOptions& o);
 
@@ -41,9 +50,12 @@ using ParseErrors = std::vector<std::string>;
 // devices a full pass opens some 5,000 files, an unchanged node none.
 class DevicedirCollector : public Collector {
  public:
-  // `root` is --collector.devicedir.path. The inotify watch is set up lazily (the directory may
-  // appear later); without inotify every pass reads everything.
-  explicit DevicedirCollector(std::string root, absl::Duration full_rescan = absl::Minutes(1));
+  // `root` is --collector.devicedir.path; what it holds must be owned by root or `owner`
+  // (collectors/devicedir_trust.h), and mounts must be within `mount_prefixes` when it is not
+  // empty. The inotify watch is set up lazily (the directory may appear later); without inotify
+  // every pass reads everything.
+  DevicedirCollector(std::string root, uid_t owner, std::vector<std::string> mount_prefixes = {},
+                     absl::Duration full_rescan = absl::Minutes(1));
   ~DevicedirCollector() override;
   DevicedirCollector(const DevicedirCollector&) = delete;
   DevicedirCollector& operator=(const DevicedirCollector&) = delete;
@@ -59,16 +71,19 @@ class DevicedirCollector : public Collector {
  private:
   // One device directory as the last read of it left it.
   struct Entry {
-    std::optional<DeviceReport> report;  // nullopt: skipped (the reason is in problems)
+    std::optional<DeviceReport> report;  // nullopt: refused or skipped (why is in problems)
     ParseErrors problems;
   };
 
-  // Reads one device directory; nullopt (with `skip_reason` set) when it is not a usable device.
-  std::optional<DeviceReport> ReadDevice(const std::string& id, ParseErrors& errors,
-                                         std::string& skip_reason);
-  Entry ReadEntry(const std::string& name);
+  // Reads one device directory: the device, or why it is refused (PermissionDenied,
+  // FailedPrecondition) or skipped (anything else).
+  absl::StatusOr<DeviceReport> ReadDevice(const CheckedDir& dir, ParseErrors& errors) const;
+  // Entry `name` of the devicedir, read afresh.
+  Entry ReadEntry(const CheckedDir& root, const std::string& name);
   // Lists the root and reads every device directory into cache_.
-  absl::Status FullPass();
+  absl::Status FullPass(const CheckedDir& root);
+  // Fails the pass for a devicedir that cannot be read or is refused, logged once.
+  absl::Status RootFailed(const absl::Status& status);
   // Adds watches for the root and every device directory, forgets the vanished ones.
   void SyncWatches(const std::vector<std::string>& device_dirs);
   // Reads the pending inotify events into changed_ and rescan_due_; true when one calls for a
@@ -76,6 +91,8 @@ class DevicedirCollector : public Collector {
   bool ReadEvents();
 
   const std::string root_;
+  const uid_t owner_;
+  const std::vector<std::string> mount_prefixes_;
   const absl::Duration full_rescan_;
   // Everything below is used only from the collector's own thread (Collect/DrainWatch).
   int inotify_fd_ = -1;

@@ -1,6 +1,7 @@
 #include "common/files.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -15,13 +16,19 @@
 
 namespace devscope {
 
-absl::StatusOr<std::string> ReadSmallFile(const std::string& path, size_t limit) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    const int err = errno;
-    if (err == ENOENT || err == ENOTDIR) return absl::NotFoundError(absl::StrCat(path, ": absent"));
-    return absl::UnavailableError(absl::StrCat(path, ": ", std::strerror(err)));
+UniqueFd::~UniqueFd() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+UniqueFd& UniqueFd::operator=(UniqueFd&& other) noexcept {
+  if (this != &other) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = other.release();
   }
+  return *this;
+}
+
+absl::StatusOr<std::string> ReadBoundedFromFd(int fd, const std::string& path, size_t limit) {
   // Sized to the file, not to the limit: a pass reads thousands of small files and the limit of
   // some (metrics.prom) is large.
   std::string content;
@@ -30,18 +37,32 @@ absl::StatusOr<std::string> ReadSmallFile(const std::string& path, size_t limit)
     const ssize_t n = ::read(fd, buffer, sizeof(buffer));
     if (n < 0) {
       if (errno == EINTR) continue;
-      const int err = errno;
-      ::close(fd);
-      return absl::UnavailableError(absl::StrCat(path, ": ", std::strerror(err)));
+      return absl::UnavailableError(absl::StrCat(path, ": ", std::strerror(errno)));
     }
     if (n == 0) break;
     content.append(buffer, static_cast<size_t>(n));
   }
-  ::close(fd);
   if (content.size() > limit) {
     return absl::OutOfRangeError(absl::StrCat(path, ": larger than ", limit, " bytes"));
   }
   return content;
+}
+
+absl::StatusOr<std::string> ReadSmallFile(const std::string& path, size_t limit) {
+  const UniqueFd fd(::open(path.c_str(), kSmallFileOpenFlags));
+  if (!fd.valid()) {
+    const int err = errno;
+    if (err == ENOENT || err == ENOTDIR) return absl::NotFoundError(absl::StrCat(path, ": absent"));
+    return absl::UnavailableError(absl::StrCat(path, ": ", std::strerror(err)));
+  }
+  struct stat st;
+  if (::fstat(fd.get(), &st) != 0) {
+    return absl::UnavailableError(absl::StrCat(path, ": ", std::strerror(errno)));
+  }
+  if (!S_ISREG(st.st_mode)) {
+    return absl::FailedPreconditionError(absl::StrCat(path, ": not a regular file"));
+  }
+  return ReadBoundedFromFd(fd.get(), path, limit);
 }
 
 std::optional<std::string> ReadTrimmed(const std::string& path) {

@@ -3,6 +3,8 @@
 #ifndef DEVSCOPE_COMMON_FILES_H_
 #define DEVSCOPE_COMMON_FILES_H_
 
+#include <fcntl.h>
+
 #include <cstddef>
 #include <optional>
 #include <string>
@@ -14,8 +16,41 @@
 namespace devscope {
 
 // Reads at most `limit` bytes of `path`. NotFound when the file is absent; OutOfRange when it is
-// larger than `limit` (a sysfs attribute or devicedir file is never that large).
+// larger than `limit` (a sysfs attribute or devicedir file is never that large); FailedPrecondition
+// when it is not a regular file. It is opened without blocking, so a FIFO or a device node put
+// where a file is expected cannot hang the reader.
 absl::StatusOr<std::string> ReadSmallFile(const std::string& path, size_t limit = 64 * 1024);
+
+// The flags every small-file read opens with: read-only, close-on-exec, no controlling terminal,
+// and non-blocking (open(2) of a FIFO without a writer would wait for one).
+inline constexpr int kSmallFileOpenFlags = O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC;
+
+// Reads at most `limit` bytes from the open regular file `fd` (which it does not close); `path`
+// names it in errors. OutOfRange when it holds more.
+absl::StatusOr<std::string> ReadBoundedFromFd(int fd, const std::string& path, size_t limit);
+
+// A file descriptor, closed when the holder goes.
+class UniqueFd {
+ public:
+  UniqueFd() = default;
+  explicit UniqueFd(int fd) : fd_(fd) {}
+  ~UniqueFd();
+  UniqueFd(UniqueFd&& other) noexcept : fd_(other.release()) {}
+  UniqueFd& operator=(UniqueFd&& other) noexcept;
+  UniqueFd(const UniqueFd&) = delete;
+  UniqueFd& operator=(const UniqueFd&) = delete;
+
+  int get() const { return fd_; }
+  bool valid() const { return fd_ >= 0; }
+  int release() {
+    const int fd = fd_;
+    fd_ = -1;
+    return fd;
+  }
+
+ private:
+  int fd_ = -1;
+};
 
 // The file's content with surrounding whitespace removed; nullopt when it is absent or unreadable.
 // For optional attributes, which are "absent", never zero.

@@ -112,7 +112,8 @@ Option& OptionSet::Add(Option option) {
     note(absl::StrCat("malformed flag name \"", option.flag, "\""));
   }
   if (!option.flag.empty() &&
-      (option.value.type == OptionType::kIntegerList || option.value.type == OptionType::kMap)) {
+      (option.value.type == OptionType::kIntegerList ||
+       option.value.type == OptionType::kTextList || option.value.type == OptionType::kMap)) {
     note(absl::StrCat(option.flag, ": lists and mappings are YAML keys only"));
   }
   for (const std::string& name : {option.flag, option.negated_flag, option.KeyName()}) {
@@ -260,6 +261,18 @@ OptionValue IntegerListValue(std::vector<uint64_t>& field) {
   return value;
 }
 
+OptionValue TextListValue(std::vector<std::string>& field) {
+  OptionValue value;
+  value.type = OptionType::kTextList;
+  value.text = [&field] { return absl::StrJoin(field, ", "); };
+  value.clear = [&field] { field.clear(); };
+  value.parse = [&field](absl::string_view text) {
+    field.emplace_back(text);
+    return absl::OkStatus();
+  };
+  return value;
+}
+
 OptionValue ChoiceValue(std::string& field, std::vector<std::string> choices) {
   OptionValue value;
   value.type = OptionType::kChoice;
@@ -283,6 +296,7 @@ OptionValue ValueOf(bool& field) { return SwitchValue(field); }
 OptionValue ValueOf(absl::Duration& field) { return DurationValue(field); }
 OptionValue ValueOf(std::optional<double>& field) { return NumberValue(field); }
 OptionValue ValueOf(std::vector<uint64_t>& field) { return IntegerListValue(field); }
+OptionValue ValueOf(std::vector<std::string>& field) { return TextListValue(field); }
 
 absl::Status AtLeast(absl::Duration value, absl::Duration minimum, absl::string_view why) {
   if (value >= minimum) return absl::OkStatus();

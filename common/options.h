@@ -43,6 +43,7 @@ enum class OptionType {
   kByteSize,     // 64MiB, 16MB, 1048576
   kNumber,       // a decimal number
   kIntegerList,  // a YAML list of non-negative integers (a key only, never a flag)
+  kTextList,     // a YAML list of strings (a key only, never a flag)
   kChoice,       // one of OptionValue::choices
   kMap,          // a YAML mapping of names to sections, each entry's options declared per entry
                  // (a key only)
@@ -55,11 +56,11 @@ struct OptionValue {
   bool zero_allowed = false;         // kDuration: "0" (meaning "never") is accepted
   // The field's value as text (at declaration: the default the docs show).
   std::function<std::string()> text;
-  // Sets the field from a flag's value or a YAML scalar (kIntegerList: appends one item).
+  // Sets the field from a flag's value or a YAML scalar (a list: appends one item).
   std::function<absl::Status(absl::string_view)> parse;
   // kSwitch, kToggle: sets the field from the flag (true) or its --no- form (false).
   std::function<void(bool)> set;
-  // kIntegerList: empties the list before a YAML list replaces it.
+  // A list: empties it before a YAML list replaces it.
   std::function<void()> clear;
   // kMap: adds the entry `name` and declares its options with `entry` (already under its key).
   std::function<void(const std::string& name, OptionDeclarer& entry)> add_entry;
@@ -142,7 +143,7 @@ class OptionDeclarer {
   Option& FlagAndKey(absl::string_view name, absl::string_view dotted, OptionValue value,
                      absl::string_view help);
   // The same for the common field types (std::string, bool, absl::Duration, std::optional<double>,
-  // std::vector<uint64_t>); other types need an explicit *Value().
+  // std::vector<uint64_t>, std::vector<std::string>); other types need an explicit *Value().
   template <typename T>
   Option& Flag(absl::string_view name, T& field, absl::string_view help);
   template <typename T>
@@ -172,6 +173,7 @@ OptionValue DurationValue(absl::Duration& field, bool zero_allowed = false);
 OptionValue ByteSizeValue(uint64_t& field);
 OptionValue NumberValue(std::optional<double>& field);
 OptionValue IntegerListValue(std::vector<uint64_t>& field);
+OptionValue TextListValue(std::vector<std::string>& field);
 OptionValue ChoiceValue(std::string& field, std::vector<std::string> choices);
 
 // One of named values of an enum: ChoiceValue(o.policy, {{"pack", kPack}, {"spread", kSpread}}).
@@ -228,6 +230,7 @@ OptionValue ValueOf(bool& field);
 OptionValue ValueOf(absl::Duration& field);
 OptionValue ValueOf(std::optional<double>& field);
 OptionValue ValueOf(std::vector<uint64_t>& field);
+OptionValue ValueOf(std::vector<std::string>& field);
 
 template <typename T>
 Option& OptionDeclarer::Flag(absl::string_view name, T& field, absl::string_view help) {

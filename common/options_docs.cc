@@ -35,7 +35,7 @@ std::string DefaultCell(const Option& option, bool for_key) {
     if (!for_key) return option.default_text;
     return Code(option.default_text == "on" ? "true" : "false");
   }
-  if (option.value.type == OptionType::kIntegerList) {
+  if (option.value.type == OptionType::kIntegerList || option.value.type == OptionType::kTextList) {
     return Code(absl::StrCat("[", option.default_text, "]"));
   }
   return Code(option.default_text);
@@ -56,6 +56,8 @@ std::string ValueCell(const OptionValue& value) {
       return "number";
     case OptionType::kIntegerList:
       return "list of integers";
+    case OptionType::kTextList:
+      return "list of text";
     case OptionType::kChoice:
       return absl::StrJoin(value.choices, ", ", [](std::string* out, const std::string& choice) {
         absl::StrAppend(out, Code(choice));
@@ -132,6 +134,9 @@ Json ValueSchema(const Option& option) {
       break;
     case OptionType::kIntegerList:
       schema = {{"type", "array"}, {"items", {{"type", "integer"}, {"minimum", 0}}}};
+      break;
+    case OptionType::kTextList:
+      schema = {{"type", "array"}, {"items", {{"type", "string"}}}};
       break;
     case OptionType::kChoice:
       schema = {{"type", "string"}, {"enum", value.choices}};

@@ -81,10 +81,15 @@ class Loader {
         status = Entries(option, node);
         break;
       case OptionType::kIntegerList:
+      case OptionType::kTextList:
         if (!node.IsSequence()) return At(node, absl::StrCat(name, " must be a list"));
         option.value.clear();
         for (const YAML::Node& item : node) {
-          if (!item.IsScalar()) return At(item, absl::StrCat(name, ": items must be numbers"));
+          if (!item.IsScalar()) {
+            return At(item, absl::StrCat(name, option.value.type == OptionType::kIntegerList
+                                                   ? ": items must be numbers"
+                                                   : ": items must be single values"));
+          }
           status = option.value.parse(item.Scalar());
           if (!status.ok()) return At(item, absl::StrCat(name, ": ", status.message()));
         }

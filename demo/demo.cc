@@ -1,7 +1,10 @@
 #include "demo/demo.h"
 
 #include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -9,19 +12,18 @@
 #include <iostream>
 #include <random>
 #include <set>
-#include <algorithm>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "common/log.h"
-#include "demo/standin_pod_resources.h"
-#include "demo/standin_registration.h"
 #include "agent/agent.h"
 #include "collectors/devicedir.h"
+#include "common/log.h"
 #include "common/signals.h"
+#include "demo/standin_pod_resources.h"
+#include "demo/standin_registration.h"
 
 namespace devscope {
 namespace {
@@ -60,22 +62,20 @@ void CreateDevice(const fs::path& devicedir, const fs::path& devfs, const fs::pa
   WriteAtomically(dir / "numa_node", absl::StrCat(device.numa_node, "\n"));
   WriteAtomically(dir / "health", "Healthy\n");
   const bool fpga = device.resource == kFpga;
-  WriteAtomically(dir / "info",
-                  absl::StrFormat("vendor=Example Devices\nmodel=%s\nserial=EX%06d\n"
-                                  "pci_address=0000:%02x:00.0\nuuid=EX-%08x-%04d\n",
-                                  fpga ? "F200 FPGA" : "W100 Widget", 1000 + index,
-                                  0x3b + index, 0xdecaf000 + index, index));
+  WriteAtomically(dir / "info", absl::StrFormat("vendor=Example Devices\nmodel=%s\nserial=EX%06d\n"
+                                                "pci_address=0000:%02x:00.0\nuuid=EX-%08x-%04d\n",
+                                                fpga ? "F200 FPGA" : "W100 Widget", 1000 + index,
+                                                0x3b + index, 0xdecaf000 + index, index));
   // The device node the container gets; a plain file under the demo's devfs root, so the health
   // model's "device node missing" check has something real to look at.
   const std::string node = absl::StrCat(fpga ? "fpga" : "widget", index);
   std::ofstream(devfs / node).put('\n');
-  WriteAtomically(dir / "allocate",
-                  absl::StrCat("device /dev/", node, " /dev/", node, " rw\n",
-                               "env EXAMPLE_VISIBLE_DEVICES=", device.id, "\n",
-                               "mount ", share.string(), " /usr/share/example ro\n",
-                               "annotation example.com/serial=EX", 1000 + index, "\n",
-                               "cdi example.com/", fpga ? "fpga" : "widget", "=", device.id,
-                               "\n"));
+  WriteAtomically(
+      dir / "allocate",
+      absl::StrCat("device /dev/", node, " /dev/", node, " rw\n",
+                   "env EXAMPLE_VISIBLE_DEVICES=", device.id, "\n", "mount ", share.string(),
+                   " /usr/share/example ro\n", "annotation example.com/serial=EX", 1000 + index,
+                   "\n", "cdi example.com/", fpga ? "fpga" : "widget", "=", device.id, "\n"));
 }
 
 // New telemetry for one tick: a slow wave per device, so dashboards have something to show.
@@ -87,23 +87,22 @@ void WriteTelemetry(const fs::path& devicedir, SimulatedDevice& device, double t
   const double memory_total = 16.0 * (1ULL << 30);
   WriteAtomically(
       devicedir / device.id / "metrics.prom",
-      absl::StrFormat(
-          "# TYPE devscope_device_utilization_ratio gauge\n"
-          "devscope_device_utilization_ratio %.3f\n"
-          "# TYPE devscope_device_memory_used_bytes gauge\n"
-          "devscope_device_memory_used_bytes %.0f\n"
-          "# TYPE devscope_device_memory_total_bytes gauge\n"
-          "devscope_device_memory_total_bytes %.0f\n"
-          "# TYPE devscope_device_temperature_celsius gauge\n"
-          "devscope_device_temperature_celsius %.1f\n"
-          "# TYPE devscope_device_power_watts gauge\n"
-          "devscope_device_power_watts %.1f\n"
-          "# TYPE devscope_device_energy_joules_total counter\n"
-          "devscope_device_energy_joules_total %.0f\n"
-          "# TYPE devscope_device_errors_total counter\n"
-          "devscope_device_errors_total{kind=\"corrected\"} %d\n",
-          busy, memory_total * (0.2 + 0.7 * busy), memory_total, 38 + 40 * busy, watts,
-          device.energy_joules, device.corrected_errors));
+      absl::StrFormat("# TYPE devscope_device_utilization_ratio gauge\n"
+                      "devscope_device_utilization_ratio %.3f\n"
+                      "# TYPE devscope_device_memory_used_bytes gauge\n"
+                      "devscope_device_memory_used_bytes %.0f\n"
+                      "# TYPE devscope_device_memory_total_bytes gauge\n"
+                      "devscope_device_memory_total_bytes %.0f\n"
+                      "# TYPE devscope_device_temperature_celsius gauge\n"
+                      "devscope_device_temperature_celsius %.1f\n"
+                      "# TYPE devscope_device_power_watts gauge\n"
+                      "devscope_device_power_watts %.1f\n"
+                      "# TYPE devscope_device_energy_joules_total counter\n"
+                      "devscope_device_energy_joules_total %.0f\n"
+                      "# TYPE devscope_device_errors_total counter\n"
+                      "devscope_device_errors_total{kind=\"corrected\"} %d\n",
+                      busy, memory_total * (0.2 + 0.7 * busy), memory_total, 38 + 40 * busy, watts,
+                      device.energy_joules, device.corrected_errors));
 }
 
 struct DemoPod {
@@ -193,12 +192,14 @@ int RunDemo(AgentOptions options) {
     return 1;
   }
   const fs::path root = pattern;
+  // The devicedir must not be writable by group or others whatever the caller's umask says.
+  umask(022);
   const fs::path devicedir = root / "devices";
   const fs::path devfs = root / "dev";
   const fs::path share = root / "share";
   std::error_code ec;
-  for (const fs::path& dir : {root / "pod-resources", root / "device-plugins", devicedir, devfs,
-                              share}) {
+  for (const fs::path& dir :
+       {root / "pod-resources", root / "device-plugins", devicedir, devfs, share}) {
     fs::create_directories(dir, ec);
   }
 
@@ -222,7 +223,11 @@ int RunDemo(AgentOptions options) {
     const bool devicedir = choice.spec->name() == "devicedir";
     choice.toggle = devicedir ? CollectorToggle::kOn : CollectorToggle::kOff;
   }
-  options.collectors.OptionsOf<DevicedirOptions>("devicedir")->path = devicedir.string();
+  DevicedirOptions& devicedir_options =
+      *options.collectors.OptionsOf<DevicedirOptions>("devicedir");
+  devicedir_options.path = devicedir.string();
+  // The simulated devicedir is the demo's own: whoever runs it owns it (docs/security.md).
+  devicedir_options.owner = absl::StrCat(geteuid());
 
   BlockTerminationSignals();
   auto pod_resources = PodResourcesStandin::Start(options.pod_resources.socket_path);

@@ -101,8 +101,11 @@ TEST(OptionsDocsTest, SchemaHasEveryKeyAndRefusesOthers) {
   EXPECT_EQ(resource["properties"]["allocation_policy"]["enum"],
             nlohmann::json::array({"pack", "spread"}));
   EXPECT_EQ(resource["properties"]["pre_start_container"]["type"], "boolean");
-  // Flag-only options have no key.
-  EXPECT_FALSE(collectors["properties"].contains("devicedir"));
+  // Flag-only options have no key: the devicedir's path is a flag, its trust rules are keys too.
+  const nlohmann::json& devicedir = collectors["properties"]["devicedir"];
+  EXPECT_FALSE(devicedir["properties"].contains("path"));
+  EXPECT_EQ(devicedir["properties"]["owner"]["type"], "string");
+  EXPECT_EQ(devicedir["properties"]["mount_prefixes"]["items"]["type"], "string");
 }
 
 // The maintainer's command is reachable from the real binary (the chart's tests use it).

@@ -2,6 +2,7 @@
 
 #include <poll.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <filesystem>
@@ -50,7 +51,7 @@ TEST_F(DevicedirCollectorTest, ReadsDevicesAndSkipsBadOnes) {
   WriteFile(Dev(".staging", "resource"), "example.com/widget");
   WriteFile(absl::StrCat(dir_.path(), "/README"), "not a device");
 
-  DevicedirCollector collector(dir_.path());
+  DevicedirCollector collector(dir_.path(), geteuid());
   auto devices = collector.Collect();
   ASSERT_TRUE(devices.ok()) << devices.status();
   ASSERT_THAT(*devices, SizeIs(2));
@@ -80,7 +81,7 @@ TEST_F(DevicedirCollectorTest, ReadsDevicesAndSkipsBadOnes) {
 TEST_F(DevicedirCollectorTest, UnknownHealthContentIsUnhealthy) {
   WriteFile(Dev("w0", "resource"), "example.com/widget");
   WriteFile(Dev("w0", "health"), "Maybe");
-  DevicedirCollector collector(dir_.path());
+  DevicedirCollector collector(dir_.path(), geteuid());
   auto devices = collector.Collect();
   ASSERT_TRUE(devices.ok());
   ASSERT_THAT(*devices, SizeIs(1));
@@ -89,7 +90,7 @@ TEST_F(DevicedirCollectorTest, UnknownHealthContentIsUnhealthy) {
 }
 
 TEST_F(DevicedirCollectorTest, MissingRootFailsThePass) {
-  DevicedirCollector collector(absl::StrCat(dir_.path(), "/absent"));
+  DevicedirCollector collector(absl::StrCat(dir_.path(), "/absent"), geteuid());
   auto devices = collector.Collect();
   EXPECT_FALSE(devices.ok());
   EXPECT_THAT(std::string(devices.status().message()), HasSubstr("absent"));
@@ -122,7 +123,7 @@ TEST_F(DevicedirCollectorTest, ReadsAThousandDevices) {
                            "devscope_device_errors_total{kind=\"pcie\"} 1\n"));
     WriteFile(Dev(id, "allocate"), absl::StrCat("device /dev/widget", i, "\n"));
   }
-  DevicedirCollector collector(dir_.path());
+  DevicedirCollector collector(dir_.path(), geteuid());
   const absl::Time start = absl::Now();
   auto devices = collector.Collect();
   const absl::Duration took = absl::Now() - start;
@@ -144,7 +145,7 @@ bool WaitReadable(int fd, int timeout_ms) {
 
 TEST_F(DevicedirCollectorTest, WatchFiresForHealthWritesRenamesAndNewDevices) {
   WriteFile(Dev("w0", "resource"), "example.com/widget");
-  DevicedirCollector collector(dir_.path());
+  DevicedirCollector collector(dir_.path(), geteuid());
   ASSERT_GE(collector.watch_fd(), 0);
   ASSERT_TRUE(collector.Collect().ok());
   collector.DrainWatch();
@@ -194,7 +195,7 @@ TEST_F(DevicedirCollectorTest, APassReadsOnlyTheDevicesWrittenSinceTheLast) {
     WriteFile(Dev(id, "resource"), "example.com/widget");
     WriteFile(Dev(id, "metrics.prom"), "devscope_device_power_watts 1\n");
   }
-  DevicedirCollector collector(dir_.path(), absl::InfiniteDuration());
+  DevicedirCollector collector(dir_.path(), geteuid(), {}, absl::InfiniteDuration());
   ASSERT_TRUE(collector.Collect().ok());
   EXPECT_EQ(collector.directories_read(), 3u);
   // Nothing written: nothing read, the same devices.
@@ -224,7 +225,7 @@ TEST_F(DevicedirCollectorTest, APassReadsOnlyTheDevicesWrittenSinceTheLast) {
 
 TEST_F(DevicedirCollectorTest, EveryDeviceIsReadAgainAfterTheFullRescanInterval) {
   WriteFile(Dev("w0", "resource"), "example.com/widget");
-  DevicedirCollector collector(dir_.path(), absl::ZeroDuration());
+  DevicedirCollector collector(dir_.path(), geteuid(), {}, absl::ZeroDuration());
   ASSERT_TRUE(collector.Collect().ok());
   ASSERT_TRUE(collector.Collect().ok());
   EXPECT_EQ(collector.directories_read(), 1u);
@@ -234,7 +235,7 @@ TEST_F(DevicedirCollectorTest, ProblemsOfDevicesNotReadAgainAreStillCounted) {
   WriteFile(Dev("w0", "resource"), "example.com/widget");
   WriteFile(Dev("w0", "metrics.prom"), "bad_metric 1\n");
   WriteFile(Dev("bad:name", "resource"), "example.com/widget");
-  DevicedirCollector collector(dir_.path(), absl::InfiniteDuration());
+  DevicedirCollector collector(dir_.path(), geteuid(), {}, absl::InfiniteDuration());
   ASSERT_TRUE(collector.Collect().ok());
   EXPECT_EQ(collector.parse_errors(), 2u);
   ASSERT_TRUE(collector.Collect().ok());

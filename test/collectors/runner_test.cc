@@ -228,7 +228,7 @@ TEST(CollectorRunnerTest, HealthFileChangeReachesTheSnapshotWithinASecond) {
   RunnerOptions config;
   config.interval = absl::Seconds(60);  // only the watch can make it that fast
   std::vector<std::unique_ptr<Collector>> collectors;
-  collectors.push_back(std::make_unique<DevicedirCollector>(dir.path()));
+  collectors.push_back(std::make_unique<DevicedirCollector>(dir.path(), geteuid()));
   CollectorRunner runner(std::move(collectors), config);
   runner.Start();
   auto w0_healthy = [](const DeviceSnapshot& s) -> std::optional<bool> {

@@ -62,8 +62,9 @@ class DevicePluginTest : public ::testing::Test {
     auto process = DevscopeProcess::Start(
         {"--web.listen-address=127.0.0.1:0", "--kubelet.device-plugins-dir=" + dir_ + "/dp",
          "--kubelet.pod-resources-socket=" + dir_ + "/pr/kubelet.sock",
-         "--collector.devicedir.path=" + dir_ + "/devices", "--path.devfs=" + dir_ + "/dev",
-         "--no-collector.nvml", "--no-collector.drm", "--no-collector.netdev"});
+         "--collector.devicedir.path=" + dir_ + "/devices", DevicedirOwnerFlag(),
+         "--path.devfs=" + dir_ + "/dev", "--no-collector.nvml", "--no-collector.drm",
+         "--no-collector.netdev"});
     ASSERT_TRUE(process.ok()) << process.status();
     devscope_ = *std::move(process);
     ASSERT_TRUE(kubelet_.WaitForDevices(

@@ -69,8 +69,8 @@ TEST(DeviceViewTest, ThousandDevicesJoinedWithTheirHolders) {
   auto process = DevscopeProcess::Start(
       {"--kubelet.pod-resources-socket=" + dir + "/kubelet.sock",
        "--web.listen-address=127.0.0.1:0", "--pod-resources.interval=200ms", "--no-device-plugin",
-       "--collector.devicedir.path=" + devices, "--path.devfs=" + dir, "--no-collector.nvml",
-       "--no-collector.drm", "--no-collector.netdev"});
+       "--collector.devicedir.path=" + devices, DevicedirOwnerFlag(), "--path.devfs=" + dir,
+       "--no-collector.nvml", "--no-collector.drm", "--no-collector.netdev"});
   ASSERT_TRUE(process.ok()) << process.status();
 
   const std::string body = ScrapeUntil(

@@ -40,7 +40,8 @@ std::string ReadWholeFile(const std::string& path) {
 
 // Starts `argv` with stdin, stdout and stderr redirected to the given files; -1 on failure.
 pid_t Spawn(const std::vector<std::string>& argv, const std::string& stdin_path,
-            const std::string& stdout_path, const std::string& stderr_path) {
+            const std::string& stdout_path, const std::string& stderr_path,
+            const std::vector<std::string>& extra_env = {}) {
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_addopen(&actions, 0, stdin_path.c_str(), O_RDONLY, 0);
@@ -56,7 +57,11 @@ pid_t Spawn(const std::vector<std::string>& argv, const std::string& stdin_path,
   for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
   pid_t pid = -1;
-  const int rc = posix_spawn(&pid, args[0], &actions, nullptr, args.data(), environ);
+  std::vector<char*> env;
+  for (char** e = environ; *e != nullptr; ++e) env.push_back(*e);
+  for (const std::string& e : extra_env) env.push_back(const_cast<char*>(e.c_str()));
+  env.push_back(nullptr);
+  const int rc = posix_spawn(&pid, args[0], &actions, nullptr, args.data(), env.data());
   posix_spawn_file_actions_destroy(&actions);
   return rc == 0 ? pid : -1;
 }
@@ -99,6 +104,8 @@ int ListeningPort(const std::string& log) {
 }
 
 }  // namespace
+
+std::string DevicedirOwnerFlag() { return absl::StrCat("--collector.devicedir.owner=", geteuid()); }
 
 std::string MakeTempDir() {
   char dir[] = "/tmp/dsit-XXXXXX";
@@ -217,13 +224,14 @@ HttpsResponse HttpsGetLocal(int port, const std::string& path, const HttpsClient
 }
 
 absl::StatusOr<std::unique_ptr<DevscopeProcess>> DevscopeProcess::Start(
-    std::vector<std::string> args, absl::Duration timeout) {
+    std::vector<std::string> args, absl::Duration timeout, std::vector<std::string> env) {
   std::unique_ptr<DevscopeProcess> process(new DevscopeProcess());
   process->dir_ = MakeTempDir();
   if (process->dir_.empty()) return absl::InternalError("mkdtemp failed");
   std::vector<std::string> argv = {DEVSCOPE_BINARY};
   argv.insert(argv.end(), args.begin(), args.end());
-  process->pid_ = Spawn(argv, "/dev/null", process->dir_ + "/stdout", process->dir_ + "/stderr");
+  process->pid_ =
+      Spawn(argv, "/dev/null", process->dir_ + "/stdout", process->dir_ + "/stderr", env);
   if (process->pid_ < 0) return absl::InternalError(absl::StrCat("cannot run ", DEVSCOPE_BINARY));
   const absl::Time deadline = absl::Now() + timeout;
   while (true) {

@@ -49,10 +49,12 @@ HttpsResponse HttpsGetLocal(int port, const std::string& path, const HttpsClient
 
 class DevscopeProcess {
  public:
-  // Starts DEVSCOPE_BINARY with `args` (stdout and stderr to temporary files) and waits until it
-  // logs `listening address=HOST:PORT`. Error when it exits first or does not log it in time.
+  // Starts DEVSCOPE_BINARY with `args` (stdout and stderr to temporary files; `env`, NAME=VALUE
+  // each, added to the environment) and waits until it logs `listening address=HOST:PORT`. Error
+  // when it exits first or does not log it in time.
   static absl::StatusOr<std::unique_ptr<DevscopeProcess>> Start(
-      std::vector<std::string> args, absl::Duration timeout = absl::Seconds(20));
+      std::vector<std::string> args, absl::Duration timeout = absl::Seconds(20),
+      std::vector<std::string> env = {});
   ~DevscopeProcess();  // Stop()s a process still running
   DevscopeProcess(const DevscopeProcess&) = delete;
   DevscopeProcess& operator=(const DevscopeProcess&) = delete;
@@ -99,7 +101,12 @@ std::vector<ExpositionSample> ParseSamples(const std::string& text);
 
 // The samples named `name` whose labels include every pair of `labels`.
 std::vector<ExpositionSample> FindSamples(const std::string& text, const std::string& name,
-                                const std::map<std::string, std::string>& labels = {});
+                                          const std::map<std::string, std::string>& labels = {});
+
+// --collector.devicedir.owner= the user running the tests: devicedir fixtures are theirs, and
+// devscope trusts only root's by default (docs/security.md). Every test that gives devscope a
+// devicedir passes it, so the tests pass as root (CI) and as a user alike.
+std::string DevicedirOwnerFlag();
 
 // A fresh directory under /tmp with a short name (unix socket paths are limited to 108 bytes).
 std::string MakeTempDir();

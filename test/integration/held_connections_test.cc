@@ -311,6 +311,7 @@ class HeldConnectionsTest : public ::testing::Test {
     }
     standin_->SetPods(fleet);
     args_.push_back("--collector.devicedir.path=" + devices);
+    args_.push_back(DevicedirOwnerFlag());
   }
 
   // Makes a certificate and a web config serving HTTPS with it; returns the client's options.
