@@ -1,10 +1,12 @@
 #include "agent/agent.h"
 
+#include <atomic>
 #include <functional>
 #include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "collectors/registry.h"
 #include "collectors/runner.h"
 #include "common/log.h"
@@ -32,10 +34,26 @@ struct Agent::Parts {
   ~Parts() {
     http.reset();
     if (plugin) plugin->Stop();
-    if (collectors) collectors->Stop();
+    if (collectors && !collectors->Stop()) KeepForever(std::move(collectors));
     if (poller) poller->Stop();
   }
+
+  // A runner with a thread still inside it must outlive that thread: kept for the rest of the
+  // process (reachable from a static, so no leak checker reports it).
+  static std::vector<std::unique_ptr<CollectorRunner>>& Kept() {
+    static auto* kept = new std::vector<std::unique_ptr<CollectorRunner>>;
+    return *kept;
+  }
+  static void KeepForever(std::unique_ptr<CollectorRunner> runner) {
+    static absl::Mutex mu;
+    absl::MutexLock lock(&mu);
+    Kept().push_back(std::move(runner));
+    left_threads_running.store(true);
+  }
+  static inline std::atomic<bool> left_threads_running{false};
 };
+
+bool Agent::LeftThreadsRunning() { return Parts::left_threads_running.load(); }
 
 namespace {
 

@@ -21,6 +21,11 @@ class Agent {
   // http://HOST:PORT/PATH of the metrics endpoint.
   std::string metrics_url() const;
 
+  // Whether a teardown left a thread running: a collector stuck in a pass that did not end within
+  // the runner's stop grace (CollectorRunner::Stop). The process should then end at once with
+  // std::_Exit, without the destructors of static objects that the thread may still use.
+  static bool LeftThreadsRunning();
+
   struct Parts;
 
  private:

@@ -1,6 +1,8 @@
 // devscope: serve (the default), `demo`, `pod NS/NAME` or `options` (a maintainer's command).
 #include <malloc.h>
 
+#include <cstdio>
+#include <cstdlib>
 #include <iostream>
 
 #include "agent/agent.h"
@@ -29,6 +31,12 @@ int Serve(const AgentOptions& options) {
   const int signal = WaitForTerminationSignal();
   Log().info("stopping signal={}", signal);
   agent->reset();
+  if (Agent::LeftThreadsRunning()) {
+    // A collector's thread is stuck in a call that may yet return: end here, before the static
+    // objects it would then use (the logger among them) are destroyed.
+    std::fflush(nullptr);
+    std::_Exit(0);
+  }
   return 0;
 }
 

@@ -57,7 +57,7 @@ CollectorRunner::CollectorRunner(std::vector<std::unique_ptr<Collector>> collect
 }
 
 CollectorRunner::~CollectorRunner() {
-  Stop();
+  Stop(absl::InfiniteDuration());
   if (stop_fd_ >= 0) ::close(stop_fd_);
 }
 
@@ -68,18 +68,43 @@ void CollectorRunner::Start() {
   watchdog_ = std::thread([this] { Watchdog(); });
 }
 
-void CollectorRunner::Stop() {
-  if (!started_ || stopped_) return;
-  stopped_ = true;
-  stop_.Notify();
-  if (stop_fd_ >= 0) {
-    const uint64_t one = 1;
-    // Left unread: the eventfd stays readable, so every thread's poll sees it.
-    [[maybe_unused]] ssize_t n = ::write(stop_fd_, &one, sizeof(one));
+bool CollectorRunner::Stop(absl::Duration grace) {
+  if (!started_) return true;
+  if (!stop_requested_) {
+    stop_requested_ = true;
+    stop_.Notify();
+    if (stop_fd_ >= 0) {
+      const uint64_t one = 1;
+      // Left unread: the eventfd stays readable, so every thread's poll sees it.
+      [[maybe_unused]] ssize_t n = ::write(stop_fd_, &one, sizeof(one));
+    }
   }
-  for (std::thread& t : threads_) t.join();
-  threads_.clear();
   if (watchdog_.joinable()) watchdog_.join();
+  std::vector<size_t> stuck;
+  {
+    absl::MutexLock lock(&mu_);
+    auto all_ended = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return std::all_of(states_.begin(), states_.end(),
+                         [](const SlotState& s) { return s.thread_ended; });
+    };
+    mu_.AwaitWithTimeout(absl::Condition(&all_ended), grace);  // real time: the process's exit
+    const absl::Time now = clock_.Now();
+    for (size_t i = 0; i < states_.size(); ++i) {
+      if (states_[i].thread_ended) continue;
+      stuck.push_back(i);
+      Log().error(
+          "collector stuck in a pass at shutdown; its thread is abandoned and ends with the "
+          "process collector={} running_for={}",
+          slots_[i]->name,
+          absl::FormatDuration(absl::Trunc(now - states_[i].pass_started, absl::Milliseconds(1))));
+    }
+  }
+  for (size_t i = 0; i < threads_.size(); ++i) {
+    if (threads_[i].joinable() && std::find(stuck.begin(), stuck.end(), i) == stuck.end()) {
+      threads_[i].join();
+    }
+  }
+  return stuck.empty();
 }
 
 bool CollectorRunner::first_pass_done() const {
@@ -103,6 +128,12 @@ bool CollectorRunner::SleepUntil(absl::Time until) {
 }
 
 void CollectorRunner::Loop(size_t index) {
+  LoopUntilStopped(index);
+  absl::MutexLock lock(&mu_);
+  states_[index].thread_ended = true;
+}
+
+void CollectorRunner::LoopUntilStopped(size_t index) {
   Slot& slot = *slots_[index];
   absl::Time next = clock_.Now();
   absl::Time last_start = absl::InfinitePast();

@@ -46,16 +46,24 @@ class CollectorRunner {
   // `clock` (which must outlive the runner) times the passes, their deadline and staleness.
   CollectorRunner(std::vector<std::unique_ptr<Collector>> collectors, const RunnerOptions& options,
                   HealthModel health = {}, Clock& clock = Clock::Real());
-  // Stops (see Stop).
+  // Stop(), waiting as long as it takes: a runner whose Stop() returned false must not be
+  // destroyed.
   ~CollectorRunner();
   CollectorRunner(const CollectorRunner&) = delete;
   CollectorRunner& operator=(const CollectorRunner&) = delete;
 
   // Starts one thread per collector and the deadline watchdog. Once only.
   void Start();
-  // Signals every thread and joins it. A collector stuck inside Collect() is waited for: a thread
-  // cannot be killed, only abandoned, and devscope never detaches one.
-  void Stop();
+  // How long Stop() waits for a pass in progress by default.
+  static constexpr absl::Duration kStopGrace = absl::Milliseconds(400);
+
+  // Signals every thread and joins it; a pass in progress is waited for up to `grace`. A
+  // collector stuck inside Collect() longer (a driver call that never returns, a file system that
+  // does not answer) cannot be interrupted, and a thread cannot be killed: its thread is left
+  // running, logged as abandoned, and Stop() returns false. The runner must then outlive that
+  // thread: its owner keeps it for the rest of the process (Agent), which ends without running
+  // destructors the thread could still use. True when every thread was joined. Idempotent.
+  bool Stop(absl::Duration grace = kStopGrace);
 
   const SnapshotStore<DeviceSnapshot>& store() const { return store_; }
 
@@ -91,9 +99,11 @@ class CollectorRunner {
     absl::Time pass_started = absl::InfiniteFuture();  // InfiniteFuture: no pass running
     bool overrun_marked = false;  // the watchdog published this pass as deadline exceeded
     bool done_once = false;
+    bool thread_ended = false;  // its thread has left Loop()
   };
 
   void Loop(size_t index);
+  void LoopUntilStopped(size_t index);
   // Runs one pass and publishes it; returns when it ended, on the clock.
   absl::Time RunPass(size_t index);
   // Logs each device's health once per change; true when a device appeared, vanished or changed
@@ -121,7 +131,7 @@ class CollectorRunner {
   absl::Notification stop_;
   int stop_fd_ = -1;      // eventfd written on Stop, so poll(2) in each thread wakes up
   bool started_ = false;  // Start/Stop are called by the owner's thread only
-  bool stopped_ = false;
+  bool stop_requested_ = false;
   std::vector<std::thread> threads_;
   std::thread watchdog_;
 };

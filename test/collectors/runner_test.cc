@@ -1,6 +1,7 @@
 #include "collectors/runner.h"
 
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <filesystem>
@@ -272,6 +273,33 @@ TEST(CollectorRunnerTest, HealthFileChangeReachesTheSnapshotWithinASecond) {
       runner.store(), [](const DeviceSnapshot& s) { return s.collectors[0].devices.size() == 2; },
       absl::Seconds(1)));
   runner.Stop();
+}
+
+// A pass that does not end within the stop grace: Stop() joins every other thread, reports the
+// stuck one as left running (false) within about the grace, and the runner stays usable by that
+// thread; once it returns, a Stop() that waits joins it.
+TEST(CollectorRunnerTest, StopIsBoundedWhenAPassIsStuck) {
+  absl::Notification entered, release;
+  RunnerOptions config;
+  config.interval = absl::Milliseconds(100);
+  std::vector<std::unique_ptr<Collector>> collectors;
+  collectors.push_back(std::make_unique<FuncCollector>("stuck", [&] {
+    if (!entered.HasBeenNotified()) entered.Notify();
+    release.WaitForNotification();
+    return std::vector<DeviceReport>{};
+  }));
+  collectors.push_back(
+      std::make_unique<FuncCollector>("steady", [] { return std::vector<DeviceReport>{}; }));
+  CollectorRunner runner(std::move(collectors), config);
+  runner.Start();
+  ASSERT_TRUE(entered.WaitForNotificationWithTimeout(absl::Seconds(5)));
+  const absl::Time start = absl::Now();
+  EXPECT_FALSE(runner.Stop(absl::Milliseconds(200)));
+  const absl::Duration took = absl::Now() - start;
+  EXPECT_GE(took, absl::Milliseconds(200));
+  EXPECT_LT(took, absl::Seconds(1));
+  release.Notify();
+  EXPECT_TRUE(runner.Stop(absl::InfiniteDuration()));
 }
 
 TEST(CollectorRunnerTest, StopIsCleanAndIdempotent) {
