@@ -139,8 +139,9 @@ TEST(DeviceViewTest, DraClaimDevicesCarryTheirHoldersAndClaims) {
   auto process = DevscopeProcess::Start(
       {"--kubelet.pod-resources-socket=" + dir + "/kubelet.sock",
        "--web.listen-address=127.0.0.1:0", "--pod-resources.interval=200ms", "--no-device-plugin",
-       "--collector.devicedir.path=" + devices, "--path.devfs=" + dir, "--no-collector.nvml",
-       "--no-collector.drm", "--no-collector.netdev", "--config.file=" + dir + "/config.yaml"});
+       "--collector.devicedir.path=" + devices, DevicedirOwnerFlag(), "--path.devfs=" + dir,
+       "--no-collector.nvml", "--no-collector.drm", "--no-collector.netdev",
+       "--config.file=" + dir + "/config.yaml"});
   ASSERT_TRUE(process.ok()) << process.status();
   const std::string body = ScrapeUntil(
       **process,
