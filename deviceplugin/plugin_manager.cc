@@ -34,25 +34,6 @@ constexpr absl::Duration kRegisterDeadline = absl::Seconds(15);
 constexpr absl::Duration kSocketCheckInterval = absl::Seconds(1);
 constexpr size_t kMaxSocketPath = 107;  // sun_path is 108 bytes with the terminating NUL
 
-}  // namespace
-
-// One asynchronous Register call, owned by the manager (register_calls_) until its completion has
-// been taken from the inbox: only the control thread (or Stop, once no call is in flight)
-// destroys it, never the completion callback. The callback runs on a thread of gRPC's callback
-// completion queue, which is shared by every channel that makes callback calls and is shut down,
-// its threads joined and the queue deleted, when the last such channel goes. A channel destroyed
-// on one of those threads deletes the queue under the thread still serving it: gRPC 1.51 then
-// aborts ("assertion failed: prior > 0", ref_counted.h), as SIGTERM with a Register in flight did.
-struct DevicePluginManager::RegisterCall {
-  std::shared_ptr<grpc::Channel> channel;
-  std::unique_ptr<v1beta1::Registration::Stub> stub;
-  grpc::ClientContext context;
-  v1beta1::RegisterRequest request;
-  v1beta1::Empty response;
-};
-
-namespace {
-
 absl::StatusOr<std::string> PrepareDirectory(const std::string& dir, absl::string_view what) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
@@ -71,6 +52,21 @@ absl::StatusOr<std::string> PrepareDirectory(const std::string& dir, absl::strin
 }
 
 }  // namespace
+
+// One asynchronous Register call, owned by the manager (register_calls_) until its completion has
+// been taken from the inbox: only the control thread (or Stop, once no call is in flight)
+// destroys it, never the completion callback. The callback runs on a thread of gRPC's callback
+// completion queue, which is shared by every channel that makes callback calls and is shut down,
+// its threads joined and the queue deleted, when the last such channel goes. A channel destroyed
+// on one of those threads deletes the queue under the thread still serving it: gRPC 1.51 then
+// aborts ("assertion failed: prior > 0", ref_counted.h), as SIGTERM with a Register in flight did.
+struct DevicePluginManager::RegisterCall {
+  std::shared_ptr<grpc::Channel> channel;
+  std::unique_ptr<v1beta1::Registration::Stub> stub;
+  grpc::ClientContext context;
+  v1beta1::RegisterRequest request;
+  v1beta1::Empty response;
+};
 
 // Wake-ups from gRPC threads and snapshot publishes to the control thread. Shared so that a late
 // callback never touches a destroyed manager; it owns the eventfd.
