@@ -330,7 +330,27 @@ class PluginRegistrationService : public pluginregistration::Registration::Callb
 // ---------------------------------------------------------------------------------------------
 // PluginServer
 
-PluginServer::PluginServer(Options options) : options_(std::move(options)) { SetRegistered(false); }
+PluginServer::PluginServer(Options options) : options_(std::move(options)) {
+  SetRegistered(false);
+  // Every result's series exists from the start, at 0: a series that is born at 1 shows no
+  // increase(), and the alert on refused allocations would miss the first one.
+  const prometheus::Labels resource = {{"resource", options_.resource}};
+  auto with_result = [&](const char* result) {
+    prometheus::Labels labels = resource;
+    labels.emplace("result", result);
+    return labels;
+  };
+  if (options_.metrics.registrations != nullptr) {
+    for (const char* result : {"success", "failure"}) {
+      options_.metrics.registrations->Add(with_result(result));
+    }
+  }
+  if (options_.metrics.allocations != nullptr) {
+    for (const char* result : {"success", "unknown_device", "unhealthy_device"}) {
+      options_.metrics.allocations->Add(with_result(result));
+    }
+  }
+}
 
 PluginServer::~PluginServer() { Shutdown(); }
 

@@ -332,6 +332,13 @@ TEST_F(PluginTest, UnknownOrUnhealthyIdsFailTheWholeCall) {
   Publish({Dev("w0", kWidget), Dev("w1", kWidget, false)});
   StartManager();
   ASSERT_TRUE(standin_.WaitForDevices(kWidget, IdsAre({"w0", "w1"}), kWait));
+  // The refusal series exist at 0 before the first refusal, so increase() sees it.
+  for (const char* result : {"success", "unknown_device", "unhealthy_device"}) {
+    EXPECT_EQ(MetricValue(registry_, "devscope_device_plugin_allocations_total",
+                          {{"resource", kWidget}, {"result", result}}),
+              0)
+        << result;
+  }
   auto stub = PluginStub(kWidget);
   auto allocate = [&](std::vector<std::vector<std::string>> containers,
                       v1beta1::AllocateResponse* response) {

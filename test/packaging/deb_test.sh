@@ -80,6 +80,7 @@ cat >"$tmp/want" <<'EOF'
 /usr/share/man/man1/devscope.1.gz
 EOF
 for d in "$src"/dashboards/*.json; do echo "/usr/share/devscope/dashboards/$(basename "$d")"; done >>"$tmp/want"
+for r in "$src"/docs/runbooks/*.md; do echo "/usr/share/doc/devscope/runbooks/$(basename "$r")"; done >>"$tmp/want"
 sort -o "$tmp/want" "$tmp/want"
 diff -u "$tmp/want" "$tmp/files" >"$tmp/files.diff" ||
   fail "package contents differ from the expected list (- missing, + unexpected):

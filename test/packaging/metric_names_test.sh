@@ -18,11 +18,12 @@ metrics_section | grep -o '`devscope_[a-z0-9_]*`' | tr -d '`' | sort -u >"$tmp/m
 metrics_section | grep '| histogram |' | grep -o '`devscope_[a-z0-9_]*`' | tr -d '`' >"$tmp/histograms"
 [[ $(wc -l <"$tmp/metrics") -gt 30 ]] || { echo "FAIL: found too few metrics in $interface" >&2; exit 1; }
 # Labels: every word on a metric's table row after its name, and the "Label names" paragraph, plus
-# what Prometheus adds (job, instance, le for buckets).
+# what Prometheus adds (job, instance, le for buckets; cluster where one Prometheus serves several
+# clusters, which interface.md names too).
 {
   metrics_section | grep '^| `devscope_' | sed 's/`devscope_[a-z0-9_]*`//g' | grep -o '[a-z_][a-z0-9_]*'
   metrics_section | grep '^Label names' | grep -o '`[a-z_]*`' | tr -d '`'
-  printf '%s\n' job instance le __name__
+  printf '%s\n' job instance le __name__ cluster
 } | sort -u >"$tmp/labels"
 
 # What the dashboards and rules use: every query expression.
