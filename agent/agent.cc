@@ -115,6 +115,7 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Start(const AgentOptions& options)
              std::vector<std::shared_ptr<prometheus::Collectable>>{p.registry}, *std::move(dra));
          HttpServerOptions options;
          options.listen_address = p.options.web.listen_address;
+         options.health_listen_address = p.options.web.health_listen_address;
          options.telemetry_path = p.options.web.telemetry_path;
          options.web_config = web_config;
          options.registry = p.registry.get();
@@ -130,6 +131,9 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Start(const AgentOptions& options)
          p.http = *std::move(server);
          Log().info("listening address={} url={}://{}{}", p.http->bound_address(), p.http->scheme(),
                     p.http->bound_address(), p.options.web.telemetry_path);
+         if (!p.http->bound_health_address().empty()) {
+           Log().info("probes listening address={}", p.http->bound_health_address());
+         }
          return absl::OkStatus();
        }},
       {"start device plugin",

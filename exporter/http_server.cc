@@ -54,6 +54,13 @@ HttpReply Reply(int status, std::string body, std::string headers = "") {
   return reply;
 }
 
+// "HOST:PORT" as bound, IPv6 hosts in brackets, every IPv4 address as 0.0.0.0.
+std::string BoundAddress(const std::string& host, int port) {
+  if (host.empty()) return absl::StrCat("0.0.0.0:", port);
+  if (absl::StrContains(host, ':')) return absl::StrCat("[", host, "]:", port);
+  return absl::StrCat(host, ":", port);
+}
+
 HttpReply Unauthorized() {
   return Reply(401, "unauthorized\n", "WWW-Authenticate: Basic realm=\"devscope\"\r\n");
 }
@@ -86,22 +93,19 @@ struct HttpServer::Workers {
 absl::StatusOr<ListenAddress> ParseListenAddress(const std::string& listen_address) {
   const size_t colon = listen_address.rfind(':');
   if (colon == std::string::npos) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--web.listen-address: \"", listen_address, "\" is not [HOST]:PORT"));
+    return absl::InvalidArgumentError(absl::StrCat("\"", listen_address, "\" is not [HOST]:PORT"));
   }
   ListenAddress address;
   address.host = listen_address.substr(0, colon);
   if (!absl::SimpleAtoi(listen_address.substr(colon + 1), &address.port) || address.port < 0 ||
       address.port > 65535) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--web.listen-address: \"", listen_address, "\" has no valid port"));
+    return absl::InvalidArgumentError(absl::StrCat("\"", listen_address, "\" has no valid port"));
   }
   if (address.host == "0.0.0.0") address.host.clear();
   if (address.host == "localhost") address.host = "127.0.0.1";
   if (absl::StartsWith(address.host, "[")) {
     if (!absl::EndsWith(address.host, "]")) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("--web.listen-address: \"", listen_address, "\" has no closing ]"));
+      return absl::InvalidArgumentError(absl::StrCat("\"", listen_address, "\" has no closing ]"));
     }
     address.host = address.host.substr(1, address.host.size() - 2);
   }
@@ -115,7 +119,10 @@ HttpServer::HttpServer(HttpServerOptions options)
 
 absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(HttpServerOptions options) {
   auto address = ParseListenAddress(options.listen_address);
-  if (!address.ok()) return address.status();
+  if (!address.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--web.listen-address: ", address.status().message()));
+  }
   std::unique_ptr<HttpServer> server(new HttpServer(std::move(options)));
   const HttpServerOptions& o = server->options_;
   if (o.web_config.auth_required()) {
@@ -143,31 +150,64 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(HttpServerOptions 
   auto started = HttpTransport::Start(std::move(transport));
   if (!started.ok()) return started.status();
   server->transport_ = *std::move(started);
-  const std::string host = address->host.empty() ? "0.0.0.0"
-                           : absl::StrContains(address->host, ':')
-                               ? absl::StrCat("[", address->host, "]")
-                               : address->host;
-  server->bound_address_ = absl::StrCat(host, ":", server->transport_->port());
+  server->bound_address_ = BoundAddress(address->host, server->transport_->port());
+  if (!o.health_listen_address.empty()) {
+    auto health_address = ParseListenAddress(o.health_listen_address);
+    if (!health_address.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--web.health-listen-address: ", health_address.status().message()));
+    }
+    // No TLS, no credentials, no response headers of the web config: a probe's answer is two
+    // words, and the kubelet has nothing to present.
+    HttpTransport::Options health;
+    health.host = health_address->host;
+    health.port = health_address->port;
+    health.limits = o.limits;
+    health.handler = [self](HttpRequest request, HttpRespond respond) {
+      self->HandleHealth(request, respond);
+    };
+    auto health_started = HttpTransport::Start(std::move(health));
+    if (!health_started.ok()) {
+      return absl::Status(
+          health_started.status().code(),
+          absl::StrCat("--web.health-listen-address: ", health_started.status().message()));
+    }
+    server->health_transport_ = *std::move(health_started);
+    server->bound_health_address_ =
+        BoundAddress(health_address->host, server->health_transport_->port());
+  }
   return server;
 }
 
 HttpServer::~HttpServer() {
   // No new requests, then no work in flight: the workers' answers would go to a stopped loop.
+  if (health_transport_ != nullptr) health_transport_->Stop();
   if (transport_ != nullptr) transport_->Stop();
   workers_->pool.stop();
   workers_->pool.join();
 }
 
-void HttpServer::Handle(HttpRequest request, HttpRespond respond) {
+std::optional<HttpReply> HttpServer::Probe(const HttpRequest& request) const {
   if (request.method != "GET" && request.method != "HEAD") {
-    return respond(Reply(405, "only GET and HEAD\n", "Allow: GET, HEAD\r\n"));
+    return Reply(405, "only GET and HEAD\n", "Allow: GET, HEAD\r\n");
   }
-  // Probes stay open so a kubelet can check liveness without credentials.
-  if (request.path == "/healthz") return respond(Reply(200, "ok\n"));
+  if (request.path == "/healthz") return Reply(200, "ok\n");
   if (request.path == "/readyz") {
     const bool ready = options_.ready == nullptr || options_.ready();
-    return respond(ready ? Reply(200, "ready\n") : Reply(503, "not ready\n"));
+    return ready ? Reply(200, "ready\n") : Reply(503, "not ready\n");
   }
+  return std::nullopt;
+}
+
+void HttpServer::HandleHealth(const HttpRequest& request, const HttpRespond& respond) const {
+  std::optional<HttpReply> probe = Probe(request);
+  respond(probe.has_value() ? *std::move(probe)
+                            : Reply(404, "only /healthz and /readyz are served here\n"));
+}
+
+void HttpServer::Handle(HttpRequest request, HttpRespond respond) {
+  // Probes stay open so a kubelet can check liveness without credentials.
+  if (std::optional<HttpReply> probe = Probe(request)) return respond(*std::move(probe));
   if (auth_ == nullptr) return Serve(request, std::move(respond));
   switch (auth_->CheckRemembered(request.authorization)) {
     case BasicAuth::Verdict::kAllowed:

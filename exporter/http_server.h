@@ -9,6 +9,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -26,6 +27,10 @@ namespace devscope {
 
 struct HttpServerOptions {
   std::string listen_address = ":9410";  // [HOST]:PORT; PORT 0 picks a free port
+  // [HOST]:PORT of a second listener, plain HTTP without credentials whatever the web config says,
+  // that serves /healthz and /readyz only: for probes that can present neither credentials nor a
+  // client certificate (the kubelet's). Empty: none.
+  std::string health_listen_address;
   std::string telemetry_path = "/metrics";
   WebConfig web_config;
   HttpLimits limits;
@@ -39,8 +44,8 @@ struct HttpServerOptions {
   prometheus::Registry* registry = nullptr;
 };
 
-// A --web.listen-address taken apart: HOST is an IP address (IPv6 in brackets), empty for every
-// IPv4 address; "localhost" is 127.0.0.1.
+// A listen address ([HOST]:PORT, as --web.listen-address) taken apart: HOST is an IP address (IPv6
+// in brackets), empty for every IPv4 address; "localhost" is 127.0.0.1.
 struct ListenAddress {
   std::string host;
   int port = 0;
@@ -57,12 +62,18 @@ class HttpServer {
   const std::string& bound_address() const { return bound_address_; }
   // "http" or "https".
   const char* scheme() const { return tls_ != nullptr ? "https" : "http"; }
+  // "HOST:PORT" of the health listener; empty without one.
+  const std::string& bound_health_address() const { return bound_health_address_; }
 
  private:
   struct Workers;
   explicit HttpServer(HttpServerOptions options);
   // On the event loop: answers what is quick, hands the rest to the workers.
   void Handle(HttpRequest request, HttpRespond respond);
+  // The health listener's requests: the probes, nothing else.
+  void HandleHealth(const HttpRequest& request, const HttpRespond& respond) const;
+  // The probes' answer, or none when `request` is not a probe.
+  std::optional<HttpReply> Probe(const HttpRequest& request) const;
   // What an allowed request gets (the metrics are made on a worker).
   void Serve(const HttpRequest& request, HttpRespond respond);
   HttpReply Metrics(const HttpRequest& request) const;
@@ -72,9 +83,11 @@ class HttpServer {
   std::unique_ptr<BasicAuth> auth_;  // null without basic_auth_users
   std::unique_ptr<TlsServer> tls_;
   std::string bound_address_;
+  std::string bound_health_address_;
   // Declared before the workers so that they stop and go first: their answers are posted to the
   // transport's loop.
   std::unique_ptr<HttpTransport> transport_;
+  std::unique_ptr<HttpTransport> health_transport_;  // null without a health listener
   std::unique_ptr<Workers> workers_;
 };
 

@@ -5,10 +5,18 @@
 namespace devscope {
 
 void DeclareOptions(OptionDeclarer& d, WebOptions& o) {
-  d.Flag("web.listen-address", o.listen_address,
-         "HTTP listen address, [HOST]:PORT (HOST an IPv4 address, or IPv6 in brackets; empty: every "
-         "IPv4 address)")
+  d.Flag(
+       "web.listen-address", o.listen_address,
+       "HTTP listen address, [HOST]:PORT (HOST an IPv4 address, or IPv6 in brackets; empty: every "
+       "IPv4 address)")
       .Group("Web");
+  d.Flag("web.health-listen-address", o.health_listen_address,
+         "Plain-HTTP listen address, [HOST]:PORT, serving /healthz and /readyz alone and without "
+         "credentials, for probes that present none (the kubelet's); empty: none")
+      .Group("Web")
+      .DocNote(
+          "what the Helm chart's probes use: they work with every web config, client "
+          "certificates included");
   d.Flag("web.telemetry-path", o.telemetry_path, "Path of the metrics endpoint")
       .Group("Web")
       .Check([&o] {

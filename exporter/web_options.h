@@ -10,6 +10,7 @@ namespace devscope {
 
 struct WebOptions {
   std::string listen_address = ":9410";     // --web.listen-address: [HOST]:PORT
+  std::string health_listen_address;        // --web.health-listen-address; empty: none
   std::string telemetry_path = "/metrics";  // --web.telemetry-path
   std::string config_file;                  // --web.config.file (exporter/web_config.h)
 };

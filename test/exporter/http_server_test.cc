@@ -51,9 +51,10 @@ std::string Gunzip(const std::string& data) {
 
 class HttpServerTest : public ::testing::Test {
  protected:
-  void StartServer(WebConfig web_config = {}) {
+  void StartServer(WebConfig web_config = {}, std::string health_listen_address = "") {
     HttpServerOptions options;
     options.listen_address = "127.0.0.1:0";
+    options.health_listen_address = std::move(health_listen_address);
     options.web_config = std::move(web_config);
     options.render_metrics = [this] {
       if (throw_.load()) throw std::runtime_error("renderer broke");
@@ -66,6 +67,10 @@ class HttpServerTest : public ::testing::Test {
     const std::string& bound = server_->bound_address();
     ASSERT_TRUE(absl::SimpleAtoi(bound.substr(bound.rfind(':') + 1), &port_)) << bound;
     ASSERT_GT(port_, 0);
+    const std::string& health = server_->bound_health_address();
+    if (!health.empty()) {
+      ASSERT_TRUE(absl::SimpleAtoi(health.substr(health.rfind(':') + 1), &health_port_)) << health;
+    }
   }
 
   static constexpr char kStable[] =
@@ -78,6 +83,7 @@ class HttpServerTest : public ::testing::Test {
   std::atomic<bool> ready_{false};
   std::unique_ptr<HttpServer> server_;
   int port_ = 0;
+  int health_port_ = 0;
 };
 
 TEST_F(HttpServerTest, ServesEveryEndpoint) {
@@ -139,6 +145,47 @@ TEST_F(HttpServerTest, BasicAuthWithBcrypt) {
   const std::string right =
       absl::StrCat("Authorization: Basic ", absl::Base64Escape("prometheus:secret"), "\r\n");
   EXPECT_EQ(Request(port_, "GET", "/metrics", right).status, 200);
+}
+
+// The health listener answers the probes without credentials, whatever the web config asks of the
+// main one, and nothing else: not the metrics, not with the right credentials either.
+TEST_F(HttpServerTest, TheHealthListenerServesTheProbesOnly) {
+  WebConfig web;
+  web.basic_auth_users["prometheus"] =
+      "$2b$04$bK/WuQTajV.OYHjXQxavSu5LWpmDoxzhXv5fJy8uLlwt79pQC.Qn.";
+  StartServer(web, "127.0.0.1:0");
+  ASSERT_GT(health_port_, 0);
+  ASSERT_NE(health_port_, port_);
+  EXPECT_EQ(Request(health_port_, "GET", "/healthz").status, 200);
+  EXPECT_EQ(Request(health_port_, "GET", "/readyz").status, 503);
+  ready_ = true;
+  EXPECT_EQ(Request(health_port_, "GET", "/readyz").status, 200);
+  EXPECT_EQ(Request(health_port_, "HEAD", "/readyz").status, 200);
+  const std::string right =
+      absl::StrCat("Authorization: Basic ", absl::Base64Escape("prometheus:secret"), "\r\n");
+  EXPECT_EQ(Request(health_port_, "GET", "/metrics", right).status, 404);
+  EXPECT_EQ(Request(health_port_, "GET", "/").status, 404);
+  EXPECT_EQ(Request(health_port_, "POST", "/healthz").status, 405);
+  // The main listener is as it was.
+  EXPECT_EQ(Request(port_, "GET", "/metrics").status, 401);
+  EXPECT_EQ(Request(port_, "GET", "/metrics", right).status, 200);
+  EXPECT_EQ(Request(port_, "GET", "/readyz").status, 200);
+}
+
+TEST(HttpServerAddressTest, ABadOrBusyHealthAddressNamesItsFlag) {
+  HttpServerOptions options;
+  options.listen_address = "127.0.0.1:0";
+  options.health_listen_address = "9411";
+  absl::StatusOr<std::unique_ptr<HttpServer>> bad = HttpServer::Start(options);
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(bad.status().message(), HasSubstr("--web.health-listen-address"));
+  options.health_listen_address = "127.0.0.1:0";
+  auto first = HttpServer::Start(options);
+  ASSERT_TRUE(first.ok()) << first.status();
+  options.health_listen_address = (*first)->bound_health_address();
+  absl::StatusOr<std::unique_ptr<HttpServer>> busy = HttpServer::Start(options);
+  EXPECT_FALSE(busy.ok());
+  EXPECT_THAT(busy.status().message(), HasSubstr("--web.health-listen-address"));
 }
 
 // A bcrypt hash of `password` at `cost`, made here (libcrypt).

@@ -76,6 +76,7 @@ expect "image" "$(q default DaemonSet '.spec.template.spec.containers[0].image')
 q default DaemonSet '.spec.template.spec.containers[0].args[]' >"$tmp/default.args"
 cat >"$tmp/default.want" <<'ARGS'
 --web.listen-address=:9410
+--web.health-listen-address=:9411
 --web.telemetry-path=/metrics
 --kubelet.pod-resources-socket=/var/lib/kubelet/pod-resources/kubelet.sock
 --kubelet.device-plugins-dir=/var/lib/kubelet/device-plugins
@@ -104,7 +105,10 @@ expect "nodeSelector (default)" "$(q default DaemonSet '.spec.template.spec.node
   '{"kubernetes.io/arch":"amd64","kubernetes.io/os":"linux"}'
 expect "no pod securityContext (default)" "$(q default DaemonSet '.spec.template.spec.securityContext // "none"')" none
 expect "updateStrategy" "$(q default DaemonSet '.spec.updateStrategy.type')" RollingUpdate
-expect "probes" "$(q default DaemonSet '.spec.template.spec.containers[0] | "\(.livenessProbe.httpGet.path) \(.readinessProbe.httpGet.path)"')" "/healthz /readyz"
+# The probes go to the plain-HTTP health listener, whatever the web config.
+expect "probes" "$(q default DaemonSet '.spec.template.spec.containers[0] | "\(.livenessProbe.httpGet | "\(.path) \(.port) \(.scheme)") \(.readinessProbe.httpGet | "\(.path) \(.port) \(.scheme)")"')" \
+  "/healthz health HTTP /readyz health HTTP"
+expect "health port" "$(q default DaemonSet '.spec.template.spec.containers[0].ports[] | select(.name == "health") | .containerPort')" 9411
 expect "service" "$(q default Service '"\(.spec.clusterIP) \(.spec.ports[0].port) \(.spec.ports[0].name)"')" "None 9410 metrics"
 expect "service selects the pods" "$(q default Service '.spec.selector | tojson' | jq -S -c .)" \
   "$(q default DaemonSet '.spec.template.metadata.labels | {"app.kubernetes.io/instance", "app.kubernetes.io/name"} | tojson' | jq -S -c .)"
@@ -133,6 +137,7 @@ expect "image (custom)" "$(q custom DaemonSet '.spec.template.spec.containers[0]
 q custom DaemonSet '.spec.template.spec.containers[0].args[]' >"$tmp/custom.args"
 cat >"$tmp/custom.want" <<'ARGS'
 --web.listen-address=:9500
+--web.health-listen-address=:9501
 --web.telemetry-path=/custom-metrics
 --kubelet.pod-resources-socket=/var/lib/kubelet/pod-resources/kubelet.sock
 --pod-resources.interval=2s
@@ -161,7 +166,7 @@ expect "web config and TLS mounts (custom)" "$(q custom DaemonSet '.spec.templat
 nested=$(q custom DaemonSet '[.spec.template.spec.containers[0].volumeMounts[].mountPath] as $m |
   $m[] as $a | $m[] as $b | select($b | startswith($a + "/")) | "\($b) inside \($a)"')
 [[ -z $nested ]] || fail "volume mounts nested in others: $nested"
-expect "probes over HTTPS (custom)" "$(q custom DaemonSet '.spec.template.spec.containers[0] | "\(.livenessProbe.httpGet.scheme) \(.readinessProbe.httpGet.scheme)"')" "HTTPS HTTPS"
+expect "probes in plain HTTP under HTTPS (custom)" "$(q custom DaemonSet '.spec.template.spec.containers[0] | "\(.livenessProbe.httpGet.scheme) \(.readinessProbe.httpGet.scheme) \(.ports[] | select(.name == "health") | .containerPort)"')" "HTTP HTTP 9501"
 expect "no web Secrets (default)" "$(q default DaemonSet '[.spec.template.spec.volumes[] | select(.secret)] | length')" 0
 expect "ServiceMonitor scheme and TLS" "$(q custom ServiceMonitor '.spec.endpoints[0] | "\(.scheme) \(.tlsConfig.serverName) \(.basicAuth.username.name)"')" \
   "https devscope devscope-scrape"
@@ -229,6 +234,17 @@ expect "PodMonitor namespace" "$(q podmonitor PodMonitor '"\(.metadata.namespace
   fail "helm install --dry-run=client: $(cat "$tmp/notes.out")"
 grep -q 'Metrics: https://<pod-ip>:9410/metrics' "$tmp/notes.out" || fail "NOTES.txt does not say https under HTTPS: $(grep Metrics "$tmp/notes.out")"
 
+"$helm" template rel "$chart" --set web.healthPort=9410 >/dev/null 2>"$tmp/ports.err" &&
+  fail "the chart rendered the health listener on the metrics port"
+grep -q "web.port and web.healthPort must differ" "$tmp/ports.err" || fail "same ports: $(head -n2 "$tmp/ports.err")"
+
+# The chart's config.* schema is devscope's own: the two cannot drift apart.
+if [[ -n $binary ]]; then
+  diff <("$binary" options --format=config-schema | jq -S 'del(."$schema", .title)') \
+    <(jq -S '.definitions.devscopeConfig' "$chart/values.schema.json") >"$tmp/schema.diff" ||
+    fail "values.schema.json's definitions.devscopeConfig is not devscope's config schema (run scripts/update-chart-schema): $(head -n 20 "$tmp/schema.diff")"
+fi
+
 # A pinned image.
 render digest --set image.digest=sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
 expect "image by digest" "$(q digest DaemonSet '.spec.template.spec.containers[0].image')" \
@@ -276,7 +292,8 @@ for bad in 'bogus=1' 'web.port=0' 'collectors.nvml=maybe' 'log.level=loud' 'kube
   'serviceMonitor.interval=500us' 'serviceMonitor.interval=1.5s' 'serviceMonitor.scrapeTimeout=' 'podMonitor.interval=30' \
   'serviceMonitor.enabled=true,podMonitor.enabled=true' \
   'podLabels.app\.kubernetes\.io/name=other' 'podLabels.app\.kubernetes\.io/instance=other' \
-  'image.digest=latest' 'namespaceOverride=Not_A_Namespace' 'updateStrategy.type=Recreate'; do
+  'image.digest=latest' 'namespaceOverride=Not_A_Namespace' 'updateStrategy.type=Recreate' \
+  'config.dra.aliases.gpu\.example\.com.device_pattern=gpu-(.+)'; do
   if "$helm" template rel "$chart" --set "$bad" >/dev/null 2>"$tmp/bad.err"; then
     fail "values schema accepted --set $bad"
   elif ! grep -q "schema" "$tmp/bad.err"; then

@@ -10,6 +10,8 @@
  * that lacks the newer calls (fake_nvml_counters.c says which). */
 #include "test/collectors/fake_nvml/fake_nvml.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <time.h>
 
 #define FAKE_MAX_EVENTS 64
@@ -188,6 +190,26 @@ FAKE_EXPORT void fake_nvml_inject_xid(int slot, unsigned long long xid, unsigned
     pthread_cond_broadcast(&g_cond);
   }
   pthread_mutex_unlock(&g_mu);
+}
+
+/* A process that cannot drive the fake through fake_nvml_* (devscope itself, run in a container by
+ * the deployment test) gets GPUs from the environment when the library loads: FAKE_NVML_GPUS=N
+ * makes N GPUs, GPU i with UUID GPU-fa4e0000-0000-4000-8000-0000000000<i>, bus ID
+ * 00000000:<3b+i>:00.0, minor number i, 80 GiB of memory and a temperature. */
+__attribute__((constructor)) static void fake_nvml_from_environment(void) {
+  const char* text = getenv("FAKE_NVML_GPUS");
+  if (text == NULL) return;
+  int count = atoi(text);
+  for (int i = 0; i < count && i < 16; ++i) {
+    char uuid[64], bus_id[32];
+    snprintf(uuid, sizeof(uuid), "GPU-fa4e0000-0000-4000-8000-0000000000%02d", i);
+    snprintf(bus_id, sizeof(bus_id), "00000000:%02X:00.0", 0x3b + i);
+    int slot = fake_nvml_add_gpu(uuid, "Fake GPU", bus_id);
+    fake_nvml_set(slot, "minor", (unsigned long long)i);
+    fake_nvml_set(slot, "mem_total", 80ULL << 30);
+    fake_nvml_set(slot, "mem_used", 1ULL << 30);
+    fake_nvml_set(slot, "temperature", 40);
+  }
 }
 
 FAKE_EXPORT int fake_nvml_registered(int slot) {
