@@ -139,8 +139,12 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Start(const AgentOptions& options)
       {"start device plugin",
        [&]() -> absl::Status {
          if (!p.options.device_plugin.enabled) return absl::OkStatus();
-         p.plugin = std::make_unique<DevicePluginManager>(p.options.device_plugin,
-                                                          p.collectors->store(), *p.registry);
+         // The CDI specs give each node's type and numbers, seen through --path.devfs.
+         NodeNumbers numbers = [roots = p.options.roots](const std::string& host_path) {
+           return StatDeviceNode(roots.DevfsPath(host_path));
+         };
+         p.plugin = std::make_unique<DevicePluginManager>(
+             p.options.device_plugin, p.collectors->store(), *p.registry, std::move(numbers));
          return p.plugin->Start();
        }},
   };

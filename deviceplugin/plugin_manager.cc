@@ -126,38 +126,24 @@ struct DevicePluginManager::Slot {
 
 DevicePluginManager::DevicePluginManager(const PluginOptions& options,
                                          const SnapshotStore<DeviceSnapshot>& devices,
-                                         prometheus::Registry& registry)
-    : DevicePluginManager(options, devices, registry, Backoff{}) {}
+                                         prometheus::Registry& registry, NodeNumbers numbers)
+    : DevicePluginManager(options, devices, registry, Backoff{}, Clock::Real(),
+                          std::move(numbers)) {}
 
 DevicePluginManager::DevicePluginManager(const PluginOptions& options,
                                          const SnapshotStore<DeviceSnapshot>& devices,
                                          prometheus::Registry& registry, Backoff backoff,
-                                         Clock& clock)
-    : options_(options), devices_(devices), registry_(registry), backoff_(backoff), clock_(clock) {
-  // prometheus-cpp throws on a clashing registration; it must not escape a constructor.
-  try {
-    metrics_.registered = &prometheus::BuildGauge()
-                               .Name("devscope_device_plugin_registered")
-                               .Help(
-                                   "1 while devscope's device plugin for the resource is "
-                                   "registered with the kubelet")
-                               .Register(registry_);
-    metrics_.registrations = &prometheus::BuildCounter()
-                                  .Name("devscope_device_plugin_registrations_total")
-                                  .Help(
-                                      "Registration attempts of devscope's device plugin, by "
-                                      "result (success, failure)")
-                                  .Register(registry_);
-    metrics_.allocations = &prometheus::BuildCounter()
-                                .Name("devscope_device_plugin_allocations_total")
-                                .Help(
-                                    "Allocate calls answered by devscope's device plugin, by "
-                                    "result (success, unknown_device, unhealthy_device)")
-                                .Register(registry_);
-  } catch (const std::exception& e) {
-    metrics_status_ =
-        absl::InternalError(absl::StrCat("cannot register the device plugin metrics: ", e.what()));
-    metrics_ = PluginMetrics{};
+                                         Clock& clock, NodeNumbers numbers)
+    : options_(options),
+      devices_(devices),
+      backoff_(backoff),
+      clock_(clock),
+      numbers_(std::move(numbers)) {
+  absl::StatusOr<PluginMetrics> metrics = RegisterPluginMetrics(registry);
+  if (metrics.ok()) {
+    metrics_ = *metrics;
+  } else {
+    metrics_status_ = metrics.status();
   }
 }
 
@@ -191,6 +177,11 @@ absl::Status DevicePluginManager::Start() {
     registry_dir_ = *registry;
   }
   kubelet_socket_ = absl::StrCat(plugins_dir_, "/", kKubeletSocket);
+  if (options_.cdi) {
+    cdi_ =
+        std::make_unique<CdiSpecWriter>(options_.cdi_spec_dir, numbers_, metrics_.cdi_spec_current);
+    cdi_->RemoveLeftovers();
+  }
 
   inbox_ = std::make_shared<Inbox>();
   if (inbox_->event_fd < 0) {
@@ -246,6 +237,7 @@ void DevicePluginManager::Stop() {
   if (inotify_fd_ >= 0) ::close(inotify_fd_);
   inotify_fd_ = -1;
   watch_ = -1;
+  cdi_.reset();  // removes the specs it wrote
   Log().info("device plugin stopped");
 }
 
@@ -341,6 +333,8 @@ void DevicePluginManager::ApplySnapshot() {
       }
     }
   }
+  // Specs first: a device is named in Allocate only once its spec is on disk.
+  if (cdi_ != nullptr) cdi_->Apply(by_resource);
   absl::Time now = clock_.Now();
   for (auto& [resource, devices] : by_resource) {
     bool fresh = !slots_.contains(resource);

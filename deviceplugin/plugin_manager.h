@@ -25,6 +25,7 @@
 #include "collectors/collector.h"
 #include "common/clock.h"
 #include "common/snapshot_store.h"
+#include "deviceplugin/cdi_spec.h"
 #include "deviceplugin/plugin_options.h"
 #include "deviceplugin/plugin_server.h"
 #include "grpcpp/support/status.h"
@@ -41,11 +42,13 @@ class DevicePluginManager {
     absl::Duration max = absl::Seconds(10);
   };
 
+  // `numbers` finds the type and numbers of a host device node for the CDI specs (the host's /dev
+  // may be mounted elsewhere, see NodeRoots); none: the specs leave them to the runtime.
   DevicePluginManager(const PluginOptions& options, const SnapshotStore<DeviceSnapshot>& devices,
-                      prometheus::Registry& registry);
+                      prometheus::Registry& registry, NodeNumbers numbers = nullptr);
   DevicePluginManager(const PluginOptions& options, const SnapshotStore<DeviceSnapshot>& devices,
-                      prometheus::Registry& registry, Backoff backoff,
-                      Clock& clock = Clock::Real());
+                      prometheus::Registry& registry, Backoff backoff, Clock& clock = Clock::Real(),
+                      NodeNumbers numbers = nullptr);
   ~DevicePluginManager();  // Stop()
   DevicePluginManager(const DevicePluginManager&) = delete;
   DevicePluginManager& operator=(const DevicePluginManager&) = delete;
@@ -94,9 +97,9 @@ class DevicePluginManager {
 
   const PluginOptions options_;
   const SnapshotStore<DeviceSnapshot>& devices_;
-  prometheus::Registry& registry_;
   const Backoff backoff_;
   Clock& clock_;  // registration backoff and socket checks
+  const NodeNumbers numbers_;
   absl::Status metrics_status_;
   PluginMetrics metrics_;
 
@@ -109,7 +112,8 @@ class DevicePluginManager {
   // The control thread's (and Stop's, once it has ended).
   int inotify_fd_ = -1;
   int watch_ = -1;
-  bool started_ = false;  // the owner's thread
+  std::unique_ptr<CdiSpecWriter> cdi_;  // null with --no-device-plugin.cdi
+  bool started_ = false;                // the owner's thread
   absl::Notification stop_;
   std::thread control_;
 

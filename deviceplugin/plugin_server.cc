@@ -107,10 +107,25 @@ void MergeInto(google::protobuf::Map<std::string, std::string>& map, const std::
   it->second = absl::StrCat(it->second, ",", value);
 }
 
-void AppendSpec(const AllocateSpec& spec, v1beta1::ContainerAllocateResponse& out,
+// Adds one device's answer: its device specs, its CDI name, or both (`with`); device specs when no
+// CDI spec names it. Annotations and the CDI devices its allocate file names always.
+void AppendSpec(const PluginDevice& device, AllocateWith with,
+                v1beta1::ContainerAllocateResponse& out,
                 absl::flat_hash_set<std::string>& device_paths,
                 absl::flat_hash_set<std::string>& mount_paths,
                 absl::flat_hash_set<std::string>& cdi_names) {
+  const AllocateSpec& spec = device.allocate;
+  const bool by_name = with != AllocateWith::kDeviceSpecs && !device.cdi_name.empty();
+  if (by_name && cdi_names.insert(device.cdi_name).second) {
+    out.add_cdi_devices()->set_name(device.cdi_name);
+  }
+  for (const auto& [key, value] : spec.annotations) {
+    MergeInto(*out.mutable_annotations(), key, value);
+  }
+  for (const std::string& name : spec.cdi_devices) {
+    if (cdi_names.insert(name).second) out.add_cdi_devices()->set_name(name);
+  }
+  if (by_name && with == AllocateWith::kCdi) return;
   for (const AllocateSpec::DeviceNode& node : spec.device_nodes) {
     std::string container_path = node.container_path.empty() ? node.host_path : node.container_path;
     // The kubelet de-duplicates by container path too; doing it here keeps the answer clean.
@@ -127,12 +142,6 @@ void AppendSpec(const AllocateSpec& spec, v1beta1::ContainerAllocateResponse& ou
     m->set_host_path(mount.host_path);
     m->set_container_path(mount.container_path);
     m->set_read_only(mount.read_only);
-  }
-  for (const auto& [key, value] : spec.annotations) {
-    MergeInto(*out.mutable_annotations(), key, value);
-  }
-  for (const std::string& name : spec.cdi_devices) {
-    if (cdi_names.insert(name).second) out.add_cdi_devices()->set_name(name);
   }
 }
 
@@ -570,11 +579,12 @@ grpc::Status PluginServer::Allocate(const v1beta1::AllocateRequest& request,
       }
     }
   }
+  const AllocateWith with = options_.settings.allocate_with.value_or(AllocateWith::kDeviceSpecs);
   for (const v1beta1::ContainerAllocateRequest& container : request.container_requests()) {
     v1beta1::ContainerAllocateResponse* out = response->add_container_responses();
     absl::flat_hash_set<std::string> device_paths, mount_paths, cdi_names;
     for (const std::string& id : container.devices_ids()) {
-      AppendSpec(devices->Find(id)->allocate, *out, device_paths, mount_paths, cdi_names);
+      AppendSpec(*devices->Find(id), with, *out, device_paths, mount_paths, cdi_names);
     }
   }
   CountAllocation("success");

@@ -22,6 +22,7 @@
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "collectors/collector.h"
+#include "deviceplugin/plugin_metrics.h"
 #include "deviceplugin/plugin_options.h"
 #include "deviceplugin/v1beta1/api.pb.h"
 #include "grpcpp/server.h"
@@ -33,28 +34,24 @@ namespace devscope {
 
 // One advertised device, from the device snapshot (collectors/collector.h).
 struct PluginDevice {
-  std::string id;        // DeviceInfo::id
-  bool healthy = true;   // DeviceReport::health.healthy (the health model's final decision)
+  std::string id;       // DeviceInfo::id
+  bool healthy = true;  // DeviceReport::health.healthy (the health model's final decision)
   std::optional<int64_t> numa_node;  // DeviceInfo::numa_node
   AllocateSpec allocate;             // DeviceInfo::allocate
+  // vendor/class=name of the device in devscope's CDI spec on disk; empty when no spec names it
+  // (deviceplugin/cdi_spec.h).
+  std::string cdi_name;
 };
 
 // The immutable device set of one resource, with its ListAndWatch message built once.
 struct ResourceDevices {
-  std::vector<PluginDevice> devices;                 // natural order of IDs
-  absl::flat_hash_map<std::string, size_t> index;    // ID -> position in devices
-  v1beta1::ListAndWatchResponse response;            // what every stream sends
+  std::vector<PluginDevice> devices;               // natural order of IDs
+  absl::flat_hash_map<std::string, size_t> index;  // ID -> position in devices
+  v1beta1::ListAndWatchResponse response;          // what every stream sends
 
   // Builds the set; a duplicate ID keeps its first occurrence.
   static std::shared_ptr<const ResourceDevices> Build(std::vector<PluginDevice> devices);
   const PluginDevice* Find(const std::string& id) const;
-};
-
-// The metric families the servers write (created by DevicePluginManager).
-struct PluginMetrics {
-  prometheus::Family<prometheus::Gauge>* registered = nullptr;      // {resource}
-  prometheus::Family<prometheus::Counter>* registrations = nullptr;  // {resource,result}
-  prometheus::Family<prometheus::Counter>* allocations = nullptr;    // {resource,result}
 };
 
 class PluginServer {
@@ -114,7 +111,8 @@ class PluginServer {
 
   // For the ListAndWatch reactor (internal).
   class Stream;
-  std::shared_ptr<const ResourceDevices> CurrentFor(uint64_t* version) const ABSL_LOCKS_EXCLUDED(mu_);
+  std::shared_ptr<const ResourceDevices> CurrentFor(uint64_t* version) const
+      ABSL_LOCKS_EXCLUDED(mu_);
   // Returns the stream's number.
   uint64_t AddStream(Stream* stream) ABSL_LOCKS_EXCLUDED(streams_mu_);
   void RemoveStream(Stream* stream) ABSL_LOCKS_EXCLUDED(streams_mu_);

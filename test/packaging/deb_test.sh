@@ -184,7 +184,7 @@ for line in 'After=network-online.target' 'Wants=network-online.target' 'Before=
   'Restart=on-failure' 'RestartPreventExitStatus=2' 'EnvironmentFile=-/etc/default/devscope' \
   'ProtectSystem=strict' 'ProtectHome=yes' 'NoNewPrivileges=yes' 'PrivateTmp=yes' \
   'CapabilityBoundingSet=' 'StandardOutput=journal' \
-  'ReadWritePaths=-/var/lib/kubelet/device-plugins -/var/lib/kubelet/plugins_registry' \
+  'ReadWritePaths=-/var/lib/kubelet/device-plugins -/var/lib/kubelet/plugins_registry -/run/cdi' \
   'WantedBy=multi-user.target kubelet.service'; do
   grep -qxF -- "$line" "$unit" || fail "devscope.service lacks '$line'"
 done
@@ -206,7 +206,7 @@ sed "s#^ExecStart=/usr/bin/devscope #ExecStart=$bin #" "$unit" >"$tmp/unit/devsc
   fail "systemd-analyze security: exposure above 3.0: $(tail -n1 "$tmp/security.out")"
 ok "systemd unit verifies; $(grep -o 'Overall exposure level.*' "$tmp/security.out" || true)"
 tmpfiles=$tmp/root/usr/lib/tmpfiles.d/devscope.conf
-for d in /var/lib/kubelet/device-plugins /var/lib/kubelet/plugins_registry; do
+for d in /var/lib/kubelet/device-plugins /var/lib/kubelet/plugins_registry /run/cdi; do
   grep -q "^d $d " "$tmpfiles" || fail "devscope.conf (tmpfiles.d) does not create $d"
 done
 (cd "$tmp" && systemd-tmpfiles --root="$tmp/tmpfilesroot" --create "$tmpfiles") >"$tmp/tmpfiles.out" 2>&1 ||

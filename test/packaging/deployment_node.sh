@@ -25,9 +25,10 @@ declare -A fixture_ids=([drm]="0000:03:00.0" [netdev]="0000:5e:00.0 0000:5e:00.2
 # device each, one workload each); how a scraper authenticates (plain, basic, mtls).
 declare -A set_collectors=([defaults]="drm netdev" [plugin-off]="drm netdev" [collectors-off]=""
   [https-basic-auth]="drm netdev" [https-client-certs]="drm netdev" [devicedir]="drm netdev nvml devicedir"
-)
+  [cdi]="drm netdev nvml devicedir")
 declare -A set_admits=([https-basic-auth]="amd.com/gpu=drm" [https-client-certs]="nic.example.com/vf=netdev"
-  [devicedir]="example.com/widget=devicedir nvidia.com/gpu=nvml")
+  [devicedir]="example.com/widget=devicedir nvidia.com/gpu=nvml"
+  [cdi]="amd.com/gpu=drm nic.example.com/vf=netdev example.com/widget=devicedir nvidia.com/gpu=nvml")
 declare -A set_scrape=([https-basic-auth]=basic [https-client-certs]=mtls)
 
 # set_values NAME: the chart values of one set, as a user would write them.
@@ -63,6 +64,13 @@ extraVolumeMounts:
       printf 'config:\n  collectors:\n    nvml:\n      library: /usr/lib/devscope-test-nvml/libnvidia-ml.so.1\n'
       printf '      advertise: nvidia.com/gpu\n'
       printf '  device_plugin:\n    resources:\n      example.com/widget:\n        pre_start_container: true\n' ;;
+    cdi)
+      echo "$nvml_and_devicedir"
+      printf 'devicePlugin:\n  cdi:\n    enabled: true\n'
+      printf 'config:\n  collectors:\n    nvml:\n      library: /usr/lib/devscope-test-nvml/libnvidia-ml.so.1\n'
+      printf '      advertise: nvidia.com/gpu\n    drm:\n      advertise: amd.com/gpu\n'
+      printf '    netdev:\n      advertise: nic.example.com/vf\n'
+      printf '  device_plugin:\n    allocate_with: cdi\n' ;;
     *) return 1 ;;
   esac
 }

@@ -27,7 +27,7 @@ kubelet_bin=${4:?$usage}
 fake_nvml=${5:?$usage}
 tools=${6:?$usage}
 shift 6
-all_sets=(defaults plugin-off collectors-off https-basic-auth https-client-certs devicedir)
+all_sets=(defaults plugin-off collectors-off https-basic-auth https-client-certs devicedir cdi)
 [[ $# -gt 0 ]] && sets=("$@") || sets=("${all_sets[@]}")
 
 skip() { echo "SKIP: $*"; exit 77; }
@@ -136,6 +136,18 @@ run_workload() {
     want_calls+=,PreStartContainer
   [[ $calls == "$want_calls" ]] || fail "$set: the kubelet called $calls for $resource, want $want_calls"
   check_paths "$answer"
+  local allocate_with
+  allocate_with=$(yq -r --arg r "$resource" '.config.device_plugin.resources[$r].allocate_with //
+    .config.device_plugin.allocate_with // "device-specs"' "$values")
+  local names specs
+  names=$(jq -r '[.response.cdi_devices[].name] | join(",")' <<<"$answer")
+  specs=$(jq '.response.devices | length' <<<"$answer")
+  case $allocate_with in
+    cdi) [[ $specs == 0 && $names == "$resource=$(jq -r '.ids[0]' <<<"$answer")" ]] ||
+      fail "$set: allocate_with cdi, and Allocate answered $specs device specs and CDI names '$names'" ;;
+    device-specs) [[ $specs -gt 0 && -z $names ]] ||
+      fail "$set: allocate_with device-specs, and Allocate answered $specs device specs and CDI names '$names'" ;;
+  esac
   local -a args
   mapfile -t args < <(workload_args "$answer")
   local out
@@ -203,6 +215,9 @@ run_set() {
     local ready_s=$((SECONDS - t0))
     check_node "$scheme" "$ip" "$port"
     ok "$set: started, probes pass (ready after ${ready_s} s), /metrics serves the node's ${set_collectors[$set]:-no} devices"
+    local cdi=false
+    [[ $(yq -r '.devicePlugin.cdi.enabled // false' "$values") == true ]] && cdi=true
+    [[ $cdi == true ]] && check_cdi_specs
     pods_admitted=()
     local pair
     for pair in ${set_admits[$set]:-}; do run_workload "${pair%%=*}" "${pair#*=}"; done
@@ -212,7 +227,9 @@ run_set() {
   local code
   code=$(pm inspect -f '{{.State.ExitCode}}' "$cid")
   [[ $code == 0 ]] || fail "$set: devscope exited $code on SIGTERM: $(pm logs "$cid" 2>&1 | tail -n3)"
-
+  local left
+  left=$(ls "$host/run/cdi")
+  [[ -z $left ]] || fail "$set: CDI specs left after devscope stopped: $left"
   if [[ $failures != "$failures_before" ]]; then
     echo "--- $set: devscope's log ---" >&2
     pm logs "$cid" 2>&1 | tail -n 15 >&2
@@ -257,6 +274,32 @@ check_node() {
   fi
   got=$(kubelet registrations | jq -r '[.registrations[]? | select(.accepted) | .resource] | unique | .[]' | sort | tr '\n' ' ')
   [[ $got == "$want" ]] || fail "$set: the plugin registered '$got', want '$want'"
+}
+
+# check_cdi_specs: one spec per advertised resource in the node's CDI directory, each a CDI spec
+# (0.5.0 or later) of that kind naming the fixture's devices, with host paths of the node.
+check_cdi_specs() {
+  local pair resource kind spec mount_path path
+  for pair in ${set_admits[$set]}; do
+    resource=${pair%%=*}
+    kind=${pair#*=}
+    spec=$host/run/cdi/devscope-${resource//\//-}.json
+    [[ -f $spec ]] || { fail "$set: no CDI spec $spec for $resource: $(ls "$host/run/cdi")"; continue; }
+    jq -e --arg k "$resource" '.kind == $k and (.cdiVersion | IN("0.5.0", "0.6.0"))' "$spec" >/dev/null ||
+      fail "$set: $spec is not a CDI 0.5.0/0.6.0 spec of kind $resource: $(head -c 300 "$spec")"
+    for id in ${fixture_ids[$kind]}; do
+      [[ $kind == netdev && $id == 0000:5e:00.0 ]] && continue  # the PF is not advertised
+      jq -e --arg id "$id" 'any(.devices[]; .name == $id)' "$spec" >/dev/null || fail "$set: $spec does not name $id"
+    done
+    while read -r path; do
+      [[ $path == /dev/* ]] || fail "$set: $spec names device host path $path, not under the node's /dev"
+    done < <(jq -r '.devices[].containerEdits.deviceNodes[]? | .hostPath // .path' "$spec")
+    while read -r path; do
+      while read -r mount_path; do
+        [[ $path == "$mount_path" || $path == "$mount_path"/* ]] && fail "$set: $spec names $path, under devscope's own mount $mount_path"
+      done < <(jq -r '.volumeMounts[].mountPath' <<<"$container")
+    done < <(jq -r '.devices[].containerEdits | (.deviceNodes[]? | .hostPath // .path), (.mounts[]?.hostPath)' "$spec")
+  done
 }
 
 # check_pods SCHEME IP PORT: the admitted pods show up as holders in /metrics (devscope reads them

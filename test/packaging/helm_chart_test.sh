@@ -85,6 +85,7 @@ cat >"$tmp/default.want" <<'ARGS'
 --path.sysfs=/host/sys
 --path.devfs=/host/dev
 --device-plugin
+--no-device-plugin.cdi
 --config.file=/etc/devscope/config.yaml
 --log.level=info
 --log.format=logfmt
@@ -234,6 +235,13 @@ expect "PodMonitor namespace" "$(q podmonitor PodMonitor '"\(.metadata.namespace
   fail "helm install --dry-run=client: $(cat "$tmp/notes.out")"
 grep -q 'Metrics: https://<pod-ip>:9410/metrics' "$tmp/notes.out" || fail "NOTES.txt does not say https under HTTPS: $(grep Metrics "$tmp/notes.out")"
 
+# CDI: the flag names the spec directory, which is mounted from the node (made when missing).
+render cdi --set devicePlugin.cdi.enabled=true --set devicePlugin.cdi.specDir=/etc/cdi
+expect "CDI flag" "$(q cdi DaemonSet '.spec.template.spec.containers[0].args[] | select(contains("device-plugin.cdi"))')" \
+  "--device-plugin.cdi-spec-dir=/etc/cdi"
+expect "CDI volume" "$(q cdi DaemonSet '.spec.template.spec.volumes[] | select(.name == "cdi-specs") | "\(.hostPath.path):\(.hostPath.type)"')" /etc/cdi:DirectoryOrCreate
+expect "CDI mount" "$(q cdi DaemonSet '.spec.template.spec.containers[0].volumeMounts[] | select(.name == "cdi-specs") | "\(.mountPath) \(.readOnly // false)"')" "/etc/cdi false"
+expect "no CDI mount (default)" "$(q default DaemonSet '[.spec.template.spec.volumes[] | select(.name == "cdi-specs")] | length')" 0
 "$helm" template rel "$chart" --set web.healthPort=9410 >/dev/null 2>"$tmp/ports.err" &&
   fail "the chart rendered the health listener on the metrics port"
 grep -q "web.port and web.healthPort must differ" "$tmp/ports.err" || fail "same ports: $(head -n2 "$tmp/ports.err")"
@@ -268,7 +276,7 @@ expect "collector toggles" "$(q collectors_on DaemonSet '.spec.template.spec.con
 # --- the rendered config.yaml is one the binary accepts (exit 2: rejected; 124: still serving) -----
 if [[ -n $binary ]]; then
   mkdir -p "$tmp/sys" "$tmp/dev"
-  for name in default custom registry; do
+  for name in default custom registry cdi; do
     q "$name" ConfigMap 'select(.metadata.name == "rel-devscope-config") | .data["config.yaml"]' >"$tmp/$name.config.yaml"
     rc=0
     timeout 3 "$binary" --config.file="$tmp/$name.config.yaml" --web.listen-address=127.0.0.1:0 \
@@ -301,7 +309,8 @@ for bad in 'bogus=1' 'web.port=0' 'collectors.nvml=maybe' 'log.level=loud' 'kube
   fi
 done
 # ... and values it must keep accepting: Prometheus' own grammar, devscope's.
-for good in 'serviceMonitor.interval=1d' 'serviceMonitor.interval=1h30m' \
+for good in 'serviceMonitor.interval=1d' 'serviceMonitor.interval=1h30m' 'config.device_plugin.allocate_with=cdi' \
+  'config.device_plugin.resources.example\.com/widget.allocate_with=both' \
   'podResources.interval=100ms' 'podResources.interval=1m30s' 'podResources.maxMessageSize=1GiB' \
   'config.collectors.interval=1.5s' 'config.collectors.nvml.xid_recovery=0' \
   'config.device_plugin.resources.example\.com/widget.pre_start_container=true'; do
