@@ -15,6 +15,7 @@
 #include "exporter/http_server.h"
 #include "exporter/metrics_renderer.h"
 #include "kubelet/poller.h"
+#include "kubelet/process_attribution.h"
 #include "prometheus/gauge.h"
 #include "prometheus/registry.h"
 
@@ -27,6 +28,7 @@ struct Agent::Parts {
   std::shared_ptr<prometheus::Registry> registry = std::make_shared<prometheus::Registry>();
   std::unique_ptr<PodResourcesPoller> poller;
   std::unique_ptr<CollectorRunner> collectors;
+  std::unique_ptr<ProcessAttributor> attribution;  // reads the collectors' store
   std::unique_ptr<DevicePluginManager> plugin;
   std::unique_ptr<MetricsRenderer> renderer;
   std::unique_ptr<HttpServer> http;
@@ -34,6 +36,7 @@ struct Agent::Parts {
   ~Parts() {
     http.reset();
     if (plugin) plugin->Stop();
+    if (attribution) attribution->Stop();
     if (collectors && !collectors->Stop()) KeepForever(std::move(collectors));
     if (poller) poller->Stop();
   }
@@ -96,6 +99,13 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Start(const AgentOptions& options)
          p.collectors->Start();
          return absl::OkStatus();
        }},
+      {"start process attribution",
+       [&]() -> absl::Status {
+         p.attribution = std::make_unique<ProcessAttributor>(
+             p.options.attribution, p.collectors->store(), *p.registry);
+         p.attribution->Start();
+         return absl::OkStatus();
+       }},
       {"start pod-resources poller",
        [&]() -> absl::Status {
          PollerOptions options = p.options.pod_resources;
@@ -112,7 +122,8 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Start(const AgentOptions& options)
          if (!dra.ok()) return dra.status();
          p.renderer = std::make_unique<MetricsRenderer>(
              &p.poller->store(), &p.collectors->store(),
-             std::vector<std::shared_ptr<prometheus::Collectable>>{p.registry}, *std::move(dra));
+             std::vector<std::shared_ptr<prometheus::Collectable>>{p.registry}, *std::move(dra),
+             &p.attribution->store());
          HttpServerOptions options;
          options.listen_address = p.options.web.listen_address;
          options.health_listen_address = p.options.web.health_listen_address;

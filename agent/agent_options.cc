@@ -11,6 +11,7 @@ void DeclareOptions(OptionDeclarer& d, AgentOptions& o) {
   DeclareOptions(d, o.health);
   DeclareOptions(d, o.device_plugin);
   DeclareOptions(d, o.dra);
+  DeclareOptions(d, o.attribution);
 }
 
 }  // namespace devscope

@@ -12,6 +12,7 @@
 #include "exporter/dra_match.h"
 #include "exporter/web_options.h"
 #include "kubelet/poller.h"
+#include "kubelet/process_attribution.h"
 
 namespace devscope {
 
@@ -25,6 +26,8 @@ struct AgentOptions {
   // --[no-]device-plugin, --kubelet.device-plugins-dir, device_plugin.*
   PluginOptions device_plugin;
   DraOptions dra;  // dra.*
+  // --path.procfs, --container-runtime.*: per-process attribution
+  ProcessAttributionOptions attribution;
 };
 
 // The one function that declares every option of the agent, module by module.

@@ -219,6 +219,8 @@ int RunDemo(AgentOptions options) {
   options.roots.devfs = devfs.string();
   options.roots.sysfs = (root / "sys").string();  // no real hardware in the demo
   options.collector_runs.interval = absl::Seconds(1);
+  // The simulated devices report no processes: no container runtime to ask.
+  options.attribution.socket_path.clear();
   for (CollectorChoice& choice : options.collectors.choices()) {
     const bool devicedir = choice.spec->name() == "devicedir";
     choice.toggle = devicedir ? CollectorToggle::kOn : CollectorToggle::kOff;

@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "exporter/holder_usage.h"
 #include "exporter/join.h"
 #include "prometheus/text_serializer.h"
 
@@ -19,11 +20,13 @@ std::string SerializeFamilies(const std::vector<prometheus::MetricFamily>& famil
 MetricsRenderer::MetricsRenderer(const SnapshotStore<PodResourcesSnapshot>* pods,
                                  const SnapshotStore<DeviceSnapshot>* devices,
                                  std::vector<std::shared_ptr<prometheus::Collectable>> self_metrics,
-                                 std::shared_ptr<const DraMatcher> dra)
+                                 std::shared_ptr<const DraMatcher> dra,
+                                 const SnapshotStore<ProcessAttribution>* attribution)
     : pods_(pods),
       devices_(devices),
       self_metrics_(std::move(self_metrics)),
-      dra_(std::move(dra)) {}
+      dra_(std::move(dra)),
+      attribution_(attribution) {}
 
 void MetricsRenderer::LogUnmatchedClaimDevices(const NodeView& view) {
   for (const ClaimDevice* device : view.unmatched_claim_devices) {
@@ -38,13 +41,16 @@ void MetricsRenderer::LogUnmatchedClaimDevices(const NodeView& view) {
 }
 
 std::shared_ptr<const StableText> MetricsRenderer::RenderView(
-    std::shared_ptr<const PodResourcesSnapshot> pods,
-    std::shared_ptr<const DeviceSnapshot> devices) {
+    std::shared_ptr<const PodResourcesSnapshot> pods, std::shared_ptr<const DeviceSnapshot> devices,
+    std::shared_ptr<const ProcessAttribution> attribution) {
   // Rendering under the lock makes concurrent scrapes of a new snapshot wait for one render
   // instead of all rendering the same text.
   absl::MutexLock lock(&mu_);
   const bool have_text = current_ != nullptr;
-  if (have_text && cached_pods_ == pods && cached_devices_ == devices) return current_;
+  if (have_text && cached_pods_ == pods && cached_devices_ == devices &&
+      cached_attribution_ == attribution) {
+    return current_;
+  }
 
   StableTextBuilder out(current_);
 
@@ -57,6 +63,7 @@ std::shared_ptr<const StableText> MetricsRenderer::RenderView(
   device_section_.Render(view, out);
   RenderUnmatchedClaimDevices(*view, out);
   LogUnmatchedClaimDevices(*view);
+  RenderHolderUsage(*view, attribution.get(), out);
   if (have_text && cached_devices_ == devices) {
     out.CopyPieces(kSectionMask, SectionKey(ViewSection::kCollectors));
   } else {
@@ -66,13 +73,15 @@ std::shared_ptr<const StableText> MetricsRenderer::RenderView(
   current_ = out.Finish();
   cached_pods_ = std::move(pods);
   cached_devices_ = std::move(devices);
+  cached_attribution_ = std::move(attribution);
   return current_;
 }
 
 Exposition MetricsRenderer::RenderParts() {
   Exposition parts;
   parts.stable = RenderView(pods_ != nullptr ? pods_->Current() : nullptr,
-                            devices_ != nullptr ? devices_->Current() : nullptr);
+                            devices_ != nullptr ? devices_->Current() : nullptr,
+                            attribution_ != nullptr ? attribution_->Current() : nullptr);
   std::vector<prometheus::MetricFamily> self;
   for (const auto& collectable : self_metrics_) {
     auto families = collectable->Collect();

@@ -22,6 +22,7 @@
 #include "exporter/node_view.h"
 #include "exporter/view_sections.h"
 #include "kubelet/pod_resources.h"
+#include "kubelet/process_attribution.h"
 #include "prometheus/collectable.h"
 #include "prometheus/metric_family.h"
 
@@ -31,11 +32,13 @@ class MetricsRenderer {
  public:
   // Either store may be null (that side contributes nothing). `self_metrics` are serialised as
   // they are on every call; they must not share family names with the view.
-  // `dra`: the DRA alias rules the join uses (null: none).
+  // `dra`: the DRA alias rules the join uses (null: none). `attribution`: which container each
+  // process using a device runs in, for the devscope_device_holder_* series (null: none).
   MetricsRenderer(const SnapshotStore<PodResourcesSnapshot>* pods,
                   const SnapshotStore<DeviceSnapshot>* devices,
                   std::vector<std::shared_ptr<prometheus::Collectable>> self_metrics,
-                  std::shared_ptr<const DraMatcher> dra = nullptr);
+                  std::shared_ptr<const DraMatcher> dra = nullptr,
+                  const SnapshotStore<ProcessAttribution>* attribution = nullptr);
 
   // The exposition text in its two parts: the cached view as `stable`, the exporter's own
   // metrics as `fresh`. Thread-safe; concurrent scrapes share the view.
@@ -45,18 +48,22 @@ class MetricsRenderer {
 
  private:
   void LogUnmatchedClaimDevices(const NodeView& view) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  std::shared_ptr<const StableText> RenderView(std::shared_ptr<const PodResourcesSnapshot> pods,
-                                               std::shared_ptr<const DeviceSnapshot> devices);
+  std::shared_ptr<const StableText> RenderView(
+      std::shared_ptr<const PodResourcesSnapshot> pods,
+      std::shared_ptr<const DeviceSnapshot> devices,
+      std::shared_ptr<const ProcessAttribution> attribution);
 
   const SnapshotStore<PodResourcesSnapshot>* pods_;
   const SnapshotStore<DeviceSnapshot>* devices_;
   const std::vector<std::shared_ptr<prometheus::Collectable>> self_metrics_;
   const std::shared_ptr<const DraMatcher> dra_;
+  const SnapshotStore<ProcessAttribution>* attribution_;
 
   absl::Mutex mu_;
   // The snapshots the current text was rendered from; compared by identity.
   std::shared_ptr<const PodResourcesSnapshot> cached_pods_ ABSL_GUARDED_BY(mu_);
   std::shared_ptr<const DeviceSnapshot> cached_devices_ ABSL_GUARDED_BY(mu_);
+  std::shared_ptr<const ProcessAttribution> cached_attribution_ ABSL_GUARDED_BY(mu_);
   std::shared_ptr<const StableText> current_ ABSL_GUARDED_BY(mu_);
   PodResourcesSection pod_section_ ABSL_GUARDED_BY(mu_);
   DeviceSection device_section_ ABSL_GUARDED_BY(mu_);

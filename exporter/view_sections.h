@@ -36,7 +36,8 @@ enum class ViewSection : uint64_t {
   kPodResources = 1,
   kDevices = 2,
   kCollectors = 3,
-  kUnmatchedClaimDevices = 4
+  kUnmatchedClaimDevices = 4,
+  kHolderUsage = 5
 };
 constexpr uint64_t kSectionMask = uint64_t{0xff} << 56;
 constexpr uint64_t kBlockMask = (uint64_t{1} << 28) - 1;
