@@ -84,6 +84,8 @@ cat >"$tmp/default.want" <<'ARGS'
 --pod-resources.max-message-size=64MiB
 --path.sysfs=/host/sys
 --path.devfs=/host/dev
+--container-runtime.socket
+
 --device-plugin
 --no-device-plugin.cdi
 --config.file=/etc/devscope/config.yaml
@@ -121,6 +123,7 @@ expect "namespace" "$(yq -r .metadata.namespace "$tmp/default.yaml" | sort -u)" 
 check_flags() {
   local name=$1
   while read -r a; do
+    [[ -z $a ]] && continue  # a flag's value given as its own argument (an empty one)
     flag=${a%%=*}
     grep -qF -- "\`$flag\`" "$interface" && continue
     [[ $flag =~ ^--(no-)?collector\.(nvml|drm|netdev)$ ]] && continue
@@ -148,6 +151,10 @@ cat >"$tmp/custom.want" <<'ARGS'
 --no-collector.nvml
 --collector.drm
 --collector.devicedir.path=/run/devscope/devices
+--path.procfs=/host/proc
+--container-runtime.socket=/host/cri/crio.sock
+--container-runtime.interval=30s
+--container-runtime.timeout=500ms
 --no-device-plugin
 --config.file=/etc/devscope/config.yaml
 --log.level=debug
@@ -158,7 +165,13 @@ ARGS
 diff -u "$tmp/custom.want" "$tmp/custom.args" >"$tmp/args.diff" || fail "custom args differ: $(cat "$tmp/args.diff")"
 check_flags custom
 expect "hostPath volumes (custom)" "$(q custom DaemonSet '.spec.template.spec.volumes[] | select(.hostPath) | .name' | tr '\n' ' ')" \
-  "pod-resources sys dev devicedir "
+  "pod-resources sys dev devicedir proc cri "
+expect "process attribution mounts (custom)" "$(q custom DaemonSet '.spec.template.spec.volumes[] | select(.name == "proc" or .name == "cri") | "\(.hostPath.path):\(.hostPath.type)"' | tr '\n' ' ')" \
+  "/proc:Directory /var/run/crio:Directory "
+expect "process attribution mounts read-only (custom)" "$(q custom DaemonSet '.spec.template.spec.containers[0].volumeMounts[] | select(.name == "proc" or .name == "cri") | "\(.mountPath):\(.readOnly)"' | tr '\n' ' ')" \
+  "/host/proc:true /host/cri:true "
+expect "hostPID (custom)" "$(q custom DaemonSet '.spec.template.spec.hostPID')" true
+expect "no hostPID (default)" "$(q default DaemonSet '.spec.template.spec.hostPID // false')" false
 expect "web config and TLS Secrets (custom)" "$(q custom DaemonSet '.spec.template.spec.volumes[] | select(.secret) | "\(.name)=\(.secret.secretName)"' | tr '\n' ' ')" \
   "web-config=devscope-web web-tls=devscope-tls "
 expect "web config and TLS mounts (custom)" "$(q custom DaemonSet '.spec.template.spec.containers[0].volumeMounts[] | select(.name | startswith("web-")) | "\(.mountPath):\(.readOnly)"' | tr '\n' ' ')" \
@@ -301,7 +314,10 @@ for bad in 'bogus=1' 'web.port=0' 'collectors.nvml=maybe' 'log.level=loud' 'kube
   'serviceMonitor.enabled=true,podMonitor.enabled=true' \
   'podLabels.app\.kubernetes\.io/name=other' 'podLabels.app\.kubernetes\.io/instance=other' \
   'image.digest=latest' 'namespaceOverride=Not_A_Namespace' 'updateStrategy.type=Recreate' \
-  'config.dra.aliases.gpu\.example\.com.device_pattern=gpu-(.+)'; do
+  'config.dra.aliases.gpu\.example\.com.device_pattern=gpu-(.+)' \
+  'processAttribution.interval=500ms' 'processAttribution.timeout=5ms' 'processAttribution.criSocketDir=run' \
+  'processAttribution.criSocketName=a/b.sock' 'hostPID=yes' \
+  'config.dra.aliases.dra\.net.device_pattern=' 'config.dra.aliases.dra\.net.colour=red'; do
   if "$helm" template rel "$chart" --set "$bad" >/dev/null 2>"$tmp/bad.err"; then
     fail "values schema accepted --set $bad"
   elif ! grep -q "schema" "$tmp/bad.err"; then
@@ -313,7 +329,9 @@ for good in 'serviceMonitor.interval=1d' 'serviceMonitor.interval=1h30m' 'config
   'config.device_plugin.resources.example\.com/widget.allocate_with=both' \
   'podResources.interval=100ms' 'podResources.interval=1m30s' 'podResources.maxMessageSize=1GiB' \
   'config.collectors.interval=1.5s' 'config.collectors.nvml.xid_recovery=0' \
-  'config.device_plugin.resources.example\.com/widget.pre_start_container=true'; do
+  'config.device_plugin.resources.example\.com/widget.pre_start_container=true' \
+  'processAttribution.interval=1500ms' 'processAttribution.timeout=10ms' \
+  'config.dra.aliases.dra\.net.device_pattern=nic-(.+),config.dra.aliases.dra\.net.id=\\1'; do
   "$helm" template rel "$chart" --set "$good" >/dev/null 2>"$tmp/good.err" ||
     fail "values schema refused --set $good: $(head -n3 "$tmp/good.err")"
 done
