@@ -1,5 +1,6 @@
 #include "kubelet/process_attribution.h"
 
+#include <algorithm>
 #include <utility>
 #include <vector>
 
@@ -95,6 +96,7 @@ void ProcessAttributor::Run() {
       devices_changed_ = false;
     }
     if (clock_.Now() >= next_list) {
+      unlisted_.clear();
       ListContainers();
       next_list = clock_.Now() + options_.interval;
     }
@@ -134,6 +136,30 @@ bool ProcessAttributor::ListContainers() {
   return true;
 }
 
+void ProcessAttributor::ResolveUnknown(const std::vector<std::pair<uint32_t, std::string>>& unknown,
+                                       ProcessAttribution& out) {
+  // A container that started since the last list: list again, at most once a second, and not
+  // for one that a list made after it was seen lacked too (a container of another runtime).
+  const bool new_unknown = std::any_of(unknown.begin(), unknown.end(), [this](const auto& u) {
+    return !unlisted_.contains(u.second);
+  });
+  if (new_unknown && clock_.Now() - listed_ >= kUnknownContainerRelist && ListContainers()) {
+    for (const auto& [pid, id] : unknown) {
+      if (auto known = by_id_.find(id); known != by_id_.end()) {
+        out.containers[pid] = known->second;
+      } else {
+        unlisted_.insert(id);
+      }
+    }
+  }
+  for (const auto& [pid, id] : unknown) {
+    if (out.containers.contains(pid)) continue;
+    warn_.Warn(absl::StrCat(pid), absl::StrCat("pid=", pid, " container=", id,
+                                               " is not a container the runtime lists: its share "
+                                               "of the device is unattributed"));
+  }
+}
+
 void ProcessAttributor::Attribute(std::shared_ptr<const DeviceSnapshot> devices) {
   auto out = std::make_shared<ProcessAttribution>();
   out->devices = devices;
@@ -164,20 +190,7 @@ void ProcessAttributor::Attribute(std::shared_ptr<const DeviceSnapshot> devices)
         }
       }
     }
-    // A container that started since the last list: list again (not more than once a second).
-    if (!unknown.empty() && clock_.Now() - listed_ >= kUnknownContainerRelist && ListContainers()) {
-      for (const auto& [pid, id] : unknown) {
-        if (auto known = by_id_.find(id); known != by_id_.end()) {
-          out->containers[pid] = known->second;
-        }
-      }
-    }
-    for (const auto& [pid, id] : unknown) {
-      if (out->containers.contains(pid)) continue;
-      warn_.Warn(absl::StrCat(pid), absl::StrCat("pid=", pid, " container=", id,
-                                                 " is not a container the runtime lists: its "
-                                                 "share of the device is unattributed"));
-    }
+    ResolveUnknown(unknown, *out);
   }
   out->up = up_;
   warn_.ForgetAbsent();

@@ -19,9 +19,12 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "collectors/collector.h"
@@ -88,6 +91,10 @@ class ProcessAttributor {
   bool ListContainers();
   // Reads the cgroups of `devices`' processes and publishes.
   void Attribute(std::shared_ptr<const DeviceSnapshot> devices);
+  // Processes (PID, container ID) whose container the last list lacked: lists again when it may,
+  // logs those that stay unattributed.
+  void ResolveUnknown(const std::vector<std::pair<uint32_t, std::string>>& unknown,
+                      ProcessAttribution& out);
 
   const ProcessAttributionOptions options_;
   const SnapshotStore<DeviceSnapshot>& devices_;
@@ -106,6 +113,9 @@ class ProcessAttributor {
   bool reported_down_ = false;  // the runtime's failure is logged, until it answers again
   absl::flat_hash_map<std::string, ContainerName> by_id_;  // the last list, by container ID
   absl::Time listed_ = absl::InfinitePast();
+  // Container IDs that a list made after they were first seen still lacked: they prompt no other
+  // list until the next regular one.
+  absl::flat_hash_set<std::string> unlisted_;
   WarnOnce warn_{"attribution: "};
 };
 

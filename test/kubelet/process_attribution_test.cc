@@ -115,6 +115,16 @@ TEST_F(ProcessAttributionTest, AContainerThatStartedSinceTheLastListIsListedAgai
   ASSERT_TRUE(attribution->containers.contains(200));
   EXPECT_EQ(attribution->containers.at(200), (ContainerName{"ml", "new", "main"}));
   EXPECT_EQ((*runtime)->CallCount(), 2);
+  // A container the runtime never lists (another runtime's) prompts one list, not one a second.
+  Process(300, Id('c'));
+  clock.Advance(absl::Seconds(1));
+  Publish({200, 300});
+  EXPECT_FALSE(Attributed()->containers.contains(300));
+  EXPECT_EQ((*runtime)->CallCount(), 3);
+  clock.Advance(absl::Seconds(1));
+  Publish({200, 300});
+  EXPECT_TRUE(Attributed()->containers.contains(200));
+  EXPECT_EQ((*runtime)->CallCount(), 3);
 }
 
 TEST_F(ProcessAttributionTest, AnAbsentRuntimeTurnsAttributionOff) {
