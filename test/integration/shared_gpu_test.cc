@@ -67,10 +67,10 @@ TEST(SharedGpuTest, EachPodSeesItsOwnShareAndTheSharesSumToTheGpu) {
   std::filesystem::create_directories(dir + "/sys");
   WriteFile(dir + "/scenario",
             absl::StrCat("gpu ", kGpu, " 00000000:3B:00.0 NVIDIA A100-SXM4-40GB\n",
-                         "set 0 minor 0\nset 0 util_gpu 90\nset 0 mem_total ", 16ULL << 30,
-                         "\nset 0 mem_used ", 10ULL << 30, "\nset 0 mem_free ", 6ULL << 30,
-                         "\nset 0 process_utilization 1\n", "process 0 compute 1001 ", 2ULL << 30,
-                         "\n", "process 0 compute 1002 ", 3ULL << 30, "\n",
+                         "set 0 minor 0\nset 0 util_gpu 90\nset 0 util_memory 20\nset 0 mem_total ",
+                         16ULL << 30, "\nset 0 mem_used ", 10ULL << 30, "\nset 0 mem_free ",
+                         6ULL << 30, "\nset 0 process_utilization 1\n", "process 0 compute 1001 ",
+                         2ULL << 30, "\n", "process 0 compute 1002 ", 3ULL << 30, "\n",
                          "process 0 compute 1003 ", 1ULL << 30, "\n", "process 0 graphics 1004 ",
                          512ULL << 20, "\n", "sample 0 1001 40 10 0 0\nsample 0 1002 30 5 0 0\n"));
   WriteFile(dir + "/config.yaml",
@@ -119,6 +119,10 @@ TEST(SharedGpuTest, EachPodSeesItsOwnShareAndTheSharesSumToTheGpu) {
   EXPECT_NEAR(Share(body, sm, "trainer-a"), 0.4, 1e-9);
   EXPECT_NEAR(Share(body, sm, "trainer-b"), 0.3, 1e-9);
   EXPECT_NEAR(Share(body, sm, ""), 0.2, 1e-9);
+  const std::string copy = "devscope_device_holder_memory_copy_utilization_ratio";
+  EXPECT_NEAR(Share(body, copy, "trainer-a"), 0.1, 1e-9);
+  EXPECT_NEAR(Share(body, copy, "trainer-b"), 0.05, 1e-9);
+  EXPECT_NEAR(Share(body, copy, ""), 0.05, 1e-9);
   const std::string processes = "devscope_device_holder_processes";
   EXPECT_EQ(Share(body, processes, "trainer-a"), 1);
   EXPECT_EQ(Share(body, processes, ""), 2);
@@ -139,7 +143,9 @@ TEST(SharedGpuTest, EachPodSeesItsOwnShareAndTheSharesSumToTheGpu) {
     const auto up = FindSamples(b, "devscope_process_attribution_up");
     return !up.empty() && up[0].value == 0;
   });
-  EXPECT_THAT(body, ::testing::Not(HasSubstr("devscope_device_holder_")));
+  for (const auto& family : {memory, sm, copy, processes}) {
+    EXPECT_TRUE(FindSamples(body, family).empty()) << family;
+  }
   EXPECT_FALSE(FindSamples(body, "devscope_device_utilization_ratio", {{"device", kGpu}}).empty());
   EXPECT_EQ(PromtoolCheck(body), "");
 
