@@ -250,7 +250,7 @@ TEST_F(DevicedirFaultsTest, LogLinesEscapeAndBoundWhatTheyQuote) {
       std::string quoted(line.substr(at + key.size()));
       if (format == "json") quoted.pop_back();  // the closing }
       const std::string msg = nlohmann::json::parse(quoted).get<std::string>();
-      EXPECT_THAT(msg, HasSubstr("resource \"bad\\xff\\xfe\\x01name\""));
+      EXPECT_THAT(msg, HasSubstr("resource name \"bad\\xff\\xfe\\x01name\""));
       found = true;
     }
     EXPECT_TRUE(found) << log;
