@@ -123,7 +123,7 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Start(const AgentOptions& options)
          p.renderer = std::make_unique<MetricsRenderer>(
              &p.poller->store(), &p.collectors->store(),
              std::vector<std::shared_ptr<prometheus::Collectable>>{p.registry}, *std::move(dra),
-             &p.attribution->store());
+             &p.attribution->store(), p.options.metrics);
          HttpServerOptions options;
          options.listen_address = p.options.web.listen_address;
          options.health_listen_address = p.options.web.health_listen_address;

@@ -4,6 +4,7 @@ namespace devscope {
 
 void DeclareOptions(OptionDeclarer& d, AgentOptions& o) {
   DeclareOptions(d, o.web);
+  DeclareOptions(d, o.metrics);
   DeclareOptions(d, o.pod_resources);
   DeclareOptions(d, o.roots);
   DeclareOptions(d, o.collector_runs);

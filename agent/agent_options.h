@@ -10,6 +10,7 @@
 #include "common/options.h"
 #include "deviceplugin/plugin_options.h"
 #include "exporter/dra_match.h"
+#include "exporter/metrics_options.h"
 #include "exporter/web_options.h"
 #include "kubelet/poller.h"
 #include "kubelet/process_attribution.h"
@@ -18,6 +19,7 @@ namespace devscope {
 
 struct AgentOptions {
   WebOptions web;                 // --web.*
+  MetricsOptions metrics;         // --[no-]metrics.holder-labels
   PollerOptions pod_resources;    // --kubelet.pod-resources-socket, --pod-resources.*
   NodeRoots roots;                // --path.*
   RunnerOptions collector_runs;   // collectors.interval, collectors.stale_after

@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "collectors/devicedir.h"
 #include "collectors/drm.h"
+#include "collectors/metric_allow_list.h"
 #include "collectors/netdev.h"
 #include "collectors/nvml.h"
 #include "common/log.h"
@@ -85,6 +86,12 @@ void DeclareOptions(OptionDeclarer& d, CollectorSelection& o) {
     OptionDeclarer own =
         d.Under(absl::StrCat("collector.", name, "."), absl::StrCat("collectors.", name));
     choice.spec->Declare(own, choice.options);
+    own.FlagAndKey("metrics", "metrics", TextValue(choice.metrics),
+                   absl::StrCat("Keep only these of the ", name,
+                                " collector's telemetry metrics (comma-separated devscope_device_ "
+                                "names); empty: all. Device identity and health stay"))
+        .Group("Collectors")
+        .Check([&choice] { return ParseMetricAllowList(choice.metrics).status(); });
   }
 }
 
@@ -110,6 +117,11 @@ std::vector<std::unique_ptr<Collector>> MakeEnabledCollectors(const CollectorSel
     if (choice.toggle == CollectorToggle::kOff) continue;
     absl::StatusOr<std::unique_ptr<Collector>> made = choice.spec->Make(choice.options, roots);
     if (made.ok()) {
+      // Checked when the options were read (DeclareOptions); an unparsable list keeps everything.
+      absl::StatusOr<std::vector<std::string>> allowed = ParseMetricAllowList(choice.metrics);
+      if (allowed.ok() && !allowed->empty()) {
+        *made = std::make_unique<AllowListedCollector>(*std::move(made), *allowed);
+      }
       collectors.push_back(std::move(*made));
       continue;
     }

@@ -92,6 +92,9 @@ struct CollectorChoice {
   const CollectorSpec* spec = nullptr;
   CollectorToggle toggle = CollectorToggle::kAuto;
   std::any options;  // the spec's Options
+  // --collector.NAME.metrics, collectors.NAME.metrics: the telemetry metrics to keep,
+  // comma-separated (collectors/metric_allow_list.h); empty: all.
+  std::string metrics;
 };
 
 // The settings of every collector of a registry: its toggle and its own options.

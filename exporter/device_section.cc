@@ -99,10 +99,11 @@ bool SameIdentity(const JoinedDevice& a, const JoinedDevice& b) {
 }
 
 // Whether the series with holder labels (health and telemetry) of the two are the same, given the
-// same telemetry families.
-bool SameSeries(const JoinedDevice& a, const JoinedDevice& b) {
+// same telemetry families; holders count when `holder_labels`.
+bool SameSeries(const JoinedDevice& a, const JoinedDevice& b, bool holder_labels) {
   if (a.resource != b.resource || a.report->info.id != b.report->info.id ||
-      a.holders != b.holders || a.report->health.healthy != b.report->health.healthy) {
+      (holder_labels && a.holders != b.holders) ||
+      a.report->health.healthy != b.report->health.healthy) {
     return false;
   }
   const std::vector<Sample>& x = a.report->samples;
@@ -170,8 +171,9 @@ void DeviceSection::MarkDirtyBlocks(const NodeView& view, bool same_families) {
     const size_t block = i / kBlock;
     if (!identity_dirty_[block] && !SameIdentity(now, before)) identity_dirty_[block] = true;
     if (!series_dirty_[block] &&
-        (same_source ? now.resource != before.resource || now.holders != before.holders
-                     : !SameSeries(now, before))) {
+        (same_source ? now.resource != before.resource ||
+                           (holder_labels_ && now.holders != before.holders)
+                     : !SameSeries(now, before, holder_labels_))) {
       series_dirty_[block] = true;
     }
   }
@@ -206,9 +208,13 @@ void DeviceSection::MakeLabelSets(const NodeView& view) {
       label_ranges_.emplace_back(static_cast<uint32_t>(start),
                                  static_cast<uint32_t>(labels_.size() - start));
     };
-    // One set of series per holder, or one without holder labels for a free device.
-    if (device.holders.empty()) add(nullptr);
-    for (const Holder& holder : device.holders) add(&holder);
+    // One set of series per holder, or one without holder labels for a free device (and for
+    // every device when holder labels are off).
+    if (device.holders.empty() || !holder_labels_) {
+      add(nullptr);
+    } else {
+      for (const Holder& holder : device.holders) add(&holder);
+    }
     label_sets_[i].count = static_cast<uint32_t>(label_ranges_.size()) - label_sets_[i].first;
   }
 }

@@ -21,12 +21,15 @@ MetricsRenderer::MetricsRenderer(const SnapshotStore<PodResourcesSnapshot>* pods
                                  const SnapshotStore<DeviceSnapshot>* devices,
                                  std::vector<std::shared_ptr<prometheus::Collectable>> self_metrics,
                                  std::shared_ptr<const DraMatcher> dra,
-                                 const SnapshotStore<ProcessAttribution>* attribution)
+                                 const SnapshotStore<ProcessAttribution>* attribution,
+                                 const MetricsOptions& options)
     : pods_(pods),
       devices_(devices),
       self_metrics_(std::move(self_metrics)),
       dra_(std::move(dra)),
-      attribution_(attribution) {}
+      attribution_(attribution),
+      holder_usage_(options.holder_labels),
+      device_section_(options.holder_labels) {}
 
 void MetricsRenderer::LogUnmatchedClaimDevices(const NodeView& view) {
   for (const ClaimDevice* device : view.unmatched_claim_devices) {
@@ -63,7 +66,8 @@ std::shared_ptr<const StableText> MetricsRenderer::RenderView(
   device_section_.Render(view, out);
   RenderUnmatchedClaimDevices(*view, out);
   LogUnmatchedClaimDevices(*view);
-  RenderHolderUsage(*view, attribution.get(), out);
+  // The per-holder split is holder labels by nature: off with them (--no-metrics.holder-labels).
+  if (holder_usage_) RenderHolderUsage(*view, attribution.get(), out);
   if (have_text && cached_devices_ == devices) {
     out.CopyPieces(kSectionMask, SectionKey(ViewSection::kCollectors));
   } else {

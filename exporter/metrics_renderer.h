@@ -19,6 +19,7 @@
 #include "common/warn_once.h"
 #include "exporter/dra_match.h"
 #include "exporter/exposition.h"
+#include "exporter/metrics_options.h"
 #include "exporter/node_view.h"
 #include "exporter/view_sections.h"
 #include "kubelet/pod_resources.h"
@@ -38,7 +39,8 @@ class MetricsRenderer {
                   const SnapshotStore<DeviceSnapshot>* devices,
                   std::vector<std::shared_ptr<prometheus::Collectable>> self_metrics,
                   std::shared_ptr<const DraMatcher> dra = nullptr,
-                  const SnapshotStore<ProcessAttribution>* attribution = nullptr);
+                  const SnapshotStore<ProcessAttribution>* attribution = nullptr,
+                  const MetricsOptions& options = {});
 
   // The exposition text in its two parts: the cached view as `stable`, the exporter's own
   // metrics as `fresh`. Thread-safe; concurrent scrapes share the view.
@@ -58,6 +60,7 @@ class MetricsRenderer {
   const std::vector<std::shared_ptr<prometheus::Collectable>> self_metrics_;
   const std::shared_ptr<const DraMatcher> dra_;
   const SnapshotStore<ProcessAttribution>* attribution_;
+  const bool holder_usage_;  // devscope_device_holder_* rendered (holder labels on)
 
   absl::Mutex mu_;
   // The snapshots the current text was rendered from; compared by identity.
@@ -66,7 +69,7 @@ class MetricsRenderer {
   std::shared_ptr<const ProcessAttribution> cached_attribution_ ABSL_GUARDED_BY(mu_);
   std::shared_ptr<const StableText> current_ ABSL_GUARDED_BY(mu_);
   PodResourcesSection pod_section_ ABSL_GUARDED_BY(mu_);
-  DeviceSection device_section_ ABSL_GUARDED_BY(mu_);
+  DeviceSection device_section_ ABSL_GUARDED_BY(mu_);  // made with the options
   // Each DRA device that matches no tracked device is logged once while it lasts.
   WarnOnce unmatched_warn_ ABSL_GUARDED_BY(mu_){"join: "};
 };

@@ -83,6 +83,10 @@ class DeviceSection {
   // pieces still compress well.
   static constexpr size_t kBlock = 64;
 
+  // `holder_labels` false: every device's series without holder labels, held or not
+  // (--no-metrics.holder-labels).
+  explicit DeviceSection(bool holder_labels = true) : holder_labels_(holder_labels) {}
+
   void Render(std::shared_ptr<const NodeView> view, StableTextBuilder& out);
 
  private:
@@ -103,6 +107,7 @@ class DeviceSection {
   void MakeLabelSets(const NodeView& view);
   void RenderBlock(const NodeView& view, size_t family, size_t block, ExpositionWriter& writer);
 
+  const bool holder_labels_;
   std::shared_ptr<const NodeView> last_view_;
   std::vector<Family> families_;  // telemetry families, views into the view's device snapshot
   std::vector<Family> last_families_;

@@ -1,5 +1,7 @@
 #include "kubelet/convert.h"
 
+#include <algorithm>
+#include <tuple>
 #include <utility>
 
 namespace devscope {
@@ -91,6 +93,44 @@ AllocatableResources ConvertAllocatable(const v1::AllocatableResourcesResponse& 
   out.cpus.assign(response.cpu_ids().begin(), response.cpu_ids().end());
   out.memory = ConvertMemoryList(response.memory());
   return out;
+}
+
+void SortListReply(v1::ListPodResourcesResponse& reply) {
+  auto* pods = reply.mutable_pod_resources();
+  std::sort(pods->pointer_begin(), pods->pointer_end(),
+            [](const v1::PodResources* a, const v1::PodResources* b) {
+              return std::tie(a->namespace_(), a->name()) < std::tie(b->namespace_(), b->name());
+            });
+  for (v1::PodResources& pod : *pods) {
+    for (v1::ContainerResources& container : *pod.mutable_containers()) {
+      auto* devices = container.mutable_devices();
+      for (v1::ContainerDevices& d : *devices) {
+        std::sort(d.mutable_device_ids()->begin(), d.mutable_device_ids()->end());
+        if (!d.has_topology()) continue;  // absent is not empty (no topology reported)
+        auto* nodes = d.mutable_topology()->mutable_nodes();
+        std::sort(nodes->pointer_begin(), nodes->pointer_end(),
+                  [](const v1::NUMANode* a, const v1::NUMANode* b) { return a->id() < b->id(); });
+      }
+      // The kubelet writes one entry per device (and NUMA node): order by all of it.
+      std::sort(devices->pointer_begin(), devices->pointer_end(),
+                [](const v1::ContainerDevices* a, const v1::ContainerDevices* b) {
+                  if (a->resource_name() != b->resource_name()) {
+                    return a->resource_name() < b->resource_name();
+                  }
+                  const auto& x = a->device_ids();
+                  const auto& y = b->device_ids();
+                  if (!std::equal(x.begin(), x.end(), y.begin(), y.end())) {
+                    return std::lexicographical_compare(x.begin(), x.end(), y.begin(), y.end());
+                  }
+                  const auto node_less = [](const v1::NUMANode& x, const v1::NUMANode& y) {
+                    return x.id() < y.id();
+                  };
+                  return std::lexicographical_compare(
+                      a->topology().nodes().begin(), a->topology().nodes().end(),
+                      b->topology().nodes().begin(), b->topology().nodes().end(), node_less);
+                });
+    }
+  }
 }
 
 }  // namespace devscope

@@ -194,6 +194,7 @@ absl::Duration PodResourcesPoller::PollOnce() {
   // Most polls return what the last one did. Keeping the published snapshot then keeps the
   // renderer's cached text valid, so a scrape after an unchanged poll costs a copy, not a render.
   // The comparison serialises into a buffer kept between polls: no allocation once it is grown.
+  SortListReply(list);
   list.SerializeToString(&reply_);
   if (store_.Version() == 0 || reply_ != last_reply_ ||
       published_allocatable_ != allocatable_generation_) {

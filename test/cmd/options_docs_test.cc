@@ -106,6 +106,9 @@ TEST(OptionsDocsTest, SchemaHasEveryKeyAndRefusesOthers) {
   EXPECT_FALSE(devicedir["properties"].contains("path"));
   EXPECT_EQ(devicedir["properties"]["owner"]["type"], "string");
   EXPECT_EQ(devicedir["properties"]["mount_prefixes"]["items"]["type"], "string");
+  // Every collector has its metric allow-list.
+  EXPECT_EQ(devicedir["properties"]["metrics"]["type"], "string");
+  EXPECT_EQ(nvml["properties"]["metrics"]["type"], "string");
 }
 
 // The maintainer's command is reachable from the real binary (the chart's tests use it).

@@ -164,5 +164,36 @@ TEST(HolderUsageTest, RenderedWithTheRestOnlyWhileAttributionIsOn) {
   EXPECT_THAT(text, Not(HasSubstr("devscope_device_holder_")));
 }
 
+// The knobs that cut series (docs/scale.md) reach the split: holder labels off, no
+// devscope_device_holder_* at all; a device metric a collector's allow-list drops takes its
+// split with it.
+TEST(HolderUsageTest, CardinalityKnobsApplyToTheSplit) {
+  SnapshotStore<PodResourcesSnapshot> pods;
+  SnapshotStore<DeviceSnapshot> devices;
+  SnapshotStore<ProcessAttribution> attribution;
+  pods.Publish(Sharers());
+  auto gpu = Gpu({Process(10, 1ULL << 30, 0.5), Process(20, 1ULL << 30, 0.1)});
+  devices.Publish(gpu);
+  attribution.Publish(std::make_shared<ProcessAttribution>(Attribution()));
+  MetricsRenderer without(&pods, &devices, {}, nullptr, &attribution,
+                          MetricsOptions{.holder_labels = false});
+  std::string text = *without.Render();
+  EXPECT_EQ(PromtoolCheck(text), "") << text;
+  EXPECT_THAT(text, HasSubstr("devscope_device_utilization_ratio{"));
+  EXPECT_THAT(text, Not(HasSubstr("devscope_device_holder_")));
+
+  // What --collector.nvml.metrics=devscope_device_memory_used_bytes leaves of the snapshot.
+  auto listed = std::make_shared<DeviceSnapshot>(*gpu);
+  std::vector<Sample>& samples = listed->collectors[0].devices[0].samples;
+  std::erase_if(samples,
+                [](const Sample& s) { return s.name == "devscope_device_utilization_ratio"; });
+  devices.Publish(listed);
+  MetricsRenderer with(&pods, &devices, {}, nullptr, &attribution);
+  text = *with.Render();
+  EXPECT_EQ(PromtoolCheck(text), "") << text;
+  EXPECT_THAT(text, HasSubstr("devscope_device_holder_memory_used_bytes{"));
+  EXPECT_THAT(text, Not(HasSubstr("devscope_device_holder_utilization_ratio")));
+}
+
 }  // namespace
 }  // namespace devscope

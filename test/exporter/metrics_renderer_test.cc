@@ -214,6 +214,24 @@ TEST_F(MetricsRendererTest, SamplesWithNamesPrometheusRefusesAreDropped) {
   EXPECT_THAT(text, HasSubstr("model=\"bad \xEF\xBF\xBD model \\\"quoted\\\"\""));
 }
 
+TEST_F(MetricsRendererTest, WithoutHolderLabelsEachDeviceHasOneSetOfSeries) {
+  SnapshotStore<PodResourcesSnapshot> pods;
+  SnapshotStore<DeviceSnapshot> devices;
+  pods.Publish(TwoPods());
+  devices.Publish(Widgets());
+  MetricsRenderer renderer(&pods, &devices, {}, nullptr, nullptr,
+                           MetricsOptions{.holder_labels = false});
+  const std::string text = *renderer.Render();
+  EXPECT_EQ(PromtoolCheck(text), "") << text;
+  // widget-2 is held by two containers: one series, no holder labels.
+  EXPECT_THAT(text, HasSubstr(R"(devscope_device_temperature_celsius{resource="example.com/widget",device="widget-2"} 42)"));
+  EXPECT_THAT(text, HasSubstr(R"(devscope_device_healthy{resource="example.com/widget",device="widget-0"} 1)"));
+  EXPECT_THAT(text, Not(HasSubstr(R"(devscope_device_temperature_celsius{resource="example.com/widget",device="widget-2",namespace)")));
+  EXPECT_THAT(text, Not(HasSubstr(R"(devscope_device_healthy{resource="example.com/widget",device="widget-0",namespace)")));
+  // Who holds what is still said once, by the pod-resources view.
+  EXPECT_THAT(text, HasSubstr(R"(devscope_container_device_info{namespace="video",pod="transcoder",container="b",resource="example.com/widget",device="widget-2",numa_node=""} 1)"));
+}
+
 // A node big enough for several blocks of devices: `devices` devices with four samples each, the
 // first `held` held by one pod each.
 std::shared_ptr<DeviceSnapshot> ManyDevices(int devices, double temperature = 50) {

@@ -3,6 +3,7 @@
 // scrape passes promtool. Also `devscope demo` end to end.
 #include <sys/stat.h>
 
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <map>
@@ -186,6 +187,74 @@ TEST(DeviceViewTest, DraClaimDevicesCarryTheirHoldersAndClaims) {
   }
   EXPECT_EQ(logged, 1u) << log;
   EXPECT_THAT(log, ::testing::HasSubstr("device=gpu-7"));
+  RemoveTree(dir);
+}
+
+// The knobs that cut series (docs/scale.md) through the real binary: holder labels off, and a
+// metric allow-list for the devicedir collector, from flags and from the config file.
+TEST(DeviceViewTest, CardinalityKnobsFromFlagsAndConfigFile) {
+  const std::string dir = MakeTempDir();
+  const std::string devices = dir + "/devices";
+  for (const char* id : {"dev-0", "dev-1"}) {
+    const std::string d = absl::StrCat(devices, "/", id);
+    std::filesystem::create_directories(d);
+    WriteFile(d + "/resource", "example.com/dev\n");
+    WriteFile(d + "/metrics.prom",
+              "devscope_device_temperature_celsius 40\ndevscope_device_power_watts 100\n"
+              "devscope_device_utilization_ratio 0.5\n");
+  }
+  auto standin = PodResourcesStandin::Start(dir + "/kubelet.sock");
+  ASSERT_TRUE(standin.ok()) << standin.status();
+  // dev-0 shared by two containers.
+  (*standin)->SetPods({MakePod("ml", "trainer",
+                               {MakeContainer("a", {MakeDevices("example.com/dev", {"dev-0"})}),
+                                MakeContainer("b", {MakeDevices("example.com/dev", {"dev-0"})})})});
+  WriteFile(dir + "/config.yaml",
+            "collectors:\n  devicedir:\n    metrics: devscope_device_power_watts, "
+            "devscope_device_utilization_ratio\n");
+  const std::vector<std::string> common = {
+      "--kubelet.pod-resources-socket=" + dir + "/kubelet.sock",
+      "--web.listen-address=127.0.0.1:0", "--no-device-plugin",
+      "--collector.devicedir.path=" + devices, DevicedirOwnerFlag(), "--no-collector.nvml", "--no-collector.drm",
+      "--no-collector.netdev", "--path.devfs=" + dir};
+  const auto held = [](const std::string& body) {
+    return body.find("pod=\"trainer\"") != std::string::npos &&
+           body.find("devscope_device_power_watts") != std::string::npos;
+  };
+
+  std::vector<std::string> flags = common;
+  flags.push_back("--no-metrics.holder-labels");
+  flags.push_back("--collector.devicedir.metrics=devscope_device_power_watts");
+  auto process = DevscopeProcess::Start(flags);
+  ASSERT_TRUE(process.ok()) << process.status();
+  std::string body = ScrapeUntil(**process, held, absl::Seconds(20));
+  EXPECT_EQ(PromtoolCheck(body), "");
+  EXPECT_EQ(FindSamples(body, "devscope_device_power_watts", {{"device", "dev-0"}}).size(), 1u);
+  EXPECT_TRUE(FindSamples(body, "devscope_device_power_watts", {{"pod", "trainer"}}).empty());
+  EXPECT_TRUE(FindSamples(body, "devscope_device_temperature_celsius").empty());
+  EXPECT_TRUE(FindSamples(body, "devscope_device_utilization_ratio").empty());
+  EXPECT_EQ(FindSamples(body, "devscope_device_info").size(), 2u);
+  EXPECT_EQ(FindSamples(body, "devscope_container_device_info", {{"device", "dev-0"}}).size(), 2u);
+  (*process)->Stop();
+
+  // The file's list, holder labels on (the default): a series per holder.
+  flags = common;
+  flags.push_back("--config.file=" + dir + "/config.yaml");
+  process = DevscopeProcess::Start(flags);
+  ASSERT_TRUE(process.ok()) << process.status();
+  body = ScrapeUntil(**process, held, absl::Seconds(20));
+  EXPECT_EQ(FindSamples(body, "devscope_device_power_watts", {{"device", "dev-0"}}).size(), 2u);
+  EXPECT_EQ(FindSamples(body, "devscope_device_utilization_ratio", {{"device", "dev-1"}}).size(),
+            1u);
+  EXPECT_TRUE(FindSamples(body, "devscope_device_temperature_celsius").empty());
+  (*process)->Stop();
+
+  // A name that is not a device metric is a bad command line: exit 2, one line.
+  const RunResult bad = RunDevscope({"--collector.devicedir.path=" + devices,
+                                     "--collector.devicedir.metrics=node_load1"});
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_THAT(bad.stderr_text, ::testing::HasSubstr("--collector.devicedir.metrics"));
+  (*standin)->Stop();
   RemoveTree(dir);
 }
 

@@ -3,6 +3,7 @@
 // poller_decisions_test.cc.
 #include "kubelet/poller.h"
 
+#include <algorithm>
 #include <functional>
 #include <map>
 #include <memory>
@@ -104,7 +105,8 @@ TEST_F(PollerTest, SnapshotCarriesEveryField) {
   ASSERT_EQ(snapshot->pods.size(), 3u);
   EXPECT_NE(snapshot->list_time, absl::InfinitePast());
 
-  const PodResources& trainer = snapshot->pods[0];
+  // In namespace and name order (the kubelet's is a map's): batch/pinned, ml/trainer, web/shared.
+  const PodResources& trainer = snapshot->pods[1];
   EXPECT_EQ(trainer.ns, "ml");
   EXPECT_EQ(trainer.name, "trainer");
   ASSERT_EQ(trainer.containers.size(), 2u);
@@ -112,11 +114,12 @@ TEST_F(PollerTest, SnapshotCarriesEveryField) {
   EXPECT_TRUE(trainer.containers[0].devices[0].numa_nodes.empty());
   const ContainerResources& main = trainer.containers[1];
   ASSERT_EQ(main.devices.size(), 2u);
-  EXPECT_EQ(main.devices[0].resource, "nvidia.com/gpu");
-  EXPECT_THAT(main.devices[0].device_ids, ElementsAre("GPU-aaa", "GPU-bbb"));
-  EXPECT_THAT(main.devices[0].numa_nodes, ElementsAre(0));
-  EXPECT_EQ(main.devices[1].resource, "example.com/widget");
-  EXPECT_TRUE(main.devices[1].numa_nodes.empty());
+  // A container's devices by resource name.
+  EXPECT_EQ(main.devices[1].resource, "nvidia.com/gpu");
+  EXPECT_THAT(main.devices[1].device_ids, ElementsAre("GPU-aaa", "GPU-bbb"));
+  EXPECT_THAT(main.devices[1].numa_nodes, ElementsAre(0));
+  EXPECT_EQ(main.devices[0].resource, "example.com/widget");
+  EXPECT_TRUE(main.devices[0].numa_nodes.empty());
   EXPECT_THAT(main.exclusive_cpus, ElementsAre(2, 3, 4, 5, 10));
   ASSERT_EQ(main.memory.size(), 2u);
   EXPECT_EQ(main.memory[1].memory_type, "hugepages-1Gi");
@@ -132,11 +135,11 @@ TEST_F(PollerTest, SnapshotCarriesEveryField) {
   EXPECT_THAT(claim.share_id, Optional(std::string("4fd2a9c0-share")));
   EXPECT_THAT(claim.cdi_devices, ElementsAre("example.com/gpu=gpu3"));
 
-  const PodResources& shared = snapshot->pods[1];
+  const PodResources& shared = snapshot->pods[2];
   ASSERT_EQ(shared.containers.size(), 2u);
   EXPECT_EQ(shared.containers[0].devices[0].device_ids, shared.containers[1].devices[0].device_ids);
 
-  const PodResources& pinned = snapshot->pods[2];
+  const PodResources& pinned = snapshot->pods[0];
   EXPECT_THAT(pinned.pod_cpus, ElementsAre(7, 6));
   ASSERT_EQ(pinned.pod_memory.size(), 1u);
   EXPECT_EQ(pinned.pod_memory[0].size_bytes, 4096u);
@@ -159,6 +162,39 @@ TEST_F(PollerTest, SnapshotCarriesEveryField) {
                         {{"method", "List"}})
                 .value_or(0),
             1);
+}
+
+// The kubelet lists pods and devices in Go map order, new on every call: the same pods in another
+// order are the same picture, and publish no new snapshot (which would cost every scrape a render).
+TEST_F(PollerTest, TheSamePodsInAnotherOrderPublishNothingNew) {
+  StartStandin();
+  std::vector<v1::PodResources> pods = MakeFleet(20, 2, 3);
+  *pods[0].mutable_containers(0)->add_devices() = MakeDevices("example.com/other", {"o-2", "o-1"});
+  standin_->SetPods(pods);
+  StartPoller();
+  ASSERT_TRUE(WaitForPod("pod-19"));
+  const uint64_t version = poller_->store().Version();
+  const auto before = Current();
+  // Reversed pods, each container's devices and device IDs reversed too.
+  std::reverse(pods.begin(), pods.end());
+  for (v1::PodResources& pod : pods) {
+    for (v1::ContainerResources& c : *pod.mutable_containers()) {
+      std::reverse(c.mutable_devices()->begin(), c.mutable_devices()->end());
+      for (v1::ContainerDevices& d : *c.mutable_devices()) {
+        std::reverse(d.mutable_device_ids()->begin(), d.mutable_device_ids()->end());
+      }
+    }
+  }
+  const double lists = Requests("List", "OK");
+  standin_->SetPods(pods);
+  ASSERT_TRUE(WaitFor([&] { return Requests("List", "OK") >= lists + 3; }));
+  EXPECT_EQ(poller_->store().Version(), version);
+  EXPECT_EQ(Current(), before);
+  // A real change still publishes.
+  pods.pop_back();
+  standin_->SetPods(pods);
+  ASSERT_TRUE(WaitFor([&] { return Current()->pods.size() == 19u; }));
+  EXPECT_GT(poller_->store().Version(), version);
 }
 
 TEST_F(PollerTest, PodsAppearAndVanish) {
