@@ -1,14 +1,14 @@
 // The fleet on one machine (docs/scale.md): N devscope instances (default 50) on loopback, all
-// polling one kubelet stand-in, each with a devicedir of its own (16 to 64 devices, overlapping
-// ID ranges so that some are held by the stand-in's pods and some are free), scraped every 15 s by
-// one real Prometheus (Debian's prometheus package). After a warm-up it measures, over a window
-// (default 5 minutes): Prometheus' CPU (from /proc) and resident memory, the samples it appends
-// per second and per target, its head series, the scrape durations, and the fleet's own CPU and
-// memory. Optional arguments: INSTANCES MINUTES [DEVSCOPE FLAG...] (flags added to every
-// instance, e.g. --no-metrics.holder-labels, to measure a knob).
+// polling one kubelet stand-in, each with a devicedir of its own (16 to 64 devices, ID ranges
+// that overlap the stand-in's pods so that some devices are held, some shared by four containers,
+// some free), scraped every 15 s by one real Prometheus (Debian's prometheus package) that also
+// evaluates dashboards/recording.rules.yaml. After a one-minute warm-up it measures, over a window
+// (default 2 minutes): Prometheus' CPU (from /proc) and resident memory, the samples it appends per
+// second and per target, its head series, the scrape durations, the fleet's own CPU and memory, and
+// the series one instance serves at each device count. Arguments: [INSTANCES [MINUTES [FLAG...]]]
+// (flags added to every instance, e.g. --no-metrics.holder-labels, to measure a knob).
 #include <unistd.h>
 
-#include <algorithm>
 #include <cctype>
 #include <cstdio>
 #include <filesystem>
@@ -18,8 +18,12 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "bench/peers.h"
 #include "demo/standin_pod_resources.h"
@@ -29,12 +33,16 @@ namespace devscope {
 namespace {
 
 constexpr char kResource[] = "example.com/dev";
-constexpr int kPods = 100, kContainers = 4;  // one device each: dev-0 .. dev-399 held
+// Pods 0..79: four containers holding a device each (dev-0 .. dev-319). Pods 80..99: four
+// containers sharing one time-sliced device (dev-320 .. dev-339), four holders each.
+constexpr int kPods = 100, kContainers = 4, kExclusivePods = 80;
 
 // Devices of instance k: 16, 32, 48 or 64 of them, IDs from dev-(8k) on.
 int DeviceCount(int k) { return 16 * (1 + k % 4); }
 
 void WriteDevicedir(const std::string& path, int k) {
+  std::filesystem::create_directories(path);
+  std::filesystem::permissions(path, std::filesystem::perms(0755));
   for (int j = 0; j < DeviceCount(k); ++j) {
     const int id = 8 * k + j;
     const std::string dir = absl::StrCat(path, "/dev-", id);
@@ -53,13 +61,13 @@ void WriteDevicedir(const std::string& path, int k) {
 
 std::vector<v1::PodResources> Pods() {
   std::vector<v1::PodResources> pods;
-  int next = 0;
   for (int p = 0; p < kPods; ++p) {
     std::vector<v1::ContainerResources> containers;
-    for (int c = 0; c < kContainers; ++c, ++next) {
-      containers.push_back(
-          MakeContainer(absl::StrCat("c", c),
-                        {MakeDevices(kResource, {absl::StrCat("dev-", next)}, {next % 4})}));
+    for (int c = 0; c < kContainers; ++c) {
+      const int id = p < kExclusivePods ? kContainers * p + c
+                                        : kContainers * kExclusivePods + (p - kExclusivePods);
+      containers.push_back(MakeContainer(
+          absl::StrCat("c", c), {MakeDevices(kResource, {absl::StrCat("dev-", id)}, {id % 4})}));
     }
     pods.push_back(MakePod("bulk", absl::StrCat("pod-", p), std::move(containers)));
   }
@@ -90,109 +98,201 @@ double Query(int port, const std::string& promql) {
   return v;
 }
 
-int Main(int instances, int minutes, const std::vector<std::string>& extra_flags) {
-  const std::string dir = MakeTempDir();
-  auto standin = PodResourcesStandin::Start(dir + "/kubelet.sock");
-  if (!standin.ok()) {
-    std::cerr << standin.status() << "\n";
-    return 1;
-  }
-  (*standin)->SetRateLimit(0, 0);  // the kubelet's is 100 per second: fine for one node, not 50
-  (*standin)->SetPods(Pods());
+std::string LoadAverage() {
+  std::string line;
+  std::getline(std::ifstream("/proc/loadavg"), line);
+  return line;
+}
 
-  std::vector<std::unique_ptr<DevscopeProcess>> fleet;
-  std::string targets;
-  for (int k = 0; k < instances; ++k) {
-    const std::string devices = absl::StrCat(dir, "/devices-", k);
+// A sample without labels from Prometheus' own /metrics (it does not scrape itself here: its
+// samples would count as the fleet's); -1 when absent.
+double OwnMetric(int port, absl::string_view name) {
+  const HttpResponse r = HttpGetLocal(port, "/metrics");
+  for (absl::string_view line : absl::StrSplit(r.body, '\n')) {
+    if (!absl::ConsumePrefix(&line, name) || !absl::ConsumePrefix(&line, " ")) continue;
+    double v = -1;
+    return absl::SimpleAtod(line, &v) ? v : -1;
+  }
+  return -1;
+}
+
+// Samples Prometheus appended so far (2.42 counts floats and histograms apart).
+double Appended(int port) {
+  const double floats =
+      OwnMetric(port, "prometheus_tsdb_head_samples_appended_total{type=\"float\"}");
+  return floats >= 0 ? floats : OwnMetric(port, "prometheus_tsdb_head_samples_appended_total");
+}
+
+struct Fleet {
+  std::string dir;
+  std::unique_ptr<PodResourcesStandin> standin;
+  std::vector<std::unique_ptr<DevscopeProcess>> instances;
+};
+
+absl::StatusOr<Fleet> StartFleet(int count, const std::vector<std::string>& extra_flags) {
+  Fleet fleet;
+  fleet.dir = MakeTempDir();
+  auto standin = PodResourcesStandin::Start(fleet.dir + "/kubelet.sock");
+  if (!standin.ok()) return standin.status();
+  fleet.standin = *std::move(standin);
+  fleet.standin->SetRateLimit(0, 0);  // the kubelet's is 100 per second: fine for one node, not 50
+  fleet.standin->SetPods(Pods());
+  for (int k = 0; k < count; ++k) {
+    const std::string devices = absl::StrCat(fleet.dir, "/devices-", k);
     WriteDevicedir(devices, k);
-    std::vector<std::string> args = {"--kubelet.pod-resources-socket=" + dir + "/kubelet.sock",
-                                     "--web.listen-address=127.0.0.1:0",
-                                     "--no-device-plugin",
-                                     "--collector.devicedir.path=" + devices,
-                                     "--no-collector.nvml",
-                                     "--no-collector.drm",
-                                     "--no-collector.netdev",
-                                     "--path.devfs=" + dir};
+    std::vector<std::string> args = {
+        "--kubelet.pod-resources-socket=" + fleet.dir + "/kubelet.sock",
+        "--web.listen-address=127.0.0.1:0",
+        "--no-device-plugin",
+        "--collector.devicedir.path=" + devices,
+        DevicedirOwnerFlag(),
+        "--no-collector.nvml",
+        "--no-collector.drm",
+        "--no-collector.netdev",
+        "--path.devfs=" + fleet.dir};
     args.insert(args.end(), extra_flags.begin(), extra_flags.end());
     auto process = DevscopeProcess::Start(args);
-    if (!process.ok()) {
-      std::cerr << "instance " << k << ": " << process.status() << "\n";
-      return 1;
-    }
-    absl::StrAppend(&targets, targets.empty() ? "" : ", ", "'127.0.0.1:", (*process)->port(), "'");
-    fleet.push_back(*std::move(process));
+    if (!process.ok()) return process.status();
+    fleet.instances.push_back(*std::move(process));
   }
+  return fleet;
+}
 
-  const int prometheus_port = FreeLocalPort();
-  std::ofstream(dir + "/prometheus.yml")
+// Prometheus scraping every instance every 15 s and evaluating the recording rules.
+absl::StatusOr<std::unique_ptr<ChildProcess>> StartPrometheus(const Fleet& fleet,
+                                                              const std::string& rules, int port) {
+  std::vector<std::string> targets;
+  for (const auto& p : fleet.instances)
+    targets.push_back(absl::StrCat("'127.0.0.1:", p->port(), "'"));
+  std::ofstream(fleet.dir + "/prometheus.yml")
       << "global:\n  scrape_interval: 15s\n  evaluation_interval: 15s\n"
+      << "rule_files: ['" << rules << "']\n"
       << "scrape_configs:\n  - job_name: devscope\n    static_configs:\n      - targets: ["
-      << targets << "]\n";
+      << absl::StrJoin(targets, ", ") << "]\n";
   auto prometheus = ChildProcess::Start(
-      {"/usr/bin/prometheus", "--config.file=" + dir + "/prometheus.yml",
-       "--storage.tsdb.path=" + dir + "/tsdb", "--storage.tsdb.retention.time=2h",
-       absl::StrCat("--web.listen-address=127.0.0.1:", prometheus_port)},
-      dir + "/prometheus.log");
-  if (!prometheus.ok() || !WaitForHttp(prometheus_port, "/-/ready")) {
-    std::cerr << "prometheus did not start; see " << dir << "/prometheus.log\n";
-    return 1;
+      {"/usr/bin/prometheus", "--config.file=" + fleet.dir + "/prometheus.yml",
+       "--storage.tsdb.path=" + fleet.dir + "/tsdb", "--storage.tsdb.retention.time=2h",
+       absl::StrCat("--web.listen-address=127.0.0.1:", port)},
+      fleet.dir + "/prometheus.log");
+  if (!prometheus.ok()) return prometheus.status();
+  if (!WaitForHttp(port, "/-/ready")) {
+    return absl::UnavailableError("prometheus did not start; see " + fleet.dir + "/prometheus.log");
   }
-  // Warm-up: every target scraped a few times, the head's series created.
-  absl::SleepFor(absl::Seconds(60));
+  return prometheus;
+}
 
-  const pid_t prometheus_pid = (*prometheus)->pid();
-  const double prometheus_cpu_before = CpuSeconds(prometheus_pid);
-  double fleet_cpu_before = 0;
-  for (const auto& p : fleet) fleet_cpu_before += CpuSeconds(p->pid());
-  const double appended_before =
-      Query(prometheus_port, "prometheus_tsdb_head_samples_appended_total");
+struct Figures {
+  double window_s = 0, up = 0, per_target = 0, head_series = 0, recorded = 0;
+  double appended_per_s = 0, prometheus_cpu = 0, prometheus_rss = 0, heap = 0;
+  double scrape_ms = 0, scrape_max_ms = 0, fleet_cpu = 0, fleet_rss = 0, standin_cpu = 0;
+};
+
+Figures Measure(const Fleet& fleet, pid_t prometheus, int port, int minutes) {
+  Figures f;
+  const double prometheus_before = CpuSeconds(prometheus);
+  const double own_before = CpuSeconds(getpid());
+  double fleet_before = 0;
+  for (const auto& p : fleet.instances) fleet_before += CpuSeconds(p->pid());
+  const double appended_before = Appended(port);
   const absl::Time start = absl::Now();
   absl::SleepFor(absl::Minutes(minutes));
-  const double window = absl::ToDoubleSeconds(absl::Now() - start);
-  const double appended =
-      Query(prometheus_port, "prometheus_tsdb_head_samples_appended_total") - appended_before;
-  const double prometheus_cpu = (CpuSeconds(prometheus_pid) - prometheus_cpu_before) / window;
-  double fleet_cpu = -fleet_cpu_before, fleet_rss = 0;
-  for (const auto& p : fleet) {
-    fleet_cpu += CpuSeconds(p->pid());
-    fleet_rss += MemoryMiB(p->pid(), "VmRSS");
+  f.window_s = absl::ToDoubleSeconds(absl::Now() - start);
+  f.appended_per_s = (Appended(port) - appended_before) / f.window_s;
+  f.prometheus_cpu = (CpuSeconds(prometheus) - prometheus_before) / f.window_s;
+  f.standin_cpu = (CpuSeconds(getpid()) - own_before) / f.window_s;
+  f.fleet_cpu = -fleet_before;
+  for (const auto& p : fleet.instances) {
+    f.fleet_cpu += CpuSeconds(p->pid());
+    f.fleet_rss += MemoryMiB(p->pid(), "VmRSS");
   }
-  fleet_cpu /= window;
+  f.fleet_cpu /= f.window_s;
+  f.prometheus_rss = MemoryMiB(prometheus, "VmRSS");
+  f.heap = OwnMetric(port, "go_memstats_heap_inuse_bytes") / (1 << 20);
+  f.head_series = OwnMetric(port, "prometheus_tsdb_head_series");
+  f.recorded = Query(port, "count({__name__=~\".+:.+:.+\"})");
+  f.per_target = Query(port, "avg(scrape_samples_scraped)");
+  f.scrape_ms = 1000 * Query(port, "avg(scrape_duration_seconds)");
+  f.scrape_max_ms = 1000 * Query(port, "max(scrape_duration_seconds)");
+  f.up = Query(port, "sum(up)");
+  return f;
+}
 
-  const double series = Query(prometheus_port, "prometheus_tsdb_head_series");
-  const double per_target = Query(prometheus_port, "avg(scrape_samples_scraped)");
-  const double scrape_ms = 1000 * Query(prometheus_port, "avg(scrape_duration_seconds)");
-  const double scrape_max_ms = 1000 * Query(prometheus_port, "max(scrape_duration_seconds)");
-  const double heap = Query(prometheus_port, "go_memstats_heap_inuse_bytes") / (1 << 20);
-  const double up = Query(prometheus_port, "sum(up)");
+// Samples and bytes one instance of each device count serves (instances 0..3: 16..64 devices,
+// each held by one container), and instance 38 (48 devices, 20 of them shared by four).
+void PrintSeriesBySize(const Fleet& fleet) {
+  std::printf("  series one instance serves (all %d pods x %d containers listed):\n", kPods,
+              kContainers);
+  for (size_t k : {0, 1, 2, 3, 38}) {
+    if (k >= fleet.instances.size()) continue;
+    const HttpResponse r = HttpGetLocal(fleet.instances[k]->port(), "/metrics");
+    size_t samples = 0, device_samples = 0;
+    for (absl::string_view line : absl::StrSplit(r.body, '\n')) {
+      if (line.empty() || line[0] == '#') continue;
+      ++samples;
+      if (absl::StartsWith(line, "devscope_device_")) ++device_samples;
+    }
+    std::printf(
+        "    instance %2zu, %2d devices%s: %zu samples (%zu devscope_device_*), %zu bytes\n", k,
+        DeviceCount(static_cast<int>(k)), k == 38 ? " (20 shared by 4)" : "", samples,
+        device_samples, r.body.size());
+  }
+}
+
+void Print(const Figures& f, int instances, int minutes, const std::vector<std::string>& flags) {
   std::printf(
       "fleet_probe: %d devscope instances, one stand-in (%d pods x %d containers), "
-      "Prometheus 2.42 scraping every 15 s; %d min window after 1 min warm-up\n",
-      instances, kPods, kContainers, minutes);
-  if (!extra_flags.empty()) {
-    std::string flags;
-    for (const std::string& f : extra_flags) absl::StrAppend(&flags, " ", f);
-    std::printf("  devscope flags added:%s\n", flags.c_str());
-  }
-  std::printf("  targets up                         %.0f of %d\n", up, instances);
-  std::printf("  series per target (avg scraped)    %.0f\n", per_target);
-  std::printf("  Prometheus head series             %.0f\n", series);
-  std::printf("  samples appended per second        %.1f (%.2f per target)\n", appended / window,
-              appended / window / instances);
+      "Prometheus scraping every 15 s; %d min window after 1 min warm-up; flags added: %s\n",
+      instances, kPods, kContainers, minutes,
+      flags.empty() ? "none" : absl::StrJoin(flags, " ").c_str());
+  std::printf("  targets up                         %.0f of %d\n", f.up, instances);
+  std::printf("  samples per target (avg scraped)   %.0f\n", f.per_target);
+  std::printf("  Prometheus head series             %.0f (%.0f recorded by the rules)\n",
+              f.head_series, f.recorded);
+  std::printf("  samples appended per second        %.1f (%.2f per target)\n", f.appended_per_s,
+              f.appended_per_s / instances);
   std::printf("  Prometheus CPU                     %.2f%% of a core (%.4f%% per target)\n",
-              100 * prometheus_cpu, 100 * prometheus_cpu / instances);
+              100 * f.prometheus_cpu, 100 * f.prometheus_cpu / instances);
   std::printf("  Prometheus resident memory         %.1f MiB (Go heap in use %.1f MiB)\n",
-              MemoryMiB(prometheus_pid, "VmRSS"), heap);
-  std::printf("  scrape duration                    %.2f ms average, %.2f ms max\n", scrape_ms,
-              scrape_max_ms);
+              f.prometheus_rss, f.heap);
+  std::printf("  scrape duration                    %.2f ms average, %.2f ms max\n", f.scrape_ms,
+              f.scrape_max_ms);
   std::printf("  devscope fleet CPU                 %.2f%% of a core (%.3f%% per instance)\n",
-              100 * fleet_cpu, 100 * fleet_cpu / instances);
-  std::printf("  devscope fleet resident memory     %.0f MiB (%.1f MiB per instance)\n", fleet_rss,
-              fleet_rss / instances);
+              100 * f.fleet_cpu, 100 * f.fleet_cpu / instances);
+  std::printf("  devscope fleet resident memory     %.0f MiB (%.1f MiB per instance)\n",
+              f.fleet_rss, f.fleet_rss / instances);
+  std::printf("  kubelet stand-in (this process)    %.2f%% of a core for %d Lists per second\n",
+              100 * f.standin_cpu, instances);
+  std::printf("  machine: %ld cores, load average at the end: %s\n", sysconf(_SC_NPROCESSORS_ONLN),
+              LoadAverage().c_str());
+}
+
+int Main(int instances, int minutes, const std::vector<std::string>& extra_flags) {
+  if (!std::filesystem::exists("dashboards/recording.rules.yaml")) {
+    std::cerr << "fleet_probe: run it from the repository's root (bench/fleet)\n";
+    return 2;
+  }
+  absl::StatusOr<Fleet> fleet = StartFleet(instances, extra_flags);
+  if (!fleet.ok()) {
+    std::cerr << "fleet_probe: " << fleet.status() << "\n";
+    return 1;
+  }
+  // Run from the repository's root (bench/fleet does): the rules are
+  // dashboards/recording.rules.yaml.
+  const std::string rules = std::filesystem::absolute("dashboards/recording.rules.yaml");
+  const int port = FreeLocalPort();
+  auto prometheus = StartPrometheus(*fleet, rules, port);
+  if (!prometheus.ok()) {
+    std::cerr << "fleet_probe: " << prometheus.status() << "\n";
+    return 1;
+  }
+  absl::SleepFor(absl::Seconds(60));  // every target scraped four times, the head's series made
+  const Figures figures = Measure(*fleet, (*prometheus)->pid(), port, minutes);
+  Print(figures, instances, minutes, extra_flags);
+  PrintSeriesBySize(*fleet);
   prometheus->reset();
-  for (auto& p : fleet) p->Stop();
-  (*standin)->Stop();
-  RemoveTree(dir);
+  for (auto& p : fleet->instances) p->Stop();
+  fleet->standin->Stop();
+  RemoveTree(fleet->dir);
   return 0;
 }
 
@@ -200,7 +300,7 @@ int Main(int instances, int minutes, const std::vector<std::string>& extra_flags
 }  // namespace devscope
 
 int main(int argc, char** argv) {
-  int instances = 50, minutes = 5;
+  int instances = 50, minutes = 2;
   if ((argc > 1 && !absl::SimpleAtoi(argv[1], &instances)) ||
       (argc > 2 && !absl::SimpleAtoi(argv[2], &minutes)) || instances < 1 || minutes < 1) {
     std::fprintf(stderr, "usage: fleet_probe [INSTANCES [MINUTES [DEVSCOPE FLAG...]]]\n");

@@ -17,6 +17,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -84,9 +85,9 @@ int ServeNode(const std::string& dir) {
   (*standin)->SetPods(BenchFleet(0));
   std::printf(
       "devscope --kubelet.pod-resources-socket=%s/kubelet.sock --web.listen-address=127.0.0.1:0 "
-      "--no-device-plugin --collector.devicedir.path=%s/devices --no-collector.nvml "
+      "--no-device-plugin --collector.devicedir.path=%s/devices %s --no-collector.nvml "
       "--no-collector.drm --no-collector.netdev --path.devfs=%s\n",
-      dir.c_str(), dir.c_str(), dir.c_str());
+      dir.c_str(), dir.c_str(), DevicedirOwnerFlag().c_str(), dir.c_str());
   std::fflush(stdout);
   sigset_t signals;
   sigemptyset(&signals);
@@ -113,11 +114,11 @@ int Churn(int minutes) {
   const std::vector<v1::PodResources> base = BenchFleet(0);
   std::vector<v1::PodResources> arrived = BenchFleet(0);
   (*standin)->SetPods(base);
-  auto process = DevscopeProcess::Start({"--kubelet.pod-resources-socket=" + dir + "/kubelet.sock",
-                                         "--web.listen-address=127.0.0.1:0", "--no-device-plugin",
-                                         "--collector.devicedir.path=" + devices,
-                                         "--no-collector.nvml", "--no-collector.drm",
-                                         "--no-collector.netdev", "--path.devfs=" + dir});
+  auto process = DevscopeProcess::Start(
+      {"--kubelet.pod-resources-socket=" + dir + "/kubelet.sock",
+       "--web.listen-address=127.0.0.1:0", "--no-device-plugin",
+       "--collector.devicedir.path=" + devices, DevicedirOwnerFlag(), "--no-collector.nvml",
+       "--no-collector.drm", "--no-collector.netdev", "--path.devfs=" + dir});
   if (!process.ok()) {
     std::cerr << process.status() << "\n";
     return 1;
@@ -157,114 +158,133 @@ int Churn(int minutes) {
   return 0;
 }
 
-int Main() {
-  const std::string dir = MakeTempDir();
-  const std::string devices = dir + "/devices";
-  WriteBenchDevicedir(devices);
-  auto standin = PodResourcesStandin::Start(dir + "/kubelet.sock");
-  if (!standin.ok()) {
-    std::cerr << standin.status() << "\n";
-    return 1;
-  }
-  (*standin)->SetRateLimit(0, 0);
-  const std::vector<v1::PodResources> base = BenchFleet(0), arrived = BenchFleet(1);
-  (*standin)->SetPods(base);
-  // Default intervals: List every second, collectors every 5 s.
-  auto process = DevscopeProcess::Start(
-      {"--kubelet.pod-resources-socket=" + dir + "/kubelet.sock",
-       "--web.listen-address=127.0.0.1:0", "--no-device-plugin",
-       "--collector.devicedir.path=" + devices, DevicedirOwnerFlag(), "--no-collector.nvml",
-       "--no-collector.drm", "--no-collector.netdev", "--path.devfs=" + dir});
-  if (!process.ok()) {
-    std::cerr << process.status() << "\n";
-    return 1;
-  }
-  DevscopeProcess& p = **process;
-  if (!WaitForHttp(p.port(), "/readyz")) {
-    std::cerr << "devscope never became ready\n";
-    return 1;
+// The node at the bench size: the stand-in listing BenchFleet(0), devscope at its default
+// intervals (List every second, collectors every 5 s) after its second collector pass, and the
+// two peers serving what devscope served then.
+struct Node {
+  std::string dir;
+  std::unique_ptr<PodResourcesStandin> standin;
+  std::unique_ptr<DevscopeProcess> devscope;
+  std::unique_ptr<NginxPeer> nginx;
+  std::unique_ptr<NodeExporterPeer> node_exporter;
+  std::string text, gzip, node_exporter_text;  // the first scrapes of devscope and node_exporter
+};
+
+absl::StatusOr<Node> StartNode() {
+  Node node;
+  node.dir = MakeTempDir();
+  WriteBenchDevicedir(node.dir + "/devices");
+  auto standin = PodResourcesStandin::Start(node.dir + "/kubelet.sock");
+  if (!standin.ok()) return standin.status();
+  node.standin = *std::move(standin);
+  node.standin->SetRateLimit(0, 0);
+  node.standin->SetPods(BenchFleet(0));
+  auto process =
+      DevscopeProcess::Start({"--kubelet.pod-resources-socket=" + node.dir + "/kubelet.sock",
+                              "--web.listen-address=127.0.0.1:0", "--no-device-plugin",
+                              "--collector.devicedir.path=" + node.dir + "/devices",
+                              DevicedirOwnerFlag(), "--no-collector.nvml", "--no-collector.drm",
+                              "--no-collector.netdev", "--path.devfs=" + node.dir});
+  if (!process.ok()) return process.status();
+  node.devscope = *std::move(process);
+  if (!WaitForHttp(node.devscope->port(), "/readyz")) {
+    return absl::UnavailableError("devscope never became ready");
   }
   absl::SleepFor(absl::Seconds(6));  // a collector pass after the first
-  std::string text, gzip;
-  TimedGet(p.port(), "/metrics", "", &text);
-  TimedGet(p.port(), "/metrics", kGzip, &gzip);
+  TimedGet(node.devscope->port(), "/metrics", "", &node.text);
+  TimedGet(node.devscope->port(), "/metrics", kGzip, &node.gzip);
+  auto nginx = NginxPeer::Start(node.dir);
+  if (!nginx.ok()) return nginx.status();
+  node.nginx = *std::move(nginx);
+  auto node_exporter = NodeExporterPeer::Start(node.dir);
+  if (!node_exporter.ok()) return node_exporter.status();
+  node.node_exporter = *std::move(node_exporter);
+  node.nginx->Serve(node.text, node.gzip);
+  node.node_exporter->Serve(node.text);
+  TimedGet(node.node_exporter->port(), "/metrics", "", &node.node_exporter_text);
+  return node;
+}
 
-  auto nginx = NginxPeer::Start(dir);
-  auto node_exporter = NodeExporterPeer::Start(dir);
-  if (!nginx.ok() || !node_exporter.ok()) {
-    std::cerr << (nginx.ok() ? node_exporter.status() : nginx.status()) << "\n";
-    return 1;
+// Columns in the order devscope, node_exporter, nginx.
+void MeasureCached(const Node& node, Column (&c)[3]) {
+  const int ports[3] = {node.devscope->port(), node.node_exporter->port(), node.nginx->port()};
+  for (int i = 0; i < 3; ++i) {
+    c[i].cached = CachedMedian(ports[i], "/metrics", "");
+    // nginx serves the gzip from its own file, sent with Content-Encoding: gzip.
+    c[i].cached_gzip = i == 2 ? CachedMedian(ports[i], "/metrics.gz", "")
+                              : CachedMedian(ports[i], "/metrics", kGzip);
   }
-  (*nginx)->Serve(text, gzip);
-  (*node_exporter)->Serve(text);
-  const int ne = (*node_exporter)->port(), ng = (*nginx)->port();
-  std::string node_exporter_text;
-  TimedGet(ne, "/metrics", "", &node_exporter_text);
+}
 
-  Column d, n, x;  // devscope, node_exporter, nginx
-  d.cached = CachedMedian(p.port(), "/metrics", "");
-  n.cached = CachedMedian(ne, "/metrics", "");
-  x.cached = CachedMedian(ng, "/metrics", "");
-  d.cached_gzip = CachedMedian(p.port(), "/metrics", kGzip);
-  n.cached_gzip = CachedMedian(ne, "/metrics", kGzip);
-  x.cached_gzip = CachedMedian(ng, "/metrics.gz", "");
-
-  // Fresh: a pod arrives or leaves, devscope's poller sees it (two Lists later), then one scrape
-  // of each; the peers' files are rewritten with devscope's new text first.
+// Fresh: a pod arrives or leaves, devscope's poller sees it (two Lists later), then one scrape of
+// each; the peers' files are rewritten with devscope's new text first.
+void MeasureFresh(Node& node, Column (&c)[3]) {
+  const std::vector<v1::PodResources> base = BenchFleet(0), arrived = BenchFleet(1);
+  const int ne = node.node_exporter->port(), ng = node.nginx->port();
   std::vector<double> fresh[3], fresh_gzip[3];
   for (int round = 0; round < 2 * kFreshScrapes; ++round) {
     const bool use_gzip = round >= kFreshScrapes;
-    (*standin)->SetPods(round % 2 == 0 ? arrived : base);
-    const int lists = (*standin)->CallCount("List");
-    while ((*standin)->CallCount("List") < lists + 2) absl::SleepFor(absl::Milliseconds(20));
+    std::vector<double>(&into)[3] = use_gzip ? fresh_gzip : fresh;
+    node.standin->SetPods(round % 2 == 0 ? arrived : base);
+    const int lists = node.standin->CallCount("List");
+    while (node.standin->CallCount("List") < lists + 2) absl::SleepFor(absl::Milliseconds(20));
     absl::SleepFor(absl::Milliseconds(100));
-    std::string body, plain;
-    (use_gzip ? fresh_gzip : fresh)[0].push_back(
-        TimedGet(p.port(), "/metrics", use_gzip ? kGzip : "", &body));
-    plain = use_gzip ? p.HttpGet("/metrics").body : body;
-    (*nginx)->Serve(plain, use_gzip ? body : gzip);
-    (use_gzip ? fresh_gzip : fresh)[2].push_back(
-        TimedGet(ng, use_gzip ? "/metrics.gz" : "/metrics", ""));
-    (*node_exporter)->Serve(plain);
-    (use_gzip ? fresh_gzip : fresh)[1].push_back(TimedGet(ne, "/metrics", use_gzip ? kGzip : ""));
+    std::string body;
+    into[0].push_back(TimedGet(node.devscope->port(), "/metrics", use_gzip ? kGzip : "", &body));
+    const std::string plain = use_gzip ? node.devscope->HttpGet("/metrics").body : body;
+    node.nginx->Serve(plain, use_gzip ? body : node.gzip);
+    into[2].push_back(TimedGet(ng, use_gzip ? "/metrics.gz" : "/metrics", ""));
+    node.node_exporter->Serve(plain);
+    into[1].push_back(TimedGet(ne, "/metrics", use_gzip ? kGzip : ""));
   }
-  d.fresh = Median(fresh[0]);
-  n.fresh = Median(fresh[1]);
-  x.fresh = Median(fresh[2]);
-  d.fresh_gzip = Median(fresh_gzip[0]);
-  n.fresh_gzip = Median(fresh_gzip[1]);
-  x.fresh_gzip = Median(fresh_gzip[2]);
+  for (int i = 0; i < 3; ++i) {
+    c[i].fresh = Median(fresh[i]);
+    c[i].fresh_gzip = Median(fresh_gzip[i]);
+  }
+}
 
-  // Idle: nobody scrapes. The probe's own CPU in the window is the stand-in answering Lists.
+struct Idle {
+  double window = 0;
+  int lists = 0;
+  double standin_ms_per_list = -1;
+};
+
+// Idle: nobody scrapes. The probe's own CPU in the window is the stand-in answering Lists.
+Idle MeasureIdle(const Node& node, Column (&c)[3]) {
   double idle_seconds = 60;
   if (const char* env = std::getenv("NODE_PROBE_IDLE_SECONDS")) {
     if (!absl::SimpleAtod(env, &idle_seconds)) idle_seconds = 60;
   }
-  const pid_t pids[3] = {p.pid(), (*node_exporter)->pid(), (*nginx)->pid()};
+  const pid_t pids[3] = {node.devscope->pid(), node.node_exporter->pid(), node.nginx->pid()};
   double cpu_before[3];
   for (int i = 0; i < 3; ++i) cpu_before[i] = CpuSeconds(pids[i]);
   const double standin_before = CpuSeconds(getpid());
-  const int lists_before = (*standin)->CallCount("List");
-  const absl::Time idle_start = absl::Now();
+  const int lists_before = node.standin->CallCount("List");
+  const absl::Time start = absl::Now();
   absl::SleepFor(absl::Seconds(idle_seconds));
-  const double window = absl::ToDoubleSeconds(absl::Now() - idle_start);
-  Column* columns[3] = {&d, &n, &x};
+  Idle idle;
+  idle.window = absl::ToDoubleSeconds(absl::Now() - start);
   for (int i = 0; i < 3; ++i) {
-    columns[i]->idle_cpu = 100 * (CpuSeconds(pids[i]) - cpu_before[i]) / window;
-    columns[i]->rss = MemoryMiB(pids[i], "VmRSS");
-    columns[i]->hwm = MemoryMiB(pids[i], "VmHWM");
-    columns[i]->rss_anon = MemoryMiB(pids[i], "RssAnon");
-    columns[i]->rss_file = MemoryMiB(pids[i], "RssFile");
+    c[i].idle_cpu = 100 * (CpuSeconds(pids[i]) - cpu_before[i]) / idle.window;
+    c[i].rss = MemoryMiB(pids[i], "VmRSS");
+    c[i].hwm = MemoryMiB(pids[i], "VmHWM");
+    c[i].rss_anon = MemoryMiB(pids[i], "RssAnon");
+    c[i].rss_file = MemoryMiB(pids[i], "RssFile");
   }
-  const int lists = (*standin)->CallCount("List") - lists_before;
-  const double standin_ms_per_list =
-      lists > 0 ? 1000 * (CpuSeconds(getpid()) - standin_before) / lists : -1;
+  idle.lists = node.standin->CallCount("List") - lists_before;
+  if (idle.lists > 0) {
+    idle.standin_ms_per_list = 1000 * (CpuSeconds(getpid()) - standin_before) / idle.lists;
+  }
+  return idle;
+}
 
-  const size_t series = ParseSamples(text).size();
+void PrintTable(const Node& node, const Column (&c)[3], const Idle& idle) {
+  const Column &d = c[0], &n = c[1], &x = c[2];
   std::printf("node_probe: %d pods x %d containers x %d devices, %d devicedir devices\n",
               kBenchPods, kBenchContainers, kBenchDevicesPerContainer, kBenchTrackedDevices);
   std::printf("  devscope serves %zu series, %zu bytes (%zu gzip); node_exporter %zu bytes\n",
-              series, text.size(), gzip.size(), node_exporter_text.size());
+              ParseSamples(node.text).size(), node.text.size(), node.gzip.size(),
+              node.node_exporter_text.size());
   std::printf("  %-34s %10s %14s %10s %10s\n", "figure (median)", "devscope", "node_exporter",
               "nginx", "devscope/nginx");
   PrintRow("cached scrape", d.cached, n.cached, x.cached, "ms");
@@ -276,12 +296,31 @@ int Main() {
   PrintRow("  of which anonymous", d.rss_anon, n.rss_anon, x.rss_anon, "MiB");
   PrintRow("  of which files (code, shared)", d.rss_file, n.rss_file, x.rss_file, "MiB");
   std::printf("  %-34s %10.3f %14.3f %10.3f %10s  %% of a core over %.0f s\n", "idle CPU",
-              d.idle_cpu, n.idle_cpu, x.idle_cpu, "", window);
-  std::printf("  kubelet stand-in: %d Lists in the idle window, %.3f ms CPU each\n", lists,
-              standin_ms_per_list);
-  p.Stop();
-  (*standin)->Stop();
-  RemoveTree(dir);
+              d.idle_cpu, n.idle_cpu, x.idle_cpu, "", idle.window);
+  std::printf("  kubelet stand-in: %d Lists in the idle window, %.3f ms CPU each\n", idle.lists,
+              idle.standin_ms_per_list);
+  std::string load;
+  std::getline(std::ifstream("/proc/loadavg"), load);
+  std::printf("  machine: %ld cores, load average %s (other work on it skews the times)\n",
+              sysconf(_SC_NPROCESSORS_ONLN), load.c_str());
+}
+
+int Main() {
+  absl::StatusOr<Node> node = StartNode();
+  if (!node.ok()) {
+    std::cerr << "node_probe: " << node.status() << "\n";
+    return 1;
+  }
+  Column columns[3];  // devscope, node_exporter, nginx
+  MeasureCached(*node, columns);
+  MeasureFresh(*node, columns);
+  const Idle idle = MeasureIdle(*node, columns);
+  PrintTable(*node, columns, idle);
+  node->nginx.reset();
+  node->node_exporter.reset();
+  node->devscope->Stop();
+  node->standin->Stop();
+  RemoveTree(node->dir);
   return 0;
 }
 
