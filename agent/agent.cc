@@ -33,6 +33,13 @@ struct Agent::Parts {
   std::unique_ptr<MetricsRenderer> renderer;
   std::unique_ptr<HttpServer> http;
 
+  // The start-up steps, in Agent::Start's order; each builds on the ones before it.
+  absl::Status StartCollectors();
+  absl::Status StartAttribution();
+  absl::Status StartPoller();
+  absl::Status StartHttpServer(const WebConfig& web_config);
+  absl::Status StartDevicePlugin();
+
   ~Parts() {
     http.reset();
     if (plugin) plugin->Stop();
@@ -90,74 +97,11 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Start(const AgentOptions& options)
          web_config = *std::move(loaded);
          return absl::OkStatus();
        }},
-      {"start collectors",
-       [&]() -> absl::Status {
-         const AgentOptions& o = p.options;
-         p.collectors =
-             std::make_unique<CollectorRunner>(MakeEnabledCollectors(o.collectors, o.roots),
-                                               o.collector_runs, HealthModel(o.health, o.roots));
-         p.collectors->Start();
-         return absl::OkStatus();
-       }},
-      {"start process attribution",
-       [&]() -> absl::Status {
-         p.attribution = std::make_unique<ProcessAttributor>(
-             p.options.attribution, p.collectors->store(), *p.registry);
-         p.attribution->Start();
-         return absl::OkStatus();
-       }},
-      {"start pod-resources poller",
-       [&]() -> absl::Status {
-         PollerOptions options = p.options.pod_resources;
-         // A device that appears, vanishes or changes health changes the kubelet's allocatable.
-         CollectorRunner* collectors = p.collectors.get();
-         options.last_device_change = [collectors] { return collectors->last_device_change(); };
-         p.poller = std::make_unique<PodResourcesPoller>(options, *p.registry);
-         p.poller->Start();
-         return absl::OkStatus();
-       }},
-      {"start HTTP server",
-       [&]() -> absl::Status {
-         auto dra = DraMatcher::Create(p.options.dra);
-         if (!dra.ok()) return dra.status();
-         p.renderer = std::make_unique<MetricsRenderer>(
-             &p.poller->store(), &p.collectors->store(),
-             std::vector<std::shared_ptr<prometheus::Collectable>>{p.registry}, *std::move(dra),
-             &p.attribution->store(), p.options.metrics);
-         HttpServerOptions options;
-         options.listen_address = p.options.web.listen_address;
-         options.health_listen_address = p.options.web.health_listen_address;
-         options.telemetry_path = p.options.web.telemetry_path;
-         options.web_config = web_config;
-         options.registry = p.registry.get();
-         MetricsRenderer* renderer = p.renderer.get();
-         options.render_metrics = [renderer] { return renderer->RenderParts(); };
-         PodResourcesPoller* poller = p.poller.get();
-         CollectorRunner* collectors = p.collectors.get();
-         options.ready = [poller, collectors] {
-           return poller->first_poll_done() && collectors->first_pass_done();
-         };
-         auto server = HttpServer::Start(std::move(options));
-         if (!server.ok()) return server.status();
-         p.http = *std::move(server);
-         Log().info("listening address={} url={}://{}{}", p.http->bound_address(), p.http->scheme(),
-                    p.http->bound_address(), p.options.web.telemetry_path);
-         if (!p.http->bound_health_address().empty()) {
-           Log().info("probes listening address={}", p.http->bound_health_address());
-         }
-         return absl::OkStatus();
-       }},
-      {"start device plugin",
-       [&]() -> absl::Status {
-         if (!p.options.device_plugin.enabled) return absl::OkStatus();
-         // The CDI specs give each node's type and numbers, seen through --path.devfs.
-         NodeNumbers numbers = [roots = p.options.roots](const std::string& host_path) {
-           return StatDeviceNode(roots.DevfsPath(host_path));
-         };
-         p.plugin = std::make_unique<DevicePluginManager>(
-             p.options.device_plugin, p.collectors->store(), *p.registry, std::move(numbers));
-         return p.plugin->Start();
-       }},
+      {"start collectors", [&] { return p.StartCollectors(); }},
+      {"start process attribution", [&] { return p.StartAttribution(); }},
+      {"start pod-resources poller", [&] { return p.StartPoller(); }},
+      {"start HTTP server", [&] { return p.StartHttpServer(web_config); }},
+      {"start device plugin", [&] { return p.StartDevicePlugin(); }},
   };
   for (const auto& [name, step] : steps) {
     const absl::Status status = step();
@@ -168,6 +112,73 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Start(const AgentOptions& options)
   }
   Log().info("started version={} revision={}", Version(), Revision());
   return std::unique_ptr<Agent>(new Agent(std::move(parts)));
+}
+
+absl::Status Agent::Parts::StartCollectors() {
+  collectors = std::make_unique<CollectorRunner>(
+      MakeEnabledCollectors(options.collectors, options.roots), options.collector_runs,
+      HealthModel(options.health, options.roots));
+  collectors->Start();
+  return absl::OkStatus();
+}
+
+absl::Status Agent::Parts::StartAttribution() {
+  attribution =
+      std::make_unique<ProcessAttributor>(options.attribution, collectors->store(), *registry);
+  attribution->Start();
+  return absl::OkStatus();
+}
+
+absl::Status Agent::Parts::StartPoller() {
+  PollerOptions poller_options = options.pod_resources;
+  // A device that appears, vanishes or changes health changes the kubelet's allocatable.
+  CollectorRunner* runner = collectors.get();
+  poller_options.last_device_change = [runner] { return runner->last_device_change(); };
+  poller = std::make_unique<PodResourcesPoller>(poller_options, *registry);
+  poller->Start();
+  return absl::OkStatus();
+}
+
+absl::Status Agent::Parts::StartHttpServer(const WebConfig& web_config) {
+  auto dra = DraMatcher::Create(options.dra);
+  if (!dra.ok()) return dra.status();
+  renderer = std::make_unique<MetricsRenderer>(
+      &poller->store(), &collectors->store(),
+      std::vector<std::shared_ptr<prometheus::Collectable>>{registry}, *std::move(dra),
+      &attribution->store(), options.metrics);
+  HttpServerOptions server_options;
+  server_options.listen_address = options.web.listen_address;
+  server_options.health_listen_address = options.web.health_listen_address;
+  server_options.telemetry_path = options.web.telemetry_path;
+  server_options.web_config = web_config;
+  server_options.registry = registry.get();
+  MetricsRenderer* metrics_renderer = renderer.get();
+  server_options.render_metrics = [metrics_renderer] { return metrics_renderer->RenderParts(); };
+  PodResourcesPoller* pods = poller.get();
+  CollectorRunner* runner = collectors.get();
+  server_options.ready = [pods, runner] {
+    return pods->first_poll_done() && runner->first_pass_done();
+  };
+  auto server = HttpServer::Start(std::move(server_options));
+  if (!server.ok()) return server.status();
+  http = *std::move(server);
+  Log().info("listening address={} url={}://{}{}", http->bound_address(), http->scheme(),
+             http->bound_address(), options.web.telemetry_path);
+  if (!http->bound_health_address().empty()) {
+    Log().info("probes listening address={}", http->bound_health_address());
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Agent::Parts::StartDevicePlugin() {
+  if (!options.device_plugin.enabled) return absl::OkStatus();
+  // The CDI specs give each node's type and numbers, seen through --path.devfs.
+  NodeNumbers numbers = [roots = options.roots](const std::string& host_path) {
+    return StatDeviceNode(roots.DevfsPath(host_path));
+  };
+  plugin = std::make_unique<DevicePluginManager>(options.device_plugin, collectors->store(),
+                                                 *registry, std::move(numbers));
+  return plugin->Start();
 }
 
 std::string Agent::metrics_url() const {

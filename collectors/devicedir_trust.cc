@@ -88,21 +88,9 @@ absl::StatusOr<CheckedDir> CheckedDir::OpenDir(const std::string& name) const {
 
 absl::StatusOr<std::string> CheckedDir::ReadFile(const std::string& name, size_t limit) const {
   const std::string path = absl::StrCat(path_, "/", name);
-  const UniqueFd fd(::openat(fd_.get(), name.c_str(), kSmallFileOpenFlags));
-  if (!fd.valid()) {
-    const int err = errno;
-    if (err == ENOENT) return absl::NotFoundError(absl::StrCat(path, ": absent"));
-    return absl::UnavailableError(absl::StrCat(path, ": ", std::strerror(err)));
-  }
-  struct stat st;
-  if (::fstat(fd.get(), &st) != 0) {
-    return absl::UnavailableError(absl::StrCat(path, ": ", std::strerror(errno)));
-  }
-  if (!S_ISREG(st.st_mode)) {
-    return absl::FailedPreconditionError(absl::StrCat(path, ": not a regular file"));
-  }
-  if (absl::Status trusted = CheckOwnerAndMode(st, owner_, path); !trusted.ok()) return trusted;
-  return ReadBoundedFromFd(fd.get(), path, limit);
+  return ReadSmallFileAt(fd_.get(), name, path, limit, [&](const struct stat& st) {
+    return CheckOwnerAndMode(st, owner_, path);
+  });
 }
 
 absl::StatusOr<std::vector<std::string>> CheckedDir::Names() const {

@@ -49,7 +49,14 @@ absl::StatusOr<std::string> ReadBoundedFromFd(int fd, const std::string& path, s
 }
 
 absl::StatusOr<std::string> ReadSmallFile(const std::string& path, size_t limit) {
-  const UniqueFd fd(::open(path.c_str(), kSmallFileOpenFlags));
+  return ReadSmallFileAt(AT_FDCWD, path, path, limit,
+                         [](const struct stat&) { return absl::OkStatus(); });
+}
+
+absl::StatusOr<std::string> ReadSmallFileAt(
+    int dir_fd, const std::string& name, const std::string& path, size_t limit,
+    absl::FunctionRef<absl::Status(const struct stat&)> check) {
+  const UniqueFd fd(::openat(dir_fd, name.c_str(), kSmallFileOpenFlags));
   if (!fd.valid()) {
     const int err = errno;
     if (err == ENOENT || err == ENOTDIR) return absl::NotFoundError(absl::StrCat(path, ": absent"));
@@ -62,6 +69,7 @@ absl::StatusOr<std::string> ReadSmallFile(const std::string& path, size_t limit)
   if (!S_ISREG(st.st_mode)) {
     return absl::FailedPreconditionError(absl::StrCat(path, ": not a regular file"));
   }
+  if (absl::Status checked = check(st); !checked.ok()) return checked;
   return ReadBoundedFromFd(fd.get(), path, limit);
 }
 

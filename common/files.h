@@ -4,12 +4,15 @@
 #define DEVSCOPE_COMMON_FILES_H_
 
 #include <fcntl.h>
+#include <sys/stat.h>
 
 #include <cstddef>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 
@@ -20,6 +23,13 @@ namespace devscope {
 // when it is not a regular file. It is opened without blocking, so a FIFO or a device node put
 // where a file is expected cannot hang the reader.
 absl::StatusOr<std::string> ReadSmallFile(const std::string& path, size_t limit = 64 * 1024);
+
+// ReadSmallFile of `name` in the directory open as `dir_fd` (AT_FDCWD: `name` is a path), named
+// `path` in errors. `check` vets the open file's stat once it is known to be a regular file, before
+// anything is read; what it returns is the answer when not OK.
+absl::StatusOr<std::string> ReadSmallFileAt(
+    int dir_fd, const std::string& name, const std::string& path, size_t limit,
+    absl::FunctionRef<absl::Status(const struct stat&)> check);
 
 // The flags every small-file read opens with: read-only, close-on-exec, no controlling terminal,
 // and non-blocking (open(2) of a FIFO without a writer would wait for one).

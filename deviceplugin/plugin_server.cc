@@ -12,11 +12,11 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "common/guard.h"
 #include "common/log.h"
+#include "deviceplugin/allocate_answer.h"
 #include "deviceplugin/preferred_allocation.h"
 #include "deviceplugin/v1beta1/api.grpc.pb.h"
 #include "grpcpp/security/server_credentials.h"
@@ -24,46 +24,7 @@
 #include "pluginregistration/v1/api.grpc.pb.h"
 
 namespace devscope {
-
-// ---------------------------------------------------------------------------------------------
-// ResourceDevices
-
-std::shared_ptr<const ResourceDevices> ResourceDevices::Build(std::vector<PluginDevice> devices) {
-  auto built = std::make_shared<ResourceDevices>();
-  std::stable_sort(
-      devices.begin(), devices.end(),
-      [](const PluginDevice& a, const PluginDevice& b) { return NaturalLess(a.id, b.id); });
-  for (PluginDevice& device : devices) {
-    if (built->index.contains(device.id)) continue;
-    built->index.emplace(device.id, built->devices.size());
-    v1beta1::Device* out = built->response.add_devices();
-    out->set_id(device.id);
-    out->set_health(device.healthy ? "Healthy" : "Unhealthy");
-    if (device.numa_node.has_value()) {
-      out->mutable_topology()->add_nodes()->set_id(*device.numa_node);
-    }
-    built->devices.push_back(std::move(device));
-  }
-  return built;
-}
-
-const PluginDevice* ResourceDevices::Find(const std::string& id) const {
-  auto it = index.find(id);
-  return it == index.end() ? nullptr : &devices[it->second];
-}
-
 namespace {
-
-bool SameAdvertisement(const ResourceDevices* a, const ResourceDevices* b) {
-  if (a == nullptr || b == nullptr) return a == b;
-  if (a->devices.size() != b->devices.size()) return false;
-  for (size_t i = 0; i < a->devices.size(); ++i) {
-    const PluginDevice& x = a->devices[i];
-    const PluginDevice& y = b->devices[i];
-    if (x.id != y.id || x.healthy != y.healthy || x.numa_node != y.numa_node) return false;
-  }
-  return true;
-}
 
 std::optional<ino_t> InodeOf(const std::string& path) {
   struct stat st;
@@ -90,59 +51,6 @@ std::string BindError(const std::string& path) {
   if (bound) ::unlink(path.c_str());
   if (fd >= 0) ::close(fd);
   return error;
-}
-
-// Merges a key=value pair into a protobuf map: the same value once, different values of several
-// devices joined with ',' in device order (e.g. a per-device visible-devices variable).
-void MergeInto(google::protobuf::Map<std::string, std::string>& map, const std::string& key,
-               const std::string& value) {
-  auto it = map.find(key);
-  if (it == map.end()) {
-    map[key] = value;
-    return;
-  }
-  for (absl::string_view existing : absl::StrSplit(it->second, ',')) {
-    if (existing == value) return;
-  }
-  it->second = absl::StrCat(it->second, ",", value);
-}
-
-// Adds one device's answer: its device specs, its CDI name, or both (`with`); device specs when no
-// CDI spec names it. Annotations and the CDI devices its allocate file names always.
-void AppendSpec(const PluginDevice& device, AllocateWith with,
-                v1beta1::ContainerAllocateResponse& out,
-                absl::flat_hash_set<std::string>& device_paths,
-                absl::flat_hash_set<std::string>& mount_paths,
-                absl::flat_hash_set<std::string>& cdi_names) {
-  const AllocateSpec& spec = device.allocate;
-  const bool by_name = with != AllocateWith::kDeviceSpecs && !device.cdi_name.empty();
-  if (by_name && cdi_names.insert(device.cdi_name).second) {
-    out.add_cdi_devices()->set_name(device.cdi_name);
-  }
-  for (const auto& [key, value] : spec.annotations) {
-    MergeInto(*out.mutable_annotations(), key, value);
-  }
-  for (const std::string& name : spec.cdi_devices) {
-    if (cdi_names.insert(name).second) out.add_cdi_devices()->set_name(name);
-  }
-  if (by_name && with == AllocateWith::kCdi) return;
-  for (const AllocateSpec::DeviceNode& node : spec.device_nodes) {
-    std::string container_path = node.container_path.empty() ? node.host_path : node.container_path;
-    // The kubelet de-duplicates by container path too; doing it here keeps the answer clean.
-    if (!device_paths.insert(container_path).second) continue;
-    v1beta1::DeviceSpec* device = out.add_devices();
-    device->set_host_path(node.host_path);
-    device->set_container_path(container_path);
-    device->set_permissions(node.permissions.empty() ? "rw" : node.permissions);
-  }
-  for (const auto& [key, value] : spec.envs) MergeInto(*out.mutable_envs(), key, value);
-  for (const AllocateSpec::Mount& mount : spec.mounts) {
-    if (!mount_paths.insert(mount.container_path).second) continue;
-    v1beta1::Mount* m = out.add_mounts();
-    m->set_host_path(mount.host_path);
-    m->set_container_path(mount.container_path);
-    m->set_read_only(mount.read_only);
-  }
 }
 
 }  // namespace
@@ -231,6 +139,20 @@ class PluginServer::Stream : public grpc::ServerWriteReactor<v1beta1::ListAndWat
 
 namespace {
 
+// Answers a unary call with what `rpc` returns; a throw from it answers INTERNAL (RunGuarded
+// logs it).
+template <typename Rpc>
+grpc::ServerUnaryReactor* AnswerGuarded(grpc::CallbackServerContext* context,
+                                        absl::string_view method, Rpc rpc) {
+  auto* reactor = context->DefaultReactor();
+  grpc::Status status;
+  const absl::Status guarded = RunGuarded(method, [&] { status = rpc(); });
+  reactor->Finish(guarded.ok()
+                      ? status
+                      : grpc::Status(grpc::StatusCode::INTERNAL, std::string(guarded.message())));
+  return reactor;
+}
+
 // The unary methods do no blocking work, so they answer inline on the callback thread.
 class DevicePluginService : public v1beta1::DevicePlugin::CallbackService {
  public:
@@ -253,41 +175,22 @@ class DevicePluginService : public v1beta1::DevicePlugin::CallbackService {
   grpc::ServerUnaryReactor* GetPreferredAllocation(
       grpc::CallbackServerContext* context, const v1beta1::PreferredAllocationRequest* request,
       v1beta1::PreferredAllocationResponse* response) override {
-    auto* reactor = context->DefaultReactor();
-    grpc::Status status;
-    const absl::Status guarded = RunGuarded("GetPreferredAllocation", [&] {
-      status = server_->GetPreferredAllocation(*request, response);
-    });
-    reactor->Finish(guarded.ok()
-                        ? status
-                        : grpc::Status(grpc::StatusCode::INTERNAL, std::string(guarded.message())));
-    return reactor;
+    return AnswerGuarded(context, "GetPreferredAllocation",
+                         [&] { return server_->GetPreferredAllocation(*request, response); });
   }
 
   grpc::ServerUnaryReactor* Allocate(grpc::CallbackServerContext* context,
                                      const v1beta1::AllocateRequest* request,
                                      v1beta1::AllocateResponse* response) override {
-    auto* reactor = context->DefaultReactor();
-    grpc::Status status;
-    const absl::Status guarded =
-        RunGuarded("Allocate", [&] { status = server_->Allocate(*request, response); });
-    reactor->Finish(guarded.ok()
-                        ? status
-                        : grpc::Status(grpc::StatusCode::INTERNAL, std::string(guarded.message())));
-    return reactor;
+    return AnswerGuarded(context, "Allocate",
+                         [&] { return server_->Allocate(*request, response); });
   }
 
   grpc::ServerUnaryReactor* PreStartContainer(grpc::CallbackServerContext* context,
                                               const v1beta1::PreStartContainerRequest* request,
                                               v1beta1::PreStartContainerResponse*) override {
-    auto* reactor = context->DefaultReactor();
-    grpc::Status status;
-    const absl::Status guarded =
-        RunGuarded("PreStartContainer", [&] { status = server_->PreStartContainer(*request); });
-    reactor->Finish(guarded.ok()
-                        ? status
-                        : grpc::Status(grpc::StatusCode::INTERNAL, std::string(guarded.message())));
-    return reactor;
+    return AnswerGuarded(context, "PreStartContainer",
+                         [&] { return server_->PreStartContainer(*request); });
   }
 
  private:
@@ -581,11 +484,9 @@ grpc::Status PluginServer::Allocate(const v1beta1::AllocateRequest& request,
   }
   const AllocateWith with = options_.settings.allocate_with.value_or(AllocateWith::kDeviceSpecs);
   for (const v1beta1::ContainerAllocateRequest& container : request.container_requests()) {
-    v1beta1::ContainerAllocateResponse* out = response->add_container_responses();
-    absl::flat_hash_set<std::string> device_paths, mount_paths, cdi_names;
-    for (const std::string& id : container.devices_ids()) {
-      AppendSpec(*devices->Find(id), with, *out, device_paths, mount_paths, cdi_names);
-    }
+    std::vector<const PluginDevice*> given;
+    for (const std::string& id : container.devices_ids()) given.push_back(devices->Find(id));
+    FillContainerAnswer(given, with, *response->add_container_responses());
   }
   CountAllocation("success");
   Log().debug("Allocate resource={} containers={}", options_.resource,

@@ -50,6 +50,18 @@ size_t DistinctCount(const std::vector<int64_t>& ids, std::vector<int64_t>& scra
   return std::unique(scratch.begin(), scratch.end()) - scratch.begin();
 }
 
+// Calls write(container) for every container whose name did not come earlier in the pod (or is
+// empty, the name of pod-level series).
+template <typename Write>
+void ForEachNamedContainer(const PodResources& pod, Write write) {
+  for (size_t i = 0; i < pod.containers.size(); ++i) {
+    const std::string& name = pod.containers[i].name;
+    bool repeat = name.empty();
+    for (size_t j = 0; j < i && !repeat; ++j) repeat = pod.containers[j].name == name;
+    if (!repeat) write(pod.containers[i]);
+  }
+}
+
 }  // namespace
 
 void PodResourcesSection::Render(const PodResourcesSnapshot& snapshot, StableTextBuilder& out) {
@@ -87,17 +99,7 @@ void PodResourcesSection::RenderAllocatable(const AllocatableResources& allocata
   writer.Family("devscope_node_allocatable_devices", "Devices of a resource the node can allocate.",
                 FamilyType::kGauge);
   per_resource_.clear();
-  for (const auto& resource_and_id : allocated_) {
-    // (clang 14 cannot capture a structured binding.)
-    const absl::string_view resource = resource_and_id.first;
-    auto it = std::find_if(per_resource_.begin(), per_resource_.end(),
-                           [&](const auto& r) { return r.first == resource; });
-    if (it == per_resource_.end()) {
-      per_resource_.emplace_back(resource, 1);
-    } else {
-      ++it->second;
-    }
-  }
+  for (const auto& [resource, id] : allocated_) AddPerResource(resource, 1);
   std::sort(per_resource_.begin(), per_resource_.end());
   for (const auto& [resource, count] : per_resource_) {
     writer.Begin("devscope_node_allocatable_devices");
@@ -129,6 +131,16 @@ void PodResourcesSection::RenderAllocatable(const AllocatableResources& allocata
     writer.End(bytes);
   }
   out.EndPiece(Key(kAllocatableMemory));
+}
+
+void PodResourcesSection::AddPerResource(absl::string_view resource, int64_t n) {
+  auto it = std::find_if(per_resource_.begin(), per_resource_.end(),
+                         [&](const auto& r) { return r.first == resource; });
+  if (it == per_resource_.end()) {
+    per_resource_.emplace_back(resource, n);
+  } else {
+    it->second += n;
+  }
 }
 
 void PodResourcesSection::SortPods(const PodResourcesSnapshot& snapshot) {
@@ -169,34 +181,32 @@ void PodResourcesSection::RenderContainers(const PodResourcesSnapshot& snapshot,
                                            StableTextBuilder& out) {
   SortPods(snapshot);
   ExpositionWriter writer(out.buffer());
+  RenderContainerDevices(writer, out);
+  RenderContainerCpus(writer, out);
+  RenderContainerMemory(writer, out);
+  RenderContainerClaims(writer, out);
+}
+
+void PodResourcesSection::StartHolder(ExpositionWriter& writer, const PodResources& pod,
+                                      absl::string_view container) {
   // Series of one container can repeat only among themselves (pods and container names are
   // unique once repeats are skipped), so each container is a scope of its own for duplicates, and
   // its holder labels are rendered once.
-  const auto holder = [&](const PodResources& pod, absl::string_view container) {
-    writer.ForgetSeries();
-    holder_.clear();
-    AppendLabel(holder_, "namespace", pod.ns);
-    AppendLabel(holder_, "pod", pod.name);
-    AppendLabel(holder_, "container", container);
-  };
-  // Calls write(container) for every container whose name did not come earlier in the pod (or is
-  // empty, the name of pod-level series).
-  const auto containers = [&](const PodResources& pod, auto write) {
-    for (size_t i = 0; i < pod.containers.size(); ++i) {
-      const std::string& name = pod.containers[i].name;
-      bool repeat = name.empty();
-      for (size_t j = 0; j < i && !repeat; ++j) repeat = pod.containers[j].name == name;
-      if (!repeat) write(pod.containers[i]);
-    }
-  };
+  writer.ForgetSeries();
+  holder_.clear();
+  AppendLabel(holder_, "namespace", pod.ns);
+  AppendLabel(holder_, "pod", pod.name);
+  AppendLabel(holder_, "container", container);
+}
 
+void PodResourcesSection::RenderContainerDevices(ExpositionWriter& writer, StableTextBuilder& out) {
   writer.Family("devscope_container_device_info",
                 "A device allocated to a container, per the kubelet's pod-resources API (1 per "
                 "device per container).",
                 FamilyType::kGauge);
   PerPodPieces(kContainerDeviceInfo, out, [&](const PodResources& pod) {
-    containers(pod, [&](const ContainerResources& c) {
-      holder(pod, c.name);
+    ForEachNamedContainer(pod, [&](const ContainerResources& c) {
+      StartHolder(writer, pod, c.name);
       for (const DeviceAssignment& d : c.devices) {
         const absl::string_view numa = FormatNuma(d.numa_nodes, numa_);
         for (const std::string& id : d.device_ids) {
@@ -210,7 +220,9 @@ void PodResourcesSection::RenderContainers(const PodResourcesSnapshot& snapshot,
       }
     });
   });
+}
 
+void PodResourcesSection::RenderContainerCpus(ExpositionWriter& writer, StableTextBuilder& out) {
   writer.Family("devscope_container_exclusive_cpus",
                 "Exclusive CPUs of a container (static CPU manager); cpus is the cpuset list. "
                 "container is empty for pod-level CPUs.",
@@ -218,7 +230,7 @@ void PodResourcesSection::RenderContainers(const PodResourcesSnapshot& snapshot,
   const auto cpus = [&](const PodResources& pod, absl::string_view container,
                         const std::vector<int64_t>& ids) {
     if (ids.empty()) return;
-    holder(pod, container);
+    StartHolder(writer, pod, container);
     writer.Begin("devscope_container_exclusive_cpus");
     writer.Labels(holder_);
     writer.Label("cpus", FormatCpuSet(ids));
@@ -226,9 +238,12 @@ void PodResourcesSection::RenderContainers(const PodResourcesSnapshot& snapshot,
   };
   PerPodPieces(kContainerCpus, out, [&](const PodResources& pod) {
     cpus(pod, "", pod.pod_cpus);
-    containers(pod, [&](const ContainerResources& c) { cpus(pod, c.name, c.exclusive_cpus); });
+    ForEachNamedContainer(
+        pod, [&](const ContainerResources& c) { cpus(pod, c.name, c.exclusive_cpus); });
   });
+}
 
+void PodResourcesSection::RenderContainerMemory(ExpositionWriter& writer, StableTextBuilder& out) {
   writer.Family("devscope_container_memory_bytes",
                 "Memory pinned to a container by the memory manager (Static policy), per type and "
                 "NUMA node.",
@@ -236,7 +251,7 @@ void PodResourcesSection::RenderContainers(const PodResourcesSnapshot& snapshot,
   const auto memory = [&](const PodResources& pod, absl::string_view container,
                           const std::vector<MemoryAssignment>& blocks) {
     if (blocks.empty()) return;
-    holder(pod, container);
+    StartHolder(writer, pod, container);
     for (const MemoryAssignment& block : blocks) {
       writer.Begin("devscope_container_memory_bytes");
       writer.Labels(holder_);
@@ -247,15 +262,17 @@ void PodResourcesSection::RenderContainers(const PodResourcesSnapshot& snapshot,
   };
   PerPodPieces(kContainerMemory, out, [&](const PodResources& pod) {
     memory(pod, "", pod.pod_memory);
-    containers(pod, [&](const ContainerResources& c) { memory(pod, c.name, c.memory); });
+    ForEachNamedContainer(pod, [&](const ContainerResources& c) { memory(pod, c.name, c.memory); });
   });
+}
 
+void PodResourcesSection::RenderContainerClaims(ExpositionWriter& writer, StableTextBuilder& out) {
   writer.Family("devscope_container_dynamic_resource_info",
                 "A DRA device prepared for a container (1 per claim device).", FamilyType::kGauge);
   PerPodPieces(kContainerDra, out, [&](const PodResources& pod) {
-    containers(pod, [&](const ContainerResources& c) {
+    ForEachNamedContainer(pod, [&](const ContainerResources& c) {
       if (c.claim_devices.empty()) return;
-      holder(pod, c.name);
+      StartHolder(writer, pod, c.name);
       for (const ClaimDevice& claim : c.claim_devices) {
         writer.Begin("devscope_container_dynamic_resource_info");
         writer.Labels(holder_);
@@ -286,19 +303,10 @@ void PodResourcesSection::RenderAllocated(const PodResourcesSnapshot& snapshot,
     }
   }
   per_resource_.clear();
-  const auto count = [&](absl::string_view resource, int64_t n) {
-    auto it = std::find_if(per_resource_.begin(), per_resource_.end(),
-                           [&](const auto& r) { return r.first == resource; });
-    if (it == per_resource_.end()) {
-      per_resource_.emplace_back(resource, n);
-    } else {
-      it->second += n;
-    }
-  };
-  for (const auto& [resource, id] : allocated_) count(resource, 1);
+  for (const auto& [resource, id] : allocated_) AddPerResource(resource, 1);
   // A resource the node can allocate with nothing in use reports 0.
   if (snapshot.allocatable.has_value()) {
-    for (const DeviceAssignment& d : snapshot.allocatable->devices) count(d.resource, 0);
+    for (const DeviceAssignment& d : snapshot.allocatable->devices) AddPerResource(d.resource, 0);
   }
   std::sort(per_resource_.begin(), per_resource_.end());
 

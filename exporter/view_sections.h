@@ -55,8 +55,17 @@ class PodResourcesSection {
 
  private:
   void RenderAllocatable(const AllocatableResources& allocatable, StableTextBuilder& out);
+  // Per-container families, one method each, in the order they are written.
   void RenderContainers(const PodResourcesSnapshot& snapshot, StableTextBuilder& out);
+  void RenderContainerDevices(ExpositionWriter& writer, StableTextBuilder& out);
+  void RenderContainerCpus(ExpositionWriter& writer, StableTextBuilder& out);
+  void RenderContainerMemory(ExpositionWriter& writer, StableTextBuilder& out);
+  void RenderContainerClaims(ExpositionWriter& writer, StableTextBuilder& out);
+  // Starts a container's series: its holder labels in holder_, a fresh scope for duplicates.
+  void StartHolder(ExpositionWriter& writer, const PodResources& pod, absl::string_view container);
   void RenderAllocated(const PodResourcesSnapshot& snapshot, StableTextBuilder& out);
+  // Adds n to resource's count in per_resource_.
+  void AddPerResource(absl::string_view resource, int64_t n);
   void SortPods(const PodResourcesSnapshot& snapshot);
   // Calls write_pod for every pod in order, ending a piece of `family` where one starts.
   template <typename WritePod>

@@ -62,67 +62,40 @@ std::optional<std::string> OpenSslCipherName(const std::string& go_name) {
   return std::nullopt;
 }
 
-absl::StatusOr<TlsServerConfig> ParseTls(const std::string& path, const YAML::Node& node) {
-  if (!node.IsMap()) return At(path, node, "tls_server_config is not a mapping");
-  TlsServerConfig tls;
-  std::optional<std::string> client_auth;
-  for (const auto& entry : node) {
-    const std::string key = entry.first.as<std::string>();
-    const YAML::Node& value = entry.second;
-    if (key == "cert_file") {
-      tls.cert_file = Resolve(path, value.as<std::string>());
-    } else if (key == "key_file") {
-      tls.key_file = Resolve(path, value.as<std::string>());
-    } else if (key == "client_ca_file") {
-      tls.client_ca_file = Resolve(path, value.as<std::string>());
-    } else if (key == "client_auth_type") {
-      client_auth = value.as<std::string>();
-    } else if (key == "min_version" || key == "max_version") {
-      auto version = TlsVersion(value.as<std::string>());
-      if (!version) return At(path, value, key + " is not one of TLS10, TLS11, TLS12, TLS13");
-      (key == "min_version" ? tls.min_version : tls.max_version) = *version;
-    } else if (key == "cipher_suites") {
-      std::vector<std::string> names;
-      for (const auto& suite : value) {
-        const std::string name = suite.as<std::string>();
-        if (absl::StartsWith(name, "TLS_AES_") || absl::StartsWith(name, "TLS_CHACHA20_")) {
-          return At(path, suite, "TLS 1.3 suites cannot be chosen (as in the exporter toolkit)");
-        }
-        auto openssl = OpenSslCipherName(name);
-        if (!openssl) return At(path, suite, absl::StrCat("unknown cipher suite ", name));
-        names.push_back(*openssl);
-      }
-      tls.cipher_list = absl::StrJoin(names, ":");
-    } else if (key == "curve_preferences") {
-      std::vector<std::string> groups;
-      for (const auto& curve : value) {
-        auto group = GroupName(curve.as<std::string>());
-        if (!group) {
-          return At(path, curve,
-                    "curve_preferences: not one of CurveP256, CurveP384, "
-                    "CurveP521, X25519");
-        }
-        groups.push_back(*group);
-      }
-      tls.groups = absl::StrJoin(groups, ":");
-    } else if (key == "prefer_server_cipher_suites") {
-      tls.prefer_server_cipher_suites = value.as<bool>();
-    } else if (key == "cert" || key == "key" || key == "client_allowed_sans") {
-      return At(path, entry.first,
-                absl::StrCat("tls_server_config.", key,
-                             " is not supported (use cert_file and key_file; "
-                             "client certificates are checked against "
-                             "client_ca_file only)"));
-    } else {
-      return At(path, entry.first, absl::StrCat("unknown key \"tls_server_config.", key, "\""));
+// cipher_suites as OpenSSL's cipher list.
+absl::StatusOr<std::string> ParseCipherSuites(const std::string& path, const YAML::Node& value) {
+  std::vector<std::string> names;
+  for (const auto& suite : value) {
+    const std::string name = suite.as<std::string>();
+    if (absl::StartsWith(name, "TLS_AES_") || absl::StartsWith(name, "TLS_CHACHA20_")) {
+      return At(path, suite, "TLS 1.3 suites cannot be chosen (as in the exporter toolkit)");
     }
+    auto openssl = OpenSslCipherName(name);
+    if (!openssl) return At(path, suite, absl::StrCat("unknown cipher suite ", name));
+    names.push_back(*openssl);
   }
-  if (tls.cert_file.empty() || tls.key_file.empty()) {
-    return At(path, node, "tls_server_config needs both cert_file and key_file");
+  return absl::StrJoin(names, ":");
+}
+
+// curve_preferences as OpenSSL's group list.
+absl::StatusOr<std::string> ParseCurves(const std::string& path, const YAML::Node& value) {
+  std::vector<std::string> groups;
+  for (const auto& curve : value) {
+    auto group = GroupName(curve.as<std::string>());
+    if (!group) {
+      return At(path, curve,
+                "curve_preferences: not one of CurveP256, CurveP384, "
+                "CurveP521, X25519");
+    }
+    groups.push_back(*group);
   }
-  if (tls.max_version != 0 && tls.max_version < tls.min_version) {
-    return At(path, node, "tls_server_config: max_version is below min_version");
-  }
+  return absl::StrJoin(groups, ":");
+}
+
+// Sets tls.client_auth from client_auth_type (given or not) and checks that it and client_ca_file
+// agree.
+absl::Status SetClientAuth(const std::string& path, const YAML::Node& node,
+                           std::optional<std::string> client_auth, TlsServerConfig& tls) {
   using ClientAuth = TlsServerConfig::ClientAuth;
   // As the toolkit: a client CA without a type means every client must present a certificate
   // signed by it.
@@ -151,6 +124,57 @@ absl::StatusOr<TlsServerConfig> ParseTls(const std::string& path, const YAML::No
     return At(path, node,
               absl::StrCat("tls_server_config: client_ca_file is given but ", *client_auth,
                            " does not verify client certificates"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<TlsServerConfig> ParseTls(const std::string& path, const YAML::Node& node) {
+  if (!node.IsMap()) return At(path, node, "tls_server_config is not a mapping");
+  TlsServerConfig tls;
+  std::optional<std::string> client_auth;
+  for (const auto& entry : node) {
+    const std::string key = entry.first.as<std::string>();
+    const YAML::Node& value = entry.second;
+    if (key == "cert_file") {
+      tls.cert_file = Resolve(path, value.as<std::string>());
+    } else if (key == "key_file") {
+      tls.key_file = Resolve(path, value.as<std::string>());
+    } else if (key == "client_ca_file") {
+      tls.client_ca_file = Resolve(path, value.as<std::string>());
+    } else if (key == "client_auth_type") {
+      client_auth = value.as<std::string>();
+    } else if (key == "min_version" || key == "max_version") {
+      auto version = TlsVersion(value.as<std::string>());
+      if (!version) return At(path, value, key + " is not one of TLS10, TLS11, TLS12, TLS13");
+      (key == "min_version" ? tls.min_version : tls.max_version) = *version;
+    } else if (key == "cipher_suites") {
+      auto list = ParseCipherSuites(path, value);
+      if (!list.ok()) return list.status();
+      tls.cipher_list = *std::move(list);
+    } else if (key == "curve_preferences") {
+      auto groups = ParseCurves(path, value);
+      if (!groups.ok()) return groups.status();
+      tls.groups = *std::move(groups);
+    } else if (key == "prefer_server_cipher_suites") {
+      tls.prefer_server_cipher_suites = value.as<bool>();
+    } else if (key == "cert" || key == "key" || key == "client_allowed_sans") {
+      return At(path, entry.first,
+                absl::StrCat("tls_server_config.", key,
+                             " is not supported (use cert_file and key_file; "
+                             "client certificates are checked against "
+                             "client_ca_file only)"));
+    } else {
+      return At(path, entry.first, absl::StrCat("unknown key \"tls_server_config.", key, "\""));
+    }
+  }
+  if (tls.cert_file.empty() || tls.key_file.empty()) {
+    return At(path, node, "tls_server_config needs both cert_file and key_file");
+  }
+  if (tls.max_version != 0 && tls.max_version < tls.min_version) {
+    return At(path, node, "tls_server_config: max_version is below min_version");
+  }
+  if (absl::Status status = SetClientAuth(path, node, client_auth, tls); !status.ok()) {
+    return status;
   }
   return tls;
 }
