@@ -21,7 +21,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
-#include "deviceplugin/plugin_server.h"
+#include "deviceplugin/resource_devices.h"
 #include "google/protobuf/struct.pb.h"
 #include "prometheus/family.h"
 #include "prometheus/gauge.h"

@@ -9,6 +9,7 @@
 #include <sstream>
 #include <string>
 
+#include "deviceplugin/plugin_server.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
