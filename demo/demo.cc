@@ -20,8 +20,13 @@
 #include "absl/strings/str_join.h"
 #include "agent/agent.h"
 #include "collectors/devicedir.h"
+#include "collectors/netdev.h"
+#include "collectors/nvml.h"
 #include "common/log.h"
 #include "common/signals.h"
+#include "demo/simulated_gpus.h"
+#include "demo/simulated_nics.h"
+#include "demo/standin_container_runtime.h"
 #include "demo/standin_pod_resources.h"
 #include "demo/standin_registration.h"
 
@@ -123,6 +128,7 @@ std::vector<v1::PodResources> AdmitPods(RegistrationStandin& kubelet) {
       {"ml", "inference-7f9c", kWidget, 1, {}, false, true},
       {"video", "transcoder-1", kFpga, 1, {6, 7}, false, false},
       {"default", "batch-job-x2k", kWidget, 1, {}, false, false},
+      {"net", "packet-router", kDemoVfResource, 1, {8, 9}, false, false},
   };
   std::vector<v1::PodResources> pods;
   for (const DemoPod& p : demo_pods) {
@@ -135,11 +141,9 @@ std::vector<v1::PodResources> AdmitPods(RegistrationStandin& kubelet) {
     }
     std::vector<v1::ContainerResources> containers;
     if (p.sidecar) containers.push_back(MakeContainer("log-shipper"));
+    // The inference pod also holds a GPU through NVIDIA's DRA driver.
     std::vector<v1::DynamicResource> claims;
-    if (p.claim) {
-      claims.push_back(MakeClaim(p.ns, "shared-accelerator", "accel.example.com", "node-pool-a",
-                                 "accel-0", std::nullopt, {"accel.example.com/device=accel-0"}));
-    }
+    if (p.claim) claims.push_back(DemoGpuClaim(p.ns));
     std::vector<v1::ContainerMemory> memory;
     if (!p.cpus.empty()) memory.push_back(MakeMemory("hugepages-2Mi", 512ULL << 20, {0}));
     // The kubelet reports the NUMA nodes of the devices it assigned, as the plugin declared them.
@@ -162,7 +166,7 @@ std::vector<v1::PodResources> AdmitPods(RegistrationStandin& kubelet) {
 v1::AllocatableResourcesResponse Allocatable(const RegistrationStandin& kubelet,
                                              const std::vector<SimulatedDevice>& simulated) {
   v1::AllocatableResourcesResponse allocatable;
-  for (const char* resource : {kWidget, kFpga}) {
+  for (const char* resource : {kWidget, kFpga, kDemoVfResource}) {
     const std::vector<v1beta1::Device> streamed = kubelet.Devices(resource);
     for (const v1beta1::Device& device : streamed) {
       if (device.health() != "Healthy") continue;
@@ -183,125 +187,208 @@ v1::AllocatableResourcesResponse Allocatable(const RegistrationStandin& kubelet,
   return allocatable;
 }
 
-}  // namespace
+// The simulated node: its directories under a fresh temporary root, and what moves in it.
+struct DemoNode {
+  fs::path root;
+  fs::path devicedir;  // the devicedir collector's
+  fs::path devfs;
+  fs::path share;   // mounted into the widgets' containers
+  fs::path sysfs;   // the NICs' netdev tree
+  fs::path procfs;  // the GPU processes' cgroups
+  std::vector<SimulatedDevice> devices;
+  std::unique_ptr<SimulatedNics> nics;
+  std::unique_ptr<SimulatedGpus> gpus;  // null without the fake NVML library
+  std::string no_gpus;                  // why gpus is null
+};
 
-int RunDemo(AgentOptions options) {
+absl::StatusOr<DemoNode> MakeNode() {
   char pattern[] = "/tmp/devscope-demo.XXXXXX";
-  if (mkdtemp(pattern) == nullptr) {
-    Log().error("demo: cannot create a temporary directory");
-    return 1;
-  }
-  const fs::path root = pattern;
+  if (mkdtemp(pattern) == nullptr)
+    return absl::InternalError("cannot create a temporary directory");
   // The devicedir must not be writable by group or others whatever the caller's umask says.
   umask(022);
-  const fs::path devicedir = root / "devices";
-  const fs::path devfs = root / "dev";
-  const fs::path share = root / "share";
+  DemoNode node;
+  node.root = pattern;
+  node.devicedir = node.root / "devices";
+  node.devfs = node.root / "dev";
+  node.share = node.root / "share";
+  node.sysfs = node.root / "sys";
+  node.procfs = node.root / "proc";
   std::error_code ec;
-  for (const fs::path& dir :
-       {root / "pod-resources", root / "device-plugins", devicedir, devfs, share}) {
+  for (const fs::path& dir : {node.root / "pod-resources", node.root / "device-plugins",
+                              node.devicedir, node.devfs, node.share, node.sysfs, node.procfs}) {
     fs::create_directories(dir, ec);
   }
-
-  std::vector<SimulatedDevice> devices;
-  for (int i = 0; i < 8; ++i) {
-    devices.push_back({absl::StrCat("widget-", i), kWidget, i % 2});
+  for (int i = 0; i < 8; ++i) node.devices.push_back({absl::StrCat("widget-", i), kWidget, i % 2});
+  for (int i = 0; i < 2; ++i) node.devices.push_back({absl::StrCat("fpga-", i), kFpga, i});
+  for (size_t i = 0; i < node.devices.size(); ++i) {
+    CreateDevice(node.devicedir, node.devfs, node.share, node.devices[i], static_cast<int>(i));
+    WriteTelemetry(node.devicedir, node.devices[i], 0, static_cast<int>(i));
   }
-  for (int i = 0; i < 2; ++i) devices.push_back({absl::StrCat("fpga-", i), kFpga, i});
-  for (size_t i = 0; i < devices.size(); ++i) {
-    CreateDevice(devicedir, devfs, share, devices[i], static_cast<int>(i));
-    WriteTelemetry(devicedir, devices[i], 0, static_cast<int>(i));
+  node.nics = std::make_unique<SimulatedNics>(node.sysfs);
+  auto gpus = SimulatedGpus::Start(node.procfs, node.devfs, node.root / "nvml-scenario");
+  if (gpus.ok()) {
+    node.gpus = std::move(*gpus);
+  } else {
+    node.no_gpus = std::string(gpus.status().message());
   }
+  return node;
+}
 
-  options.pod_resources.socket_path = (root / "pod-resources" / "kubelet.sock").string();
-  options.device_plugin.device_plugins_dir = (root / "device-plugins").string();
+// The agent's options for the simulated node: its sockets and roots, devicedir and netdev on,
+// nvml on the fake library when there is one, per-process attribution through the CRI stand-in.
+void Configure(AgentOptions& options, const DemoNode& node) {
+  options.pod_resources.socket_path = (node.root / "pod-resources" / "kubelet.sock").string();
+  options.device_plugin.device_plugins_dir = (node.root / "device-plugins").string();
   options.device_plugin.enabled = true;
-  options.roots.devfs = devfs.string();
-  options.roots.sysfs = (root / "sys").string();  // no real hardware in the demo
+  options.roots.devfs = node.devfs.string();
+  options.roots.sysfs = node.sysfs.string();
   options.collector_runs.interval = absl::Seconds(1);
-  // The simulated devices report no processes: no container runtime to ask.
-  options.attribution.socket_path.clear();
+  options.attribution.procfs = node.procfs.string();
+  options.attribution.socket_path = (node.root / "cri.sock").string();
+  options.attribution.interval = absl::Seconds(2);
   for (CollectorChoice& choice : options.collectors.choices()) {
-    const bool devicedir = choice.spec->name() == "devicedir";
-    choice.toggle = devicedir ? CollectorToggle::kOn : CollectorToggle::kOff;
+    const std::string& name = choice.spec->name();
+    const bool on = name == "devicedir" || name == "netdev" || (name == "nvml" && node.gpus);
+    choice.toggle = on ? CollectorToggle::kOn : CollectorToggle::kOff;
   }
-  DevicedirOptions& devicedir_options =
-      *options.collectors.OptionsOf<DevicedirOptions>("devicedir");
-  devicedir_options.path = devicedir.string();
+  DevicedirOptions& devicedir = *options.collectors.OptionsOf<DevicedirOptions>("devicedir");
+  devicedir.path = node.devicedir.string();
   // The simulated devicedir is the demo's own: whoever runs it owns it (docs/security.md).
-  devicedir_options.owner = absl::StrCat(geteuid());
+  devicedir.owner = absl::StrCat(geteuid());
+  options.collectors.OptionsOf<NetdevOptions>("netdev")->advertise_resource = kDemoVfResource;
+  if (node.gpus) options.collectors.OptionsOf<NvmlOptions>("nvml")->library = node.gpus->library();
+}
 
-  BlockTerminationSignals();
-  auto pod_resources = PodResourcesStandin::Start(options.pod_resources.socket_path);
-  if (!pod_resources.ok()) {
-    Log().error("demo: pod-resources stand-in: {}", pod_resources.status().ToString());
-    return 1;
-  }
+// The kubelet's side (pod-resources, registration) and the container runtime's.
+struct Standins {
+  std::unique_ptr<PodResourcesStandin> pod_resources;
   RegistrationStandin kubelet;
-  if (absl::Status s = kubelet.Start(options.device_plugin.device_plugins_dir); !s.ok()) {
-    Log().error("demo: registration stand-in: {}", s.ToString());
-    return 1;
-  }
-  // The kubelet answers GetAllocatableResources from the start; devscope asks for it at once.
-  (*pod_resources)->SetAllocatable(Allocatable(kubelet, devices));
-  auto agent = Agent::Start(options);
-  if (!agent.ok()) {
-    Log().error("demo: start-up failed: {}", agent.status().ToString());
-    return agent.status().code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
-  }
+  std::unique_ptr<ContainerRuntimeStandin> runtime;
 
+  absl::Status Start(const AgentOptions& options, const DemoNode& node) {
+    auto started = PodResourcesStandin::Start(options.pod_resources.socket_path);
+    if (!started.ok()) return started.status();
+    pod_resources = std::move(*started);
+    if (absl::Status s = kubelet.Start(options.device_plugin.device_plugins_dir); !s.ok()) return s;
+    auto cri = ContainerRuntimeStandin::Start(options.attribution.socket_path);
+    if (!cri.ok()) return cri.status();
+    runtime = std::move(*cri);
+    if (node.gpus) runtime->SetContainers(node.gpus->Containers());
+    // The kubelet answers GetAllocatableResources from the start; devscope asks for it at once.
+    pod_resources->SetAllocatable(Allocatable(kubelet, node.devices));
+    return absl::OkStatus();
+  }
+  void Stop() {
+    runtime.reset();
+    kubelet.Stop();
+    if (pod_resources) pod_resources->Stop();
+  }
+};
+
+// Once devscope's plugin has registered: the pods, admitted through it, and NVIDIA's sharers.
+void AdmitWhenRegistered(Standins& standins, const DemoNode& node) {
   auto registered = [](const std::vector<v1beta1::Device>& d) { return !d.empty(); };
-  if (!kubelet.WaitForDevices(kWidget, registered, absl::Seconds(10)) ||
-      !kubelet.WaitForDevices(kFpga, registered, absl::Seconds(10))) {
-    Log().warn("demo: the device plugin did not register in time; pods hold nothing");
+  for (const char* resource : {kWidget, kFpga, kDemoVfResource}) {
+    if (!standins.kubelet.WaitForDevices(resource, registered, absl::Seconds(10))) {
+      Log().warn("demo: the device plugin did not register {} in time; pods hold none", resource);
+    }
   }
-  (*pod_resources)->SetAllocatable(Allocatable(kubelet, devices));
-  (*pod_resources)->SetPods(AdmitPods(kubelet));
+  standins.pod_resources->SetAllocatable(Allocatable(standins.kubelet, node.devices));
+  std::vector<v1::PodResources> pods = AdmitPods(standins.kubelet);
+  if (node.gpus) {
+    for (v1::PodResources& pod : node.gpus->SharingPods()) pods.push_back(std::move(pod));
+  }
+  standins.pod_resources->SetPods(std::move(pods));
+}
 
-  std::cout << "devscope demo: metrics at " << (*agent)->metrics_url() << "\n"
-            << "  files under " << root.string() << " (devices/ is the devicedir)\n"
-            << "  Ctrl-C to stop\n"
-            << std::flush;
+void PrintBanner(const Agent& agent, const DemoNode& node) {
+  std::cout << "devscope demo: metrics at " << agent.metrics_url() << "\n"
+            << "  files under " << node.root.string()
+            << " (devices/ is the devicedir, sys/ the NICs' netdev tree)\n"
+            << "  simulated: 8 widgets and 2 FPGAs (devicedir), a NIC with 2 SR-IOV VFs (netdev)";
+  if (node.gpus) {
+    std::cout << ", 2 NVIDIA GPUs (fake NVML " << node.gpus->library()
+              << "): one shared by two pods, one held through a DRA claim\n";
+  } else {
+    std::cout << "\n  no GPUs: " << node.no_gpus << "\n";
+  }
+  std::cout << "  Ctrl-C to stop\n" << std::flush;
+}
 
-  // The simulation: telemetry moves every second; every 45 s one device faults for 15 s, which
-  // the plugin reports Unhealthy (allocatable drops) and the metrics show.
+// One second of the simulation: devicedir telemetry moves, and every 45 s one device faults for
+// 15 s, which the plugin reports Unhealthy (allocatable drops); NIC counters and links, GPUs.
+// Returns true when a device's health may have changed.
+bool Tick(DemoNode& node, std::mt19937& random, absl::Time now, double t, int second) {
+  bool health_changed = node.nics->Tick(t);
+  if (node.gpus) node.gpus->Tick(t, second);
+  for (size_t i = 0; i < node.devices.size(); ++i) {
+    SimulatedDevice& device = node.devices[i];
+    WriteTelemetry(node.devicedir, device, t, static_cast<int>(i));
+    if (device.faulty_until != absl::InfinitePast() && now >= device.faulty_until) {
+      device.faulty_until = absl::InfinitePast();
+      WriteAtomically(node.devicedir / device.id / "health", "Healthy\n");
+      Log().info("demo: device={} recovered", device.id);
+      health_changed = true;
+    }
+  }
+  if (second % 45 == 0) {
+    SimulatedDevice& device = node.devices[random() % node.devices.size()];
+    if (device.faulty_until == absl::InfinitePast()) {
+      device.faulty_until = now + absl::Seconds(15);
+      WriteAtomically(node.devicedir / device.id / "health", "Unhealthy\n");
+      Log().info("demo: device={} faulted for 15s", device.id);
+      health_changed = true;
+    }
+  }
+  return health_changed;
+}
+
+void Simulate(DemoNode& node, Standins& standins) {
   std::mt19937 random(42);
   const absl::Time start = absl::Now();
   for (int second = 1;; ++second) {
     if (WaitForTerminationSignal(absl::Seconds(1)) != 0) break;
     const absl::Time now = absl::Now();
-    const double t = absl::ToDoubleSeconds(now - start);
-    bool health_changed = false;
-    for (size_t i = 0; i < devices.size(); ++i) {
-      SimulatedDevice& device = devices[i];
-      WriteTelemetry(devicedir, device, t, static_cast<int>(i));
-      if (device.faulty_until != absl::InfinitePast() && now >= device.faulty_until) {
-        device.faulty_until = absl::InfinitePast();
-        WriteAtomically(devicedir / device.id / "health", "Healthy\n");
-        Log().info("demo: device={} recovered", device.id);
-        health_changed = true;
-      }
-    }
-    if (second % 45 == 0) {
-      SimulatedDevice& device = devices[random() % devices.size()];
-      if (device.faulty_until == absl::InfinitePast()) {
-        device.faulty_until = now + absl::Seconds(15);
-        WriteAtomically(devicedir / device.id / "health", "Unhealthy\n");
-        Log().info("demo: device={} faulted for 15s", device.id);
-        health_changed = true;
-      }
-    }
-    if (health_changed) {
-      // Let the change travel devicedir -> collector -> plugin -> stand-in before re-reading.
+    if (Tick(node, random, now, absl::ToDoubleSeconds(now - start), second)) {
+      // Let the change travel collector -> plugin -> stand-in before re-reading.
       absl::SleepFor(absl::Milliseconds(300));
-      (*pod_resources)->SetAllocatable(Allocatable(kubelet, devices));
+      standins.pod_resources->SetAllocatable(Allocatable(standins.kubelet, node.devices));
     }
   }
+}
+
+}  // namespace
+
+int RunDemo(AgentOptions options) {
+  absl::StatusOr<DemoNode> node = MakeNode();
+  if (!node.ok()) {
+    Log().error("demo: {}", node.status().ToString());
+    return 1;
+  }
+  Configure(options, *node);
+  BlockTerminationSignals();
+  Standins standins;
+  if (absl::Status s = standins.Start(options, *node); !s.ok()) {
+    Log().error("demo: stand-ins: {}", s.ToString());
+    standins.Stop();
+    return 1;
+  }
+  auto agent = Agent::Start(options);
+  if (!agent.ok()) {
+    Log().error("demo: start-up failed: {}", agent.status().ToString());
+    standins.Stop();
+    return agent.status().code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
+  }
+  AdmitWhenRegistered(standins, *node);
+  PrintBanner(**agent, *node);
+  Simulate(*node, standins);
   Log().info("demo: stopping");
   agent->reset();
-  kubelet.Stop();
-  (*pod_resources)->Stop();
-  fs::remove_all(root, ec);
+  standins.Stop();
+  node->gpus.reset();
+  std::error_code ec;
+  fs::remove_all(node->root, ec);
   return 0;
 }
 

@@ -1,6 +1,7 @@
 // HTTPS through the real binary: the web config's tls_server_config (server certificate, client
 // certificate modes, certificate rotation without a restart) with an OpenSSL client, and a real
-// Prometheus scraping the demo over HTTPS with basic auth.
+// Prometheus scraping the demo over HTTPS with basic auth, where every dashboard panel's query
+// must return data (panels that show only trouble: evaluate).
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -9,21 +10,28 @@
 
 #include <filesystem>
 #include <fstream>
+#include <regex>
 #include <string>
 #include <vector>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
 #include "test/integration/devscope_process.h"
 
 namespace devscope {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+
+// What a dashboard panel that shows only trouble says in its description.
+constexpr char kTroubleOnly[] = "Empty while nothing is wrong.";
 
 // bcrypt of "secret" at cost 4 (libcrypt).
 constexpr char kHash[] = "$2b$04$bK/WuQTajV.OYHjXQxavSu5LWpmDoxzhXv5fJy8uLlwt79pQC.Qn.";
@@ -219,6 +227,51 @@ int FreePort() {
   return ntohs(addr.sin_port);
 }
 
+// A dashboard panel's queries, with Grafana's variables given what "All" selects.
+struct PanelQuery {
+  std::string where;  // dashboard: panel title
+  std::string expr;
+  bool trouble_only;  // the panel shows only trouble: empty on a healthy node
+};
+
+std::vector<PanelQuery> DashboardQueries() {
+  std::vector<PanelQuery> queries;
+  for (const auto& file : std::filesystem::directory_iterator(DEVSCOPE_DASHBOARDS_DIR)) {
+    if (file.path().extension() != ".json") continue;
+    const nlohmann::json dashboard = nlohmann::json::parse(std::ifstream(file.path()));
+    std::vector<nlohmann::json> panels;
+    for (const nlohmann::json& panel : dashboard["panels"]) {
+      panels.push_back(panel);
+      for (const nlohmann::json& inner : panel.value("panels", nlohmann::json::array())) {
+        panels.push_back(inner);
+      }
+    }
+    for (const nlohmann::json& panel : panels) {
+      const bool trouble = absl::StrContains(panel.value("description", ""), kTroubleOnly);
+      for (const nlohmann::json& target : panel.value("targets", nlohmann::json::array())) {
+        std::string expr = target["expr"];
+        // A 10 s rate window holds several of the 1 s scrapes; every variable selects all.
+        expr = std::regex_replace(expr, std::regex(R"(\$__rate_interval)"), "10s");
+        expr = std::regex_replace(expr, std::regex(R"(\$[a-z_]+)"), ".*");
+        queries.push_back(
+            {absl::StrCat(file.path().filename().string(), ": ", panel.value("title", "")), expr,
+             trouble});
+      }
+    }
+  }
+  return queries;
+}
+
+// Asks Prometheus for an instant query; false when it does not evaluate, else `results` series.
+bool Evaluate(int prometheus_port, const std::string& expr, size_t* results) {
+  const std::string body =
+      HttpGetLocal(prometheus_port, "/api/v1/query?query=" + UrlEncode(expr)).body;
+  const nlohmann::json answer = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (answer.is_discarded() || answer.value("status", "") != "success") return false;
+  *results = answer["data"]["result"].size();
+  return true;
+}
+
 TEST_F(HttpsTest, RealPrometheusScrapesTheDemoOverHttpsWithBasicAuth) {
   WriteFile(Path("web.yaml"), absl::StrCat("tls_server_config:\n  cert_file: server.crt\n",
                                            "  key_file: server.key\nbasic_auth_users:\n",
@@ -277,6 +330,31 @@ TEST_F(HttpsTest, RealPrometheusScrapesTheDemoOverHttpsWithBasicAuth) {
           .body;
   EXPECT_THAT(free_by_numa, HasSubstr("\"resource\":\"example.com/widget\"")) << free_by_numa;
   EXPECT_THAT(free_by_numa, HasSubstr("\"numa_node\":\"")) << free_by_numa;
+
+  // Every panel of every dashboard on the demo's data (devicedir devices, NICs, the fake NVML's
+  // GPUs, a shared GPU, a DRA claim): each query evaluates, and returns data unless its panel
+  // shows only trouble. Some series take a while (rate windows, the first XID, the runtime's
+  // first answer): ask again until all have data or 60 s pass.
+  const std::vector<PanelQuery> queries = DashboardQueries();
+  ASSERT_GT(queries.size(), 60u);
+  std::vector<std::string> failed, empty;
+  const absl::Time deadline = absl::Now() + absl::Seconds(60);
+  do {
+    failed.clear();
+    empty.clear();
+    for (const PanelQuery& query : queries) {
+      size_t results = 0;
+      if (!Evaluate(prometheus_port, query.expr, &results)) {
+        failed.push_back(absl::StrCat(query.where, ": ", query.expr));
+      } else if (results == 0 && !query.trouble_only) {
+        empty.push_back(absl::StrCat(query.where, ": ", query.expr));
+      }
+    }
+    if (failed.empty() && empty.empty()) break;
+    absl::SleepFor(absl::Seconds(2));
+  } while (absl::Now() < deadline);
+  EXPECT_THAT(failed, IsEmpty()) << "do not evaluate:\n" << absl::StrJoin(failed, "\n");
+  EXPECT_THAT(empty, IsEmpty()) << "no data:\n" << absl::StrJoin(empty, "\n");
 }
 
 }  // namespace

@@ -82,7 +82,7 @@ for d in "$src"/dashboards/*.json; do
   true
 done
 vars=$(jq -r '.templating.list[].name' "$src/dashboards/devscope-devices.json" | sort | tr '\n' ' ')
-[[ $vars == 'datasource namespace node pod resource ' ]] || fail "devscope-devices.json variables are '$vars'"
+[[ $vars == 'cluster datasource job namespace node pod resource ' ]] || fail "devscope-devices.json variables are '$vars'"
 
 if [[ $failures -gt 0 ]]; then echo "$failures check(s) failed" >&2; exit 1; fi
 echo "ok: $(wc -l <"$tmp/exprs") expressions use only interface.md's metrics and labels, and parse"
