@@ -6,8 +6,8 @@
 // Figures: the cached scrape (back to back, nothing changed), the fresh scrape (a pod arrived or
 // left just before; for the peers, their file was rewritten with devscope's new text), both plain
 // and gzip, resident memory, and CPU while nobody scrapes at devscope's default intervals (and,
-// from the same window, what one List costs the in-process kubelet stand-in). Then devscope over
-// HTTPS. Medians throughout. NODE_PROBE_IDLE_SECONDS sets the idle window (default 60).
+// from the same window, what one List costs the in-process kubelet stand-in).
+// Medians throughout. NODE_PROBE_IDLE_SECONDS sets the idle window (default 60).
 #include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
