@@ -249,9 +249,17 @@ TEST_F(KubeletFaultsTest, DevicePluginsDirectoryDeletedAndRecreated) {
   auto one_device = [](const std::vector<v1beta1::Device>& d) { return d.size() == 1; };
   ASSERT_TRUE(kubelet.WaitForDevices(kWidget, one_device, absl::Seconds(10)));
   kubelet.Stop();
-  RemoveTree(dir_ + "/dp");
+  // devscope may put its socket back while the tree is being removed (it saw its socket go):
+  // removed again until the directory is gone.
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        RemoveTree(dir_ + "/dp");
+        return !std::filesystem::exists(dir_ + "/dp");
+      },
+      absl::Seconds(5)));
   ASSERT_TRUE(WaitUntil([&] { return devscope_->Stderr().find("went away") != std::string::npos; },
-                        absl::Seconds(5)));
+                        absl::Seconds(5)))
+      << devscope_->Stderr();
   absl::SleepFor(absl::Seconds(1));  // a kubelet takes a while to come back
   ASSERT_EQ(mkdir((dir_ + "/dp").c_str(), 0755), 0);
   const absl::Time back = absl::Now();
