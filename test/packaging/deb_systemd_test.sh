@@ -12,7 +12,7 @@
 # start over); every run boots a throw-away overlay on top of it, so a test never changes it.
 #
 # Needs root, systemd-nspawn (systemd-container), debootstrap, curl and Debian's apt mirror. Without
-# root it cannot run anything and exits 77 (ctest: skipped).
+# root, or without a private mount namespace, it cannot run anything and exits 77 (ctest: skipped).
 # usage: deb_systemd_test.sh BUILD_DIR SOURCE_DIR KUBELET_STANDIN
 set -euo pipefail
 trap 'echo "FAIL: unexpected error (exit $?) at ${BASH_SOURCE[0]}:$LINENO: $BASH_COMMAND" >&2' ERR
@@ -27,6 +27,12 @@ fi
 for t in systemd-nspawn debootstrap nsenter curl cpack dpkg-deb jq flock mount; do
   command -v $t >/dev/null || { echo "FAIL: $t not found (scripts/install-deps)" >&2; exit 1; }
 done
+# systemd-nspawn makes / a slave mount in its own namespace: where / is no mount point (a chroot,
+# as in a bare-root check of a fresh machine) it cannot boot anything.
+if ! unshare --mount --propagation private true 2>/dev/null; then
+  echo "skipped: no private mount namespace here (/ is no mount point, or no CAP_SYS_ADMIN): systemd-nspawn cannot boot a root"
+  exit 77
+fi
 
 failures=0
 fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
