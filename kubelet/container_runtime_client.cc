@@ -24,6 +24,24 @@ std::string Label(const runtime::v1::Container& c, const char* name) {
   return it == c.labels().end() ? std::string() : it->second;
 }
 
+}  // namespace
+
+std::vector<RuntimeContainer> ContainersFromReply(
+    const runtime::v1::ListContainersResponse& reply) {
+  std::vector<RuntimeContainer> containers;
+  containers.reserve(reply.containers_size());
+  for (const runtime::v1::Container& c : reply.containers()) {
+    RuntimeContainer container{c.id(), Label(c, kNamespaceLabel), Label(c, kPodLabel),
+                               Label(c, kContainerLabel)};
+    if (container.id.empty() || container.pod.empty()) continue;  // not the kubelet's
+    if (container.container.empty()) container.container = c.metadata().name();
+    containers.push_back(std::move(container));
+  }
+  return containers;
+}
+
+namespace {
+
 class GrpcContainerRuntimeClient : public ContainerRuntimeClient {
  public:
   GrpcContainerRuntimeClient(std::string socket_path, uint64_t max_message_size)
@@ -49,16 +67,7 @@ class GrpcContainerRuntimeClient : public ContainerRuntimeClient {
       in_flight_.erase(&context);
     }
     if (!status.ok()) return ReplyStatus(status);
-    std::vector<RuntimeContainer> containers;
-    containers.reserve(response.containers_size());
-    for (const runtime::v1::Container& c : response.containers()) {
-      RuntimeContainer container{c.id(), Label(c, kNamespaceLabel), Label(c, kPodLabel),
-                                 Label(c, kContainerLabel)};
-      if (container.id.empty() || container.pod.empty()) continue;  // not the kubelet's
-      if (container.container.empty()) container.container = c.metadata().name();
-      containers.push_back(std::move(container));
-    }
-    return containers;
+    return ContainersFromReply(response);
   }
 
   void Shutdown() override {

@@ -16,6 +16,10 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 
+namespace runtime::v1 {
+class ListContainersResponse;
+}  // namespace runtime::v1
+
 namespace devscope {
 
 // A container of a pod, as the runtime lists it with the kubelet's labels.
@@ -25,6 +29,10 @@ struct RuntimeContainer {
   std::string pod;        // label io.kubernetes.pod.name
   std::string container;  // label io.kubernetes.container.name, else metadata.name
 };
+
+// The containers of a ListContainers reply that the kubelet made (an ID, and its labels name a
+// pod), in the reply's order; the reply is the runtime's, so nothing else is assumed of it.
+std::vector<RuntimeContainer> ContainersFromReply(const runtime::v1::ListContainersResponse& reply);
 
 class ContainerRuntimeClient {
  public:

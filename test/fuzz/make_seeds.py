@@ -16,6 +16,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 CORPUS = ROOT / "test" / "fuzz" / "corpus"
 PROTO_DIR = ROOT / "proto"
 PROTO = "podresources/v1/api.proto"
+CRI_PROTO = "cri/v1/api.proto"
+CGROUP_FIXTURES = ROOT / "test" / "kubelet" / "testdata" / "cgroup"
 
 TEXT_SEEDS = {
     "prometheus_text": {
@@ -117,10 +119,62 @@ DEVICES = [
 ]
 
 
-def encode(message, text):
+def encode(message, text, proto=PROTO, package="v1"):
     return subprocess.run(
-        ["protoc", f"--proto_path={PROTO_DIR}", f"--encode=v1.{message}", PROTO],
+        ["protoc", f"--proto_path={PROTO_DIR}", f"--encode={package}.{message}", proto],
         input=text.encode(), capture_output=True, check=True, cwd=ROOT).stdout
+
+
+def cri_container(id_char, namespace, pod, container, name=None):
+    labels = "".join(f'labels {{ key: "{k}" value: "{v}" }} ' for k, v in (
+        ("io.kubernetes.pod.namespace", namespace), ("io.kubernetes.pod.name", pod),
+        ("io.kubernetes.container.name", container)) if v is not None)
+    metadata = f'metadata {{ name: "{name}" }} ' if name else ""
+    return f'containers {{ id: "{id_char * 64}" {metadata}state: CONTAINER_RUNNING {labels}}}\n'
+
+
+CRI_REPLY_TEXT = (
+    cri_container("a", "ml", "trainer-0", "main")
+    + cri_container("b", "ml", "infer-1", None, name="server")  # no container label: metadata
+    + cri_container("c", None, None, None, name="not-the-kubelets")  # skipped
+)
+CRI_ODD_TEXT = (
+    cri_container("d", "ml", "duplicate-id", "earlier")  # the later duplicate replaces it
+    + cri_container("d", 'q\\"uote', "new\\nline", "back\\\\slash")
+    + cri_container("e", "", "no-namespace", "")
+)
+GPU_LIST_TEXT = """
+pod_resources { name: "trainer-0" namespace: "ml"
+  containers { name: "main" devices { resource_name: "nvidia.com/gpu" device_ids: "gpu0" } } }
+pod_resources { name: "infer-1" namespace: "ml"
+  containers { name: "server" devices { resource_name: "nvidia.com/gpu" device_ids: "gpu0" } } }
+"""
+
+
+def fdp_tail(values):
+    """FuzzedDataProvider integers, (value - min, bytes) in the order consumed, as the input's end."""
+    consumed = b"".join(v.to_bytes(n, "big") for v, n in values)
+    return consumed[::-1]
+
+
+def holder_tail(processes, device_values):
+    """processes: (pid, memory or None, [4 ratios or None], container index); device_values: 5
+    values or None (memory in bytes, then ratios)."""
+    values = [(len(processes), 1)]
+    for pid, memory, ratios, which in processes:
+        values.append((pid - 1, 1))
+        values += [(1, 1), (memory, 6)] if memory is not None else [(0, 1)]
+        for r in ratios:
+            values += [(1, 1), (min(int(r * 2**64), 2**64 - 1), 8)] if r is not None else [(0, 1)]
+        values.append((which, 1))
+    for q, v in enumerate(device_values):
+        if v is None:
+            values.append((0, 1))
+        elif q == 0:
+            values += [(1, 1), (v, 6)]
+        else:
+            values += [(1, 1), (min(int(v * 2**64), 2**64 - 1), 8)]
+    return fdp_tail(values)
 
 
 def fdp_string(data):
@@ -154,6 +208,26 @@ def main():
           full + view_state(one_pod, allocatable_bytes, DEVICES[:1]))
     write("pod_resources_view", "empty_then_full", view_state(b"", b"", []) + full)
     write("pod_resources_view", "pods_only", view_state(list_bytes, b"", []))
+
+    for fixture in sorted(CGROUP_FIXTURES.glob("*.txt")):
+        write("process_cgroup", fixture.stem, fixture.read_bytes())
+    reply = encode("ListContainersResponse", CRI_REPLY_TEXT, CRI_PROTO, "runtime.v1")
+    odd = encode("ListContainersResponse", CRI_ODD_TEXT, CRI_PROTO, "runtime.v1")
+    gpu_list = encode("ListPodResourcesResponse", GPU_LIST_TEXT)
+    gib = 1 << 30
+    sharing = [(1, 3 * gib, [0.25, 0.1, None, None], 0), (2, gib, [0.5, 0.2, 0.3, 0.0], 1),
+               (3, gib, [0.05, None, None, None], 3), (4, gib // 2, [0.1, 0.0, None, None], 0)]
+    write("container_runtime_reply", "two_pods_sharing",
+          fdp_string(reply) + fdp_string(gpu_list)
+          + holder_tail(sharing, [8 * gib, 0.95, 0.4, 0.3, 0.0]))
+    write("container_runtime_reply", "overcommitted",  # processes add up to more than the device
+          fdp_string(reply) + fdp_string(b"")
+          + holder_tail(sharing, [2 * gib, 0.5, 0.1, None, None]))
+    write("container_runtime_reply", "odd_labels",
+          fdp_string(odd) + fdp_string(gpu_list)
+          + holder_tail([(5, gib, [0.5] * 4, 0), (6, gib, [0.25] * 4, 2)],
+                        [4 * gib, 1.0, 1.0, 1.0, 1.0]))
+    write("container_runtime_reply", "empty", fdp_string(b"") + fdp_string(b"") + bytes(8))
 
 if __name__ == "__main__":
     os.chdir(ROOT)
