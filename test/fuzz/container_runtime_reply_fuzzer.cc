@@ -100,7 +100,12 @@ std::shared_ptr<DeviceSnapshot> ConsumeDevice(
 }
 
 // Each quantity's shares sum to the device's value, none negative; every process counted once.
+// A device that reports no processes has no shares.
 void CheckShares(const JoinedDevice& device, const std::vector<HolderShare>& shares) {
+  if (device.report->processes.empty()) {
+    if (!shares.empty()) FuzzFail(kTarget, "shares of a device without processes");
+    return;
+  }
   uint32_t counted = 0;
   for (const HolderShare& s : shares) counted += s.processes;
   if (counted != device.report->processes.size()) FuzzFail(kTarget, "processes miscounted");
