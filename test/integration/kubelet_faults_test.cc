@@ -210,7 +210,10 @@ TEST_F(KubeletFaultsTest, RestartWithOtherMethodsIsFollowedWithinAFewPolls) {
     ASSERT_TRUE((*standin)->Restart().ok());
     const absl::Time restarted = absl::Now();
     ASSERT_TRUE(WaitUntil(
-        [&] { return supported("Get") == want && supported("GetAllocatableResources") == want; },
+        // clang 14 cannot capture a structured binding: the lambda captures a copy.
+        [&, want = want] {
+          return supported("Get") == want && supported("GetAllocatableResources") == want;
+        },
         absl::Seconds(10)));
     const absl::Duration took = absl::Now() - restarted;
     std::printf("restart -> method_supported %.0f: %s\n", want, absl::FormatDuration(took).c_str());
