@@ -72,6 +72,9 @@ class ProcessAttributionTest : public ::testing::Test {
   ProcessAttributionOptions options_;
   SnapshotStore<DeviceSnapshot> devices_;
   prometheus::Registry registry_;
+  // For the tests that move time; declared before the attributor, whose thread reads it until
+  // the attributor goes.
+  FakeClock clock_;
   std::unique_ptr<ProcessAttributor> attributor_;
 };
 
@@ -98,9 +101,8 @@ TEST_F(ProcessAttributionTest, NamesEachProcessesContainerAndLeavesTheRestUnattr
 TEST_F(ProcessAttributionTest, AContainerThatStartedSinceTheLastListIsListedAgain) {
   auto runtime = ContainerRuntimeStandin::Start(options_.socket_path);
   ASSERT_TRUE(runtime.ok()) << runtime.status();
-  FakeClock clock;
   Publish({});
-  StartAttributor(clock);
+  StartAttributor(clock_);
   ASSERT_TRUE(Attributed()->up);
   // A container that started after the list: not known yet, and no list again within a second.
   (*runtime)->SetContainers({{Id('a'), "ml", "new", "main"}});
@@ -109,7 +111,7 @@ TEST_F(ProcessAttributionTest, AContainerThatStartedSinceTheLastListIsListedAgai
   EXPECT_FALSE(Attributed()->containers.contains(200));
   EXPECT_EQ((*runtime)->CallCount(), 1);
   // A second later (the interval is 30 s), the next pass's unknown container lists again.
-  clock.Advance(absl::Seconds(1));
+  clock_.Advance(absl::Seconds(1));
   Publish({200});
   auto attribution = Attributed();
   ASSERT_TRUE(attribution->containers.contains(200));
@@ -117,11 +119,11 @@ TEST_F(ProcessAttributionTest, AContainerThatStartedSinceTheLastListIsListedAgai
   EXPECT_EQ((*runtime)->CallCount(), 2);
   // A container the runtime never lists (another runtime's) prompts one list, not one a second.
   Process(300, Id('c'));
-  clock.Advance(absl::Seconds(1));
+  clock_.Advance(absl::Seconds(1));
   Publish({200, 300});
   EXPECT_FALSE(Attributed()->containers.contains(300));
   EXPECT_EQ((*runtime)->CallCount(), 3);
-  clock.Advance(absl::Seconds(1));
+  clock_.Advance(absl::Seconds(1));
   Publish({200, 300});
   EXPECT_TRUE(Attributed()->containers.contains(200));
   EXPECT_EQ((*runtime)->CallCount(), 3);
