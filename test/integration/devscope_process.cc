@@ -38,10 +38,35 @@ std::string ReadWholeFile(const std::string& path) {
   return buffer.str();
 }
 
-// Starts `argv` with stdin, stdout and stderr redirected to the given files; -1 on failure.
+int DecodeWaitStatus(int status) {
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  return -1;
+}
+
+// The port of the first "listening address=HOST:PORT" in `log`, or 0.
+int ListeningPort(const std::string& log) {
+  const std::string kMarker = "listening address=";
+  const size_t at = log.find(kMarker);
+  if (at == std::string::npos) return 0;
+  size_t end = at + kMarker.size();
+  while (end < log.size() &&
+         (std::isalnum(static_cast<unsigned char>(log[end])) || log[end] == '.' ||
+          log[end] == ':' || log[end] == '[' || log[end] == ']' || log[end] == '-')) {
+    ++end;
+  }
+  const std::string address = log.substr(at + kMarker.size(), end - at - kMarker.size());
+  const size_t colon = address.rfind(':');
+  int port = 0;
+  if (colon == std::string::npos || !absl::SimpleAtoi(address.substr(colon + 1), &port)) return 0;
+  return port;
+}
+
+}  // namespace
+
 pid_t Spawn(const std::vector<std::string>& argv, const std::string& stdin_path,
             const std::string& stdout_path, const std::string& stderr_path,
-            const std::vector<std::string>& extra_env = {}) {
+            const std::vector<std::string>& extra_env) {
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_addopen(&actions, 0, stdin_path.c_str(), O_RDONLY, 0);
@@ -66,13 +91,6 @@ pid_t Spawn(const std::vector<std::string>& argv, const std::string& stdin_path,
   return rc == 0 ? pid : -1;
 }
 
-int DecodeWaitStatus(int status) {
-  if (WIFEXITED(status)) return WEXITSTATUS(status);
-  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
-  return -1;
-}
-
-// Waits for `pid` up to `timeout`; the exit status, or nullopt while it still runs.
 std::optional<int> WaitUpTo(pid_t pid, absl::Duration timeout) {
   const absl::Time deadline = absl::Now() + timeout;
   while (true) {
@@ -84,26 +102,6 @@ std::optional<int> WaitUpTo(pid_t pid, absl::Duration timeout) {
     absl::SleepFor(absl::Milliseconds(10));
   }
 }
-
-// The port of the first "listening address=HOST:PORT" in `log`, or 0.
-int ListeningPort(const std::string& log) {
-  const std::string kMarker = "listening address=";
-  const size_t at = log.find(kMarker);
-  if (at == std::string::npos) return 0;
-  size_t end = at + kMarker.size();
-  while (end < log.size() &&
-         (std::isalnum(static_cast<unsigned char>(log[end])) || log[end] == '.' ||
-          log[end] == ':' || log[end] == '[' || log[end] == ']' || log[end] == '-')) {
-    ++end;
-  }
-  const std::string address = log.substr(at + kMarker.size(), end - at - kMarker.size());
-  const size_t colon = address.rfind(':');
-  int port = 0;
-  if (colon == std::string::npos || !absl::SimpleAtoi(address.substr(colon + 1), &port)) return 0;
-  return port;
-}
-
-}  // namespace
 
 std::string DevicedirOwnerFlag() { return absl::StrCat("--collector.devicedir.owner=", geteuid()); }
 
@@ -281,11 +279,9 @@ int DevscopeProcess::Stop(absl::Duration timeout) {
   return *exit_status_;
 }
 
-RunResult RunDevscope(const std::vector<std::string>& args, absl::Duration timeout) {
+RunResult RunCommand(const std::vector<std::string>& argv, absl::Duration timeout) {
   RunResult result;
   const std::string dir = MakeTempDir();
-  std::vector<std::string> argv = {DEVSCOPE_BINARY};
-  argv.insert(argv.end(), args.begin(), args.end());
   const pid_t pid = Spawn(argv, "/dev/null", dir + "/stdout", dir + "/stderr");
   if (pid >= 0) {
     std::optional<int> status = WaitUpTo(pid, timeout);
@@ -299,6 +295,12 @@ RunResult RunDevscope(const std::vector<std::string>& args, absl::Duration timeo
   result.stderr_text = ReadWholeFile(dir + "/stderr");
   RemoveTree(dir);
   return result;
+}
+
+RunResult RunDevscope(const std::vector<std::string>& args, absl::Duration timeout) {
+  std::vector<std::string> argv = {DEVSCOPE_BINARY};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return RunCommand(argv, timeout);
 }
 
 std::string PromtoolCheck(const std::string& metrics_text) {

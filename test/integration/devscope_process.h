@@ -85,6 +85,19 @@ struct RunResult {
 // Runs DEVSCOPE_BINARY with `args` to completion (killed after `timeout`).
 RunResult RunDevscope(const std::vector<std::string>& args,
                       absl::Duration timeout = absl::Seconds(30));
+// Runs `argv` (argv[0] a path) to completion (killed after `timeout`).
+RunResult RunCommand(const std::vector<std::string>& argv,
+                     absl::Duration timeout = absl::Seconds(30));
+
+// Starts `argv` (argv[0] a path) with stdin, stdout and stderr redirected to the given files
+// (stderr joins stdout when both name the same file) and `extra_env` (NAME=VALUE each) added to
+// the environment; -1 on failure.
+pid_t Spawn(const std::vector<std::string>& argv, const std::string& stdin_path,
+            const std::string& stdout_path, const std::string& stderr_path,
+            const std::vector<std::string>& extra_env = {});
+// Waits for the child `pid` up to `timeout`: its exit status (128+N for signal N), or nullopt
+// while it still runs.
+std::optional<int> WaitUpTo(pid_t pid, absl::Duration timeout);
 
 // `promtool check metrics` on `metrics_text`: its combined output, empty when clean.
 std::string PromtoolCheck(const std::string& metrics_text);
