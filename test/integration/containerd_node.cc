@@ -16,6 +16,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "cri/v1/api.grpc.pb.h"
@@ -60,8 +61,9 @@ std::string Sha256Hex(const std::string& data) {
   unsigned int length = 0;
   EVP_Digest(data.data(), data.size(), digest, &length, EVP_sha256(), nullptr);
   std::string hex;
-  for (unsigned int i = 0; i < length; ++i)
+  for (unsigned int i = 0; i < length; ++i) {
     absl::StrAppend(&hex, absl::Hex(digest[i], absl::kZeroPad2));
+  }
   return hex;
 }
 
@@ -133,18 +135,27 @@ absl::StatusOr<std::string> MakeBusyboxImage(const std::string& dir) {
 // -998 needs CAP_SYS_RESOURCE, which a CI runner that is itself a container may lack); plugins that
 // would reach outside `dir` (/opt) or probe for file systems this test does not use, off.
 std::string ConfigToml(const std::string& dir) {
-  return absl::StrCat(
-      "version = 2\n", "root = \"", dir, "/root\"\n", "state = \"", dir, "/state\"\n",
-      "disabled_plugins = [\"io.containerd.internal.v1.opt\", "
-      "\"io.containerd.snapshotter.v1.aufs\", \"io.containerd.snapshotter.v1.btrfs\", "
-      "\"io.containerd.snapshotter.v1.devmapper\", \"io.containerd.snapshotter.v1.zfs\", "
-      "\"io.containerd.tracing.processor.v1.otlp\"]\n",
-      "[grpc]\n  address = \"", dir, "/containerd.sock\"\n", "[ttrpc]\n  address = \"", dir,
-      "/containerd.sock.ttrpc\"\n", "[plugins.\"io.containerd.grpc.v1.cri\"]\n",
-      "  sandbox_image = \"", kImage, "\"\n", "  disable_apparmor = true\n",
-      "  restrict_oom_score_adj = true\n", "  [plugins.\"io.containerd.grpc.v1.cri\".containerd]\n",
-      "    snapshotter = \"native\"\n", "  [plugins.\"io.containerd.grpc.v1.cri\".cni]\n",
-      "    bin_dir = \"", dir, "/cni/bin\"\n", "    conf_dir = \"", dir, "/cni/conf\"\n");
+  constexpr char kTemplate[] = R"(version = 2
+root = "@DIR@/root"
+state = "@DIR@/state"
+disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.snapshotter.v1.aufs",
+  "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.devmapper",
+  "io.containerd.snapshotter.v1.zfs", "io.containerd.tracing.processor.v1.otlp"]
+[grpc]
+  address = "@DIR@/containerd.sock"
+[ttrpc]
+  address = "@DIR@/containerd.sock.ttrpc"
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "@IMAGE@"
+  disable_apparmor = true
+  restrict_oom_score_adj = true
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "native"
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "@DIR@/cni/bin"
+    conf_dir = "@DIR@/cni/conf"
+)";
+  return absl::StrReplaceAll(kTemplate, {{"@DIR@", dir}, {"@IMAGE@", kImage}});
 }
 
 // The mount points of every cgroup hierarchy (v1 and v2).
