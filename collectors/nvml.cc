@@ -98,7 +98,7 @@ class NvmlCollector : public Collector {
     if (nvmlReturn_t r = api_.GetCount(&count); r != NVML_SUCCESS) {
       return absl::UnavailableError(absl::StrCat("nvmlDeviceGetCount_v2: ", api_.Error(r)));
     }
-    const std::map<XidScope, XidState> xids = xids_->InForce();
+    const NvmlXidWatcher::Seen xids = xids_->Snapshot();
     std::vector<DeviceReport> reports;
     for (unsigned int index = 0; index < count; ++index) {
       nvmlDevice_t device = nullptr;
@@ -165,7 +165,7 @@ class NvmlCollector : public Collector {
     return minor;
   }
 
-  void CollectGpu(unsigned int index, nvmlDevice_t device, const std::map<XidScope, XidState>& xids,
+  void CollectGpu(unsigned int index, nvmlDevice_t device, const NvmlXidWatcher::Seen& xids,
                   std::vector<DeviceReport>& reports) {
     bool lost = false;
     std::optional<std::string> uuid = nvml_.GetString(
@@ -188,10 +188,10 @@ class NvmlCollector : public Collector {
     report.samples = Telemetry(device, *uuid, lost);
     report.processes = processes_.Read(device, *uuid, lost);
     if (!lost) xids_->RegisterLate(device, *uuid);
-    if (std::optional<XidHistory> history = xids_->History(*uuid)) {
-      AddXidSamples(*history, report.samples);
+    if (auto history = xids.history.find(*uuid); history != xids.history.end()) {
+      AddXidSamples(history->second, report.samples);
     }
-    report.health = Health(*uuid, NVML_INVALID_INSTANCE_ID, xids, lost);
+    report.health = Health(*uuid, NVML_INVALID_INSTANCE_ID, xids.in_force, lost);
     if (!lost) {
       known_[index] = info;
     } else if (auto known = known_.find(index); known != known_.end()) {
@@ -201,7 +201,7 @@ class NvmlCollector : public Collector {
     const HealthSignal parent_health = report.health;
     reports.push_back(std::move(report));
     for (nvmlDevice_t mig : migs) {
-      CollectMig(mig, parent, parent_health, minor, xids, reports);
+      CollectMig(mig, parent, parent_health, minor, xids.in_force, reports);
     }
   }
 

@@ -90,14 +90,7 @@ void NvmlXidWatcher::DrainEventFd() {
   if (event_fd_ >= 0) (void)!read(event_fd_, &count, sizeof(count));
 }
 
-std::optional<XidHistory> NvmlXidWatcher::History(const std::string& uuid) {
-  absl::MutexLock lock(&mu_);
-  auto it = history_.find(uuid);
-  if (it == history_.end()) return std::nullopt;
-  return it->second;
-}
-
-std::map<XidScope, XidState> NvmlXidWatcher::InForce() {
+NvmlXidWatcher::Seen NvmlXidWatcher::Snapshot() {
   const absl::Time now = clock_.Now();
   absl::MutexLock lock(&mu_);
   if (recovery_ > absl::ZeroDuration()) {
@@ -111,7 +104,7 @@ std::map<XidScope, XidState> NvmlXidWatcher::InForce() {
       }
     }
   }
-  return in_force_;
+  return {in_force_, history_};
 }
 
 void NvmlXidWatcher::EventLoop() {

@@ -70,11 +70,15 @@ class NvmlXidWatcher {
   // a pass first sees it; tried once per GPU.
   void RegisterLate(nvmlDevice_t device, const std::string& uuid);
 
-  // The XID events seen of a registered GPU; nullopt for a GPU that is not registered.
-  std::optional<XidHistory> History(const std::string& uuid);
-
-  // The critical XIDs still in force, dropping (and logging) those past the recovery period.
-  std::map<XidScope, XidState> InForce();
+  // What one collector pass reads, taken at one instant so that a report's health and its XID
+  // counters agree: the critical XIDs still in force (dropping, and logging, those past the
+  // recovery period) and the XID events seen of each registered GPU (a GPU that is not
+  // registered has no entry).
+  struct Seen {
+    std::map<XidScope, XidState> in_force;
+    std::map<std::string, XidHistory> history;
+  };
+  Seen Snapshot();
 
  private:
   bool Register(nvmlDevice_t device, const std::string& uuid);
