@@ -212,7 +212,8 @@ TEST(CollectorRunnerTest, StuckCollectorIsMarkedDownWhileOthersKeepPublishing) {
   const absl::Time time_before = FindCollector(*runner.store().Current(), "steady")->time;
   ASSERT_TRUE(WaitFor([&] {
     clock.Advance(config.interval);  // from here the clock runs
-    const CollectorReport* r = FindCollector(*runner.store().Current(), "steady");
+    const auto snapshot = runner.store().Current();  // held: `r` points into it
+    const CollectorReport* r = FindCollector(*snapshot, "steady");
     return r->up && r->time > time_before && steady_ptr->passes >= passes + 2;
   }));
   EXPECT_FALSE(FindCollector(*runner.store().Current(), "stuck")->up);

@@ -28,6 +28,19 @@ const void* FlagOf(const Notification* n) {
   static_assert(sizeof(Notification) == sizeof(Mutex) + 8, "Notification is {Mutex, atomic}");
   return reinterpret_cast<const char*>(n) + sizeof(Mutex);
 }
+// absl evaluates a Condition inside the (uninstrumented) lock call, with the mutex held, on the
+// waiting thread or on one that unlocks: each evaluation is ordered as the critical section it
+// runs in, acquiring what the last unlock released and releasing to the next lock.
+struct Guarded {
+  const Condition* condition;
+  const Mutex* mu;
+};
+bool EvalGuarded(Guarded* g) {
+  Acquire(g->mu);
+  const bool holds = g->condition->Eval();
+  Release(g->mu);
+  return holds;
+}
 }  // namespace
 
 extern "C" {
@@ -69,15 +82,18 @@ void __wrap__ZN4absl7debian35Mutex12ReaderUnlockEv(Mutex* mu) {
 // either way).
 void __real__ZN4absl7debian35Mutex8LockWhenERKNS0_9ConditionE(Mutex*, const Condition&);
 void __wrap__ZN4absl7debian35Mutex8LockWhenERKNS0_9ConditionE(Mutex* mu, const Condition& c) {
-  __real__ZN4absl7debian35Mutex8LockWhenERKNS0_9ConditionE(mu, c);
+  Guarded guarded{&c, mu};
+  __real__ZN4absl7debian35Mutex8LockWhenERKNS0_9ConditionE(mu, Condition(&EvalGuarded, &guarded));
   Acquire(mu);
 }
 bool __real__ZN4absl7debian35Mutex19LockWhenWithTimeoutERKNS0_9ConditionENS0_8DurationE(
     Mutex*, const Condition&, Duration);
 bool __wrap__ZN4absl7debian35Mutex19LockWhenWithTimeoutERKNS0_9ConditionENS0_8DurationE(
     Mutex* mu, const Condition& c, Duration d) {
+  Guarded guarded{&c, mu};
   const bool held =
-      __real__ZN4absl7debian35Mutex19LockWhenWithTimeoutERKNS0_9ConditionENS0_8DurationE(mu, c, d);
+      __real__ZN4absl7debian35Mutex19LockWhenWithTimeoutERKNS0_9ConditionENS0_8DurationE(
+          mu, Condition(&EvalGuarded, &guarded), d);
   Acquire(mu);
   return held;
 }
@@ -85,15 +101,18 @@ bool __real__ZN4absl7debian35Mutex20LockWhenWithDeadlineERKNS0_9ConditionENS0_4T
     Mutex*, const Condition&, Time);
 bool __wrap__ZN4absl7debian35Mutex20LockWhenWithDeadlineERKNS0_9ConditionENS0_4TimeE(
     Mutex* mu, const Condition& c, Time t) {
-  const bool held =
-      __real__ZN4absl7debian35Mutex20LockWhenWithDeadlineERKNS0_9ConditionENS0_4TimeE(mu, c, t);
+  Guarded guarded{&c, mu};
+  const bool held = __real__ZN4absl7debian35Mutex20LockWhenWithDeadlineERKNS0_9ConditionENS0_4TimeE(
+      mu, Condition(&EvalGuarded, &guarded), t);
   Acquire(mu);
   return held;
 }
 void __real__ZN4absl7debian35Mutex14ReaderLockWhenERKNS0_9ConditionE(Mutex*, const Condition&);
 void __wrap__ZN4absl7debian35Mutex14ReaderLockWhenERKNS0_9ConditionE(Mutex* mu,
                                                                      const Condition& c) {
-  __real__ZN4absl7debian35Mutex14ReaderLockWhenERKNS0_9ConditionE(mu, c);
+  Guarded guarded{&c, mu};
+  __real__ZN4absl7debian35Mutex14ReaderLockWhenERKNS0_9ConditionE(
+      mu, Condition(&EvalGuarded, &guarded));
   Acquire(mu);
 }
 
@@ -101,7 +120,8 @@ void __wrap__ZN4absl7debian35Mutex14ReaderLockWhenERKNS0_9ConditionE(Mutex* mu,
 void __real__ZN4absl7debian35Mutex5AwaitERKNS0_9ConditionE(Mutex*, const Condition&);
 void __wrap__ZN4absl7debian35Mutex5AwaitERKNS0_9ConditionE(Mutex* mu, const Condition& c) {
   Release(mu);
-  __real__ZN4absl7debian35Mutex5AwaitERKNS0_9ConditionE(mu, c);
+  Guarded guarded{&c, mu};
+  __real__ZN4absl7debian35Mutex5AwaitERKNS0_9ConditionE(mu, Condition(&EvalGuarded, &guarded));
   Acquire(mu);
 }
 bool __real__ZN4absl7debian35Mutex16AwaitWithTimeoutERKNS0_9ConditionENS0_8DurationE(
@@ -109,8 +129,9 @@ bool __real__ZN4absl7debian35Mutex16AwaitWithTimeoutERKNS0_9ConditionENS0_8Durat
 bool __wrap__ZN4absl7debian35Mutex16AwaitWithTimeoutERKNS0_9ConditionENS0_8DurationE(
     Mutex* mu, const Condition& c, Duration d) {
   Release(mu);
-  const bool held =
-      __real__ZN4absl7debian35Mutex16AwaitWithTimeoutERKNS0_9ConditionENS0_8DurationE(mu, c, d);
+  Guarded guarded{&c, mu};
+  const bool held = __real__ZN4absl7debian35Mutex16AwaitWithTimeoutERKNS0_9ConditionENS0_8DurationE(
+      mu, Condition(&EvalGuarded, &guarded), d);
   Acquire(mu);
   return held;
 }
@@ -120,8 +141,9 @@ bool __real__ZN4absl7debian35Mutex17AwaitWithDeadlineERKNS0_9ConditionENS0_4Time
 bool __wrap__ZN4absl7debian35Mutex17AwaitWithDeadlineERKNS0_9ConditionENS0_4TimeE(
     Mutex* mu, const Condition& c, Time t) {
   Release(mu);
-  const bool held =
-      __real__ZN4absl7debian35Mutex17AwaitWithDeadlineERKNS0_9ConditionENS0_4TimeE(mu, c, t);
+  Guarded guarded{&c, mu};
+  const bool held = __real__ZN4absl7debian35Mutex17AwaitWithDeadlineERKNS0_9ConditionENS0_4TimeE(
+      mu, Condition(&EvalGuarded, &guarded), t);
   Acquire(mu);
   return held;
 }
