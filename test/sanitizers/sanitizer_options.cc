@@ -18,3 +18,20 @@ extern "C" const char* __ubsan_default_options() {
 extern "C" const char* __tsan_default_options() {
   return DEVSCOPE_SYMBOLIZER ":second_deadlock_stack=1";
 }
+
+// Debian's gRPC is not built with TSan: its locks and atomics are invisible, so every hand-over
+// through gRPC (a handler's object passed from a completion-queue thread to another) looks like a
+// race. A report with a gRPC frame on either stack is suppressed. The price: a real race between a
+// gRPC handler and devscope's own threads is hidden too; the ASan build and the handlers'
+// ABSL_GUARDED_BY annotations (checked by -Wthread-safety) cover that ground instead.
+extern "C" const char* __tsan_default_suppressions() {
+  return "race:libgrpc\n"
+         "race:libgpr\n"
+         "race:libgrpc++\n"
+         "deadlock:libgrpc\n"
+         // absl::Mutex's deadlock-detection graph and its wait lists, inside Debian's
+         // uninstrumented libabsl_synchronization (tsan_absl_mutex.cc tells TSan of the locks
+         // themselves, not of these internals).
+         "race:libabsl_graphcycles_internal\n"
+         "race:libabsl_synchronization\n";
+}
