@@ -105,7 +105,11 @@ expect "capabilities" "$(q default DaemonSet '.spec.template.spec.containers[0].
 expect "priorityClassName" "$(q default DaemonSet '.spec.template.spec.priorityClassName')" system-node-critical
 expect "tolerations" "$(q default DaemonSet '.spec.template.spec.tolerations | tojson')" '[{"operator":"Exists"}]'
 expect "nodeSelector (default)" "$(q default DaemonSet '.spec.template.spec.nodeSelector | tojson' | jq -S -c .)" \
-  '{"kubernetes.io/arch":"amd64","kubernetes.io/os":"linux"}'
+  '{"kubernetes.io/os":"linux"}'
+# The image's platforms (the multi-arch index: packaging/image/build-index.sh), as a required node
+# affinity, so other architectures (and Windows, by the nodeSelector) get no pod.
+expect "node affinity (default)" "$(q default DaemonSet '.spec.template.spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms | tojson')" \
+  '[{"matchExpressions":[{"key":"kubernetes.io/arch","operator":"In","values":["amd64","arm64"]}]}]'
 expect "no pod securityContext (default)" "$(q default DaemonSet '.spec.template.spec.securityContext // "none"')" none
 expect "updateStrategy" "$(q default DaemonSet '.spec.updateStrategy.type')" RollingUpdate
 # The probes go to the plain-HTTP health listener, whatever the web config.
@@ -187,7 +191,11 @@ expect "ServiceMonitor scheme and TLS" "$(q custom ServiceMonitor '.spec.endpoin
 expect "container port" "$(q custom DaemonSet '.spec.template.spec.containers[0].ports[0].containerPort')" 9500
 expect "no priorityClassName" "$(q custom DaemonSet '.spec.template.spec.priorityClassName // "none"')" none
 expect "nodeSelector (merged)" "$(q custom DaemonSet '.spec.template.spec.nodeSelector | tojson' | jq -S -c .)" \
-  '{"devscope.example.com/enabled":"true","kubernetes.io/arch":"amd64","kubernetes.io/os":"linux"}'
+  '{"devscope.example.com/enabled":"true","kubernetes.io/os":"linux"}'
+expect "affinity (merged)" "$(q custom DaemonSet '.spec.template.spec.affinity | "\(keys | join(",")) \(.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0].matchExpressions[0].values | join(","))"')" \
+  "nodeAffinity,podAntiAffinity amd64,arm64"
+render affinity-dropped --set affinity.nodeAffinity=null --set nodeSelector=null
+expect "no affinity, no nodeSelector (dropped)" "$(q affinity-dropped DaemonSet '.spec.template.spec | "\(.affinity // "none") \(.nodeSelector // "none")"')" "none none"
 expect "pod securityContext" "$(q custom DaemonSet '.spec.template.spec.securityContext | tojson')" '{"supplementalGroups":[44]}'
 expect "runtimeClassName" "$(q custom DaemonSet '.spec.template.spec.runtimeClassName')" nvidia
 expect "env" "$(q custom DaemonSet '.spec.template.spec.containers[0].env | tojson')" '[{"name":"EXTRA","value":"1"}]'
@@ -317,7 +325,8 @@ for bad in 'bogus=1' 'web.port=0' 'collectors.nvml=maybe' 'log.level=loud' 'kube
   'config.dra.aliases.gpu\.example\.com.device_pattern=gpu-(.+)' \
   'processAttribution.interval=500ms' 'processAttribution.timeout=5ms' 'processAttribution.criSocketDir=run' \
   'processAttribution.criSocketName=a/b.sock' 'hostPID=yes' \
-  'config.dra.aliases.dra\.net.device_pattern=' 'config.dra.aliases.dra\.net.colour=red'; do
+  'config.dra.aliases.dra\.net.device_pattern=' 'config.dra.aliases.dra\.net.colour=red' \
+  'affinity.nodeAfinity.x=1' 'affinity.nodeAffinity=amd64'; do
   if "$helm" template rel "$chart" --set "$bad" >/dev/null 2>"$tmp/bad.err"; then
     fail "values schema accepted --set $bad"
   elif ! grep -q "schema" "$tmp/bad.err"; then

@@ -36,7 +36,9 @@ trap cleanup EXIT
 failures=0
 fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
 ok() { echo "ok: $*"; }
-for t in umoci skopeo jq yq openssl; do
+tools=(umoci skopeo jq yq openssl)
+[[ $native == yes ]] || tools+=(podman runc)
+for t in "${tools[@]}"; do
   command -v $t >/dev/null || { echo "FAIL: $t not found (scripts/install-deps)" >&2; exit 1; }
 done
 
@@ -129,6 +131,49 @@ else
   wait "$demo_pid" 2>/dev/null || true
   demo_pid=""
   ok "$how: --version, bad flag (2), the demo's metrics over HTTPS ($held held devices)"
+fi
+
+# --- the published multi-arch image (arm64 run only: it needs both archives) ----------------------
+# build-index.sh joins this machine's amd64 image and the arm64 one under the one reference; podman
+# (runc, its own storage in $tmp) pulls each platform from the archive by --arch and runs it. No
+# binfmt_misc here, so the arm64 container's entrypoint is qemu-aarch64-static, mounted in: it runs
+# only an aarch64 binary, as the amd64 container runs only an x86-64 one, so each run proves which
+# manifest podman chose.
+if [[ $native == no ]]; then
+  started=$SECONDS
+  bash "$src/packaging/image/build-image.sh" "$build" "$tmp/image-amd64.tar" "$version" testrev >"$tmp/build.log" 2>&1 ||
+    { cat "$tmp/build.log" >&2; echo "FAIL: build-image.sh (amd64) failed" >&2; exit 1; }
+  bash "$src/packaging/image/build-index.sh" "$tmp/multiarch.tar" "$tmp/image-amd64.tar" "$tmp/image.tar" ||
+    { echo "FAIL: build-index.sh failed" >&2; exit 1; }
+  ref=ghcr.io/devscope/devscope:$version
+  expect "multi-arch platforms" "$(skopeo inspect --raw "oci-archive:$tmp/multiarch.tar:$ref" |
+    jq -r '[.manifests[].platform | "\(.os)/\(.architecture)"] | sort | join(" ")')" "linux/amd64 linux/arm64"
+  # What publishing does (skopeo copy --all), into a local layout instead of a registry.
+  skopeo copy -q --all "oci-archive:$tmp/multiarch.tar:$ref" "oci:$tmp/published:$ref" ||
+    fail "skopeo copy --all cannot copy the multi-arch archive"
+  for a in amd64 arm64; do
+    skopeo inspect --override-arch "$a" --config "oci:$tmp/published:$ref" 2>/dev/null |
+      jq -e --arg a "$a" '.architecture == $a' >/dev/null || fail "the copied index has no $a image"
+  done
+  pm() {
+    podman --root "$tmp/storage" --runroot "$tmp/runroot" --tmpdir "$tmp/libpod" --runtime runc \
+      --cgroup-manager cgroupfs --events-backend file "$@"
+  }
+  run=(run --rm --pull always --ulimit nofile=1024:1024 --ulimit nproc=1024:1024)
+  qemu=$build/packaging/debian12-arm64-cross-root/usr/bin/qemu-aarch64-static
+  for a in amd64 arm64; do
+    if [[ $a == amd64 ]]; then
+      out=$(pm "${run[@]}" --arch amd64 "oci-archive:$tmp/multiarch.tar:$ref" --version 2>"$tmp/podman.err")
+    else
+      out=$(pm "${run[@]}" --arch arm64 -v "$qemu:/qemu-aarch64-static:ro" --entrypoint /qemu-aarch64-static \
+        "oci-archive:$tmp/multiarch.tar:$ref" /usr/bin/devscope --version 2>"$tmp/podman.err")
+    fi || true
+    [[ $out == "devscope $version "* ]] ||
+      fail "podman --arch $a on the multi-arch archive printed '$out': $(tail -n3 "$tmp/podman.err")"
+    expect "podman's $a image" "$(pm image inspect --format '{{.Os}}/{{.Architecture}}' "$ref")" "linux/$a"
+  done
+  pm rmi -a -f >/dev/null 2>&1 || true
+  ok "multi-arch image $ref: linux/amd64 and linux/arm64, skopeo copy --all, podman runs each --arch, in $((SECONDS - started)) s"
 fi
 
 if [[ $failures -gt 0 ]]; then echo "$failures check(s) failed" >&2; exit 1; fi
