@@ -39,7 +39,7 @@ ok() { echo "ok: $*"; }
 tools=(umoci skopeo jq yq openssl)
 [[ $native == yes ]] || tools+=(podman runc)
 for t in "${tools[@]}"; do
-  command -v $t >/dev/null || { echo "FAIL: $t not found (scripts/install-deps)" >&2; exit 1; }
+  command -v "$t" >/dev/null || { echo "FAIL: $t not found (scripts/install-deps)" >&2; exit 1; }
 done
 
 started=$SECONDS
