@@ -26,6 +26,12 @@ if [[ $native == no && $(id -u) -ne 0 ]]; then
   echo "skipped: the $arch cross build runs in a systemd-nspawn root, which needs root"
   exit 77
 fi
+if [[ $native == no ]] && ! unshare --mount --propagation private true 2>/dev/null; then
+  # systemd-nspawn makes / a slave mount in a namespace of its own; where / is no mount point (a
+  # chroot, as in a bare-root check of a fresh machine) it cannot start the cross root.
+  echo "skipped: no private mount namespace here: the $arch cross build's systemd-nspawn root cannot start"
+  exit 77
+fi
 tmp=$(mktemp -d)
 demo_pid=""
 cleanup() {
