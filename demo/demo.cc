@@ -216,7 +216,8 @@ absl::StatusOr<DemoNode> MakeNode() {
   node.procfs = node.root / "proc";
   std::error_code ec;
   for (const fs::path& dir : {node.root / "pod-resources", node.root / "device-plugins",
-                              node.devicedir, node.devfs, node.share, node.sysfs, node.procfs}) {
+                              node.root / "cdi", node.devicedir, node.devfs, node.share, node.sysfs,
+                              node.procfs}) {
     fs::create_directories(dir, ec);
   }
   for (int i = 0; i < 8; ++i) node.devices.push_back({absl::StrCat("widget-", i), kWidget, i % 2});
@@ -241,6 +242,8 @@ void Configure(AgentOptions& options, const DemoNode& node) {
   options.pod_resources.socket_path = (node.root / "pod-resources" / "kubelet.sock").string();
   options.device_plugin.device_plugins_dir = (node.root / "device-plugins").string();
   options.device_plugin.enabled = true;
+  // The simulated devices' CDI specs stay in the demo's root: the host's runtimes read /var/run/cdi.
+  options.device_plugin.cdi_spec_dir = (node.root / "cdi").string();
   options.roots.devfs = node.devfs.string();
   options.roots.sysfs = node.sysfs.string();
   options.collector_runs.interval = absl::Seconds(1);

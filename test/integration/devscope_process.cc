@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -228,6 +229,13 @@ absl::StatusOr<std::unique_ptr<DevscopeProcess>> DevscopeProcess::Start(
   if (process->dir_.empty()) return absl::InternalError("mkdtemp failed");
   std::vector<std::string> argv = {DEVSCOPE_BINARY};
   argv.insert(argv.end(), args.begin(), args.end());
+  // CDI specs go to the process's own directory unless the test chooses: tests run side by side,
+  // and as root the default (/var/run/cdi) is the host's, which the container runtimes read.
+  const bool cdi_chosen = std::any_of(args.begin(), args.end(), [](const std::string& a) {
+    return absl::StartsWith(a, "--device-plugin.cdi-spec-dir") ||
+           absl::StartsWith(a, "--no-device-plugin") || a == "demo";
+  });
+  if (!cdi_chosen) argv.push_back("--device-plugin.cdi-spec-dir=" + process->dir_);
   process->pid_ =
       Spawn(argv, "/dev/null", process->dir_ + "/stdout", process->dir_ + "/stderr", env);
   if (process->pid_ < 0) return absl::InternalError(absl::StrCat("cannot run ", DEVSCOPE_BINARY));

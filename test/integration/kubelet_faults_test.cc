@@ -298,6 +298,8 @@ TEST_F(KubeletFaultsTest, FullFileSystemWhereThePluginSocketsGo) {
   } unmount{dp};
   RegistrationStandin kubelet;
   ASSERT_TRUE(kubelet.Start(dp).ok());
+  const std::string cdi = dp + "/cdi";  // the CDI specs on the same full file system
+  ASSERT_EQ(mkdir(cdi.c_str(), 0755), 0);
   std::vector<std::string> fillers;
   for (int i = 0;; ++i) {
     const std::string path = absl::StrCat(dp, "/filler-", i);
@@ -306,7 +308,7 @@ TEST_F(KubeletFaultsTest, FullFileSystemWhereThePluginSocketsGo) {
     fillers.push_back(path);
   }
   ASSERT_FALSE(fillers.empty());
-  ASSERT_NO_FATAL_FAILURE(StartDevscope(/*plugin=*/true));
+  ASSERT_NO_FATAL_FAILURE(StartDevscope(/*plugin=*/true, {"--device-plugin.cdi-spec-dir=" + cdi}));
   ASSERT_TRUE(WaitUntil(
       [&] {
         return devscope_->Stderr().find("cannot serve the device plugin") != std::string::npos;
@@ -320,6 +322,8 @@ TEST_F(KubeletFaultsTest, FullFileSystemWhereThePluginSocketsGo) {
   EXPECT_THAT(log, HasSubstr("No space left on device"));
   EXPECT_LT(TimedGet("/metrics"), absl::Seconds(1));
   EXPECT_TRUE(kubelet.Registrations().empty());
+  const std::map<std::string, std::string> widget = {{"resource", kWidget}};
+  EXPECT_EQ(Metric("devscope_device_plugin_cdi_spec_current", widget), 0);
 
   for (const std::string& path : fillers) unlink(path.c_str());
   const absl::Time freed = absl::Now();
@@ -327,6 +331,11 @@ TEST_F(KubeletFaultsTest, FullFileSystemWhereThePluginSocketsGo) {
       kWidget, [](const auto& d) { return d.size() == 1; }, absl::Seconds(10)))
       << devscope_->Stderr();
   std::printf("room again -> registered: %s\n", absl::FormatDuration(absl::Now() - freed).c_str());
+  EXPECT_TRUE(WaitUntil(
+      [&] { return Metric("devscope_device_plugin_cdi_spec_current", widget) == 1; },
+      absl::Seconds(5)));
+  EXPECT_TRUE(std::filesystem::exists(cdi + "/devscope-example.com-widget.json"))
+      << devscope_->Stderr();
   ExpectCleanStopWithinASecond();
   kubelet.Stop();
 }
