@@ -24,6 +24,7 @@
 #include "gtest/gtest.h"
 #include "test/integration/containerd_node.h"
 #include "test/integration/devscope_process.h"
+#include "test/support/temp_dir.h"
 
 namespace devscope {
 namespace {
@@ -32,11 +33,6 @@ using ::testing::HasSubstr;
 
 constexpr char kGpu[] = "GPU-0d3c1f2e-aaaa-bbbb-cccc-ddddeeeeffff";
 constexpr double kGiB = 1024.0 * 1024 * 1024;
-
-void WriteFile(const std::string& path, const std::string& text) {
-  std::filesystem::create_directories(std::filesystem::path(path).parent_path());
-  std::ofstream(path) << text;
-}
 
 std::string ReadFile(const std::string& path) {
   std::ifstream in(path);

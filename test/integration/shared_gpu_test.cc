@@ -6,7 +6,6 @@
 #include <stdlib.h>
 
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <string>
 
@@ -17,6 +16,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "test/integration/devscope_process.h"
+#include "test/support/temp_dir.h"
 
 namespace devscope {
 namespace {
@@ -25,11 +25,6 @@ using ::testing::HasSubstr;
 
 constexpr char kGpu[] = "GPU-8c4b5e7a-1111-2222-3333-444455556666";
 constexpr double kGiB = 1024.0 * 1024 * 1024;
-
-void WriteFile(const std::string& path, const std::string& text) {
-  std::filesystem::create_directories(std::filesystem::path(path).parent_path());
-  std::ofstream(path) << text;
-}
 
 std::string Cgroup(char id) {
   return absl::StrCat(
