@@ -22,20 +22,6 @@ namespace {
 
 void WriteFile(const std::string& path, const std::string& text) { std::ofstream(path) << text; }
 
-// Polls /metrics until `done` holds for the body or `timeout` passes; returns the last body.
-std::string ScrapeUntil(const DevscopeProcess& p,
-                        const std::function<bool(const std::string&)>& done,
-                        absl::Duration timeout) {
-  const absl::Time deadline = absl::Now() + timeout;
-  std::string body;
-  do {
-    body = p.HttpGet("/metrics").body;
-    if (done(body)) break;
-    absl::SleepFor(absl::Milliseconds(100));
-  } while (absl::Now() < deadline);
-  return body;
-}
-
 TEST(DeviceViewTest, ThousandDevicesJoinedWithTheirHolders) {
   const std::string dir = MakeTempDir();
   const std::string devices = dir + "/devices";
@@ -214,9 +200,14 @@ TEST(DeviceViewTest, CardinalityKnobsFromFlagsAndConfigFile) {
             "devscope_device_utilization_ratio\n");
   const std::vector<std::string> common = {
       "--kubelet.pod-resources-socket=" + dir + "/kubelet.sock",
-      "--web.listen-address=127.0.0.1:0", "--no-device-plugin",
-      "--collector.devicedir.path=" + devices, DevicedirOwnerFlag(), "--no-collector.nvml", "--no-collector.drm",
-      "--no-collector.netdev", "--path.devfs=" + dir};
+      "--web.listen-address=127.0.0.1:0",
+      "--no-device-plugin",
+      "--collector.devicedir.path=" + devices,
+      DevicedirOwnerFlag(),
+      "--no-collector.nvml",
+      "--no-collector.drm",
+      "--no-collector.netdev",
+      "--path.devfs=" + dir};
   const auto held = [](const std::string& body) {
     return body.find("pod=\"trainer\"") != std::string::npos &&
            body.find("devscope_device_power_watts") != std::string::npos;
@@ -250,8 +241,8 @@ TEST(DeviceViewTest, CardinalityKnobsFromFlagsAndConfigFile) {
   (*process)->Stop();
 
   // A name that is not a device metric is a bad command line: exit 2, one line.
-  const RunResult bad = RunDevscope({"--collector.devicedir.path=" + devices,
-                                     "--collector.devicedir.metrics=node_load1"});
+  const RunResult bad = RunDevscope(
+      {"--collector.devicedir.path=" + devices, "--collector.devicedir.metrics=node_load1"});
   EXPECT_EQ(bad.exit_code, 2);
   EXPECT_THAT(bad.stderr_text, ::testing::HasSubstr("--collector.devicedir.metrics"));
   (*standin)->Stop();

@@ -117,6 +117,19 @@ void RemoveTree(const std::string& path) {
   std::filesystem::remove_all(path, ec);
 }
 
+std::string ScrapeUntil(const DevscopeProcess& p,
+                        const std::function<bool(const std::string&)>& done,
+                        absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  std::string body;
+  do {
+    body = p.HttpGet("/metrics").body;
+    if (done(body)) break;
+    absl::SleepFor(absl::Milliseconds(100));
+  } while (absl::Now() < deadline);
+  return body;
+}
+
 HttpResponse HttpGetLocal(int port, const std::string& path) {
   return HttpRequestLocal(port, "GET", path);
 }

@@ -6,6 +6,7 @@
 
 #include <sys/types.h>
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -98,6 +99,11 @@ pid_t Spawn(const std::vector<std::string>& argv, const std::string& stdin_path,
 // Waits for the child `pid` up to `timeout`: its exit status (128+N for signal N), or nullopt
 // while it still runs.
 std::optional<int> WaitUpTo(pid_t pid, absl::Duration timeout);
+
+// Polls `p`'s /metrics until `done` holds for the body or `timeout` passes; the last body.
+std::string ScrapeUntil(const DevscopeProcess& p,
+                        const std::function<bool(const std::string&)>& done,
+                        absl::Duration timeout);
 
 // `promtool check metrics` on `metrics_text`: its combined output, empty when clean.
 std::string PromtoolCheck(const std::string& metrics_text);

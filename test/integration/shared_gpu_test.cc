@@ -33,19 +33,6 @@ std::string Cgroup(char id) {
       std::string(64, id), ".scope\n");
 }
 
-// Polls /metrics until `done` holds or 30 s pass; returns the last body.
-std::string ScrapeUntil(const DevscopeProcess& p,
-                        const std::function<bool(const std::string&)>& done) {
-  const absl::Time deadline = absl::Now() + absl::Seconds(30);
-  std::string body;
-  do {
-    body = p.HttpGet("/metrics").body;
-    if (done(body)) break;
-    absl::SleepFor(absl::Milliseconds(100));
-  } while (absl::Now() < deadline);
-  return body;
-}
-
 // The value of `name` for the holder pod `pod` ("" : the unattributed share); -1 when absent.
 double Share(const std::string& body, const std::string& name, const std::string& pod) {
   const auto samples = FindSamples(body, name, {{"device", kGpu}, {"pod", pod}});
@@ -98,10 +85,13 @@ TEST(SharedGpuTest, EachPodSeesItsOwnShareAndTheSharesSumToTheGpu) {
   unsetenv("FAKE_NVML_SCENARIO");
   ASSERT_TRUE(process.ok()) << process.status();
 
-  std::string body = ScrapeUntil(**process, [](const std::string& b) {
-    return Share(b, "devscope_device_holder_utilization_ratio", "trainer-a") > 0 &&
-           Share(b, "devscope_device_holder_memory_used_bytes", "trainer-b") > 0;
-  });
+  std::string body = ScrapeUntil(
+      **process,
+      [](const std::string& b) {
+        return Share(b, "devscope_device_holder_utilization_ratio", "trainer-a") > 0 &&
+               Share(b, "devscope_device_holder_memory_used_bytes", "trainer-b") > 0;
+      },
+      absl::Seconds(30));
   EXPECT_EQ(PromtoolCheck(body), "");
   EXPECT_EQ(FindSamples(body, "devscope_process_attribution_up")[0].value, 1) << body;
   const std::string memory = "devscope_device_holder_memory_used_bytes";
@@ -134,10 +124,13 @@ TEST(SharedGpuTest, EachPodSeesItsOwnShareAndTheSharesSumToTheGpu) {
 
   // The runtime goes away: attribution off, the GPU's own series stay.
   runtime->reset();
-  body = ScrapeUntil(**process, [](const std::string& b) {
-    const auto up = FindSamples(b, "devscope_process_attribution_up");
-    return !up.empty() && up[0].value == 0;
-  });
+  body = ScrapeUntil(
+      **process,
+      [](const std::string& b) {
+        const auto up = FindSamples(b, "devscope_process_attribution_up");
+        return !up.empty() && up[0].value == 0;
+      },
+      absl::Seconds(30));
   for (const auto& family : {memory, sm, copy, processes}) {
     EXPECT_TRUE(FindSamples(body, family).empty()) << family;
   }
