@@ -417,7 +417,9 @@ TEST_F(HeldConnectionsTest, AThousandHeldConnectionsCostLittleMemory) {
         Attack(**process, get, holdable_, tls ? kHttpsKinds : kHttpKinds, absl::Seconds(6));
     Report(tls ? "HTTPS, no pods or devices" : "HTTP, no pods or devices", holdable_, o);
     ExpectPrompt(o, std::min(holdable_, tls ? 512 : 4096) / 3);
-    if (!kSanitized) EXPECT_LT(o.rss_peak, 32);
+    if (!kSanitized) {
+      EXPECT_LT(o.rss_peak, 32);
+    }
   }
 }
 
